@@ -1,0 +1,162 @@
+// memdet check -n N [controls] [--artifact PATTERN]... -- CMD ARGS...
+//
+// N runs of the command, one after another, each in its own record
+// directory; the outcomes grouped by the digests of what the runs wrote; a
+// verdict with the evidence. Exit 0: no difference seen; 1: results differ;
+// 2: usage or input error; 3: the workload failed in some run; 130:
+// interrupted.
+#include <csignal>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "protocol/check.h"
+#include "report/check_json.h"
+#include "report/check_terminal.h"
+
+namespace memdet::cli {
+namespace {
+
+volatile std::sig_atomic_t g_interrupt = 0;
+
+void on_interrupt(int signal_number) { g_interrupt = signal_number; }
+
+// Between runs a signal only marks the campaign to stop; during a run the
+// launcher forwards it to the workload.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    struct sigaction action {};
+    action.sa_handler = on_interrupt;
+    sigemptyset(&action.sa_mask);
+    for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+      ::sigaction(signal_number, &action, &saved_[index(signal_number)]);
+    }
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+  ~InterruptGuard() {
+    for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+      ::sigaction(signal_number, &saved_[index(signal_number)], nullptr);
+    }
+  }
+
+ private:
+  static int index(int signal_number) {
+    return signal_number == SIGINT ? 0 : signal_number == SIGTERM ? 1 : 2;
+  }
+  struct sigaction saved_[3] {};
+};
+
+struct CheckCliOptions {
+  int runs = 5;
+  ControlOptions controls;
+  std::vector<std::string> artifacts;
+  bool no_stdout = false;
+  std::string out_dir;
+  double timeout = 0;
+  bool show_output = false;
+  bool stop_at_first_difference = false;
+  bool stdin_terminal = false;
+  std::string json_path;
+  std::vector<std::string> command;
+};
+
+void progress(const protocol::RunRecord& run, int total) {
+  report::print_run_progress(run, total, stderr);
+}
+
+}  // namespace
+
+// Shared with `demo`, which runs the same campaign on the canary.
+protocol::CheckReport run_check_campaign(protocol::CheckOptions options, std::FILE* summary) {
+  InterruptGuard guard;
+  g_interrupt = 0;
+  options.interrupt = &g_interrupt;
+  options.on_run_done = progress;
+  auto report = protocol::run_check(options);
+  if (!report) {
+    throw usage_error(report.error().message);
+  }
+  Status written = report::write_json(report::check_json(*report),
+                                      report->campaign_dir + "/check.json");
+  if (!written) {
+    std::fprintf(stderr, "memdet check: %s\n", written.error().message.c_str());
+  }
+  if (summary != nullptr) {
+    report::print_check_summary(*report, summary);
+  }
+  return std::move(*report);
+}
+
+namespace {
+
+int check(const CheckCliOptions& cli) {
+  protocol::CheckOptions options;
+  options.runs = cli.runs;
+  options.command = cli.command;
+  options.artifact_patterns = cli.artifacts;
+  options.include_stdout = !cli.no_stdout;
+  options.out_dir = cli.out_dir;
+  options.controls = to_controls(cli.controls);
+  if (cli.timeout > 0) {
+    options.timeout_seconds = cli.timeout;
+  }
+  options.show_output = cli.show_output;
+  options.stop_at_first_difference = cli.stop_at_first_difference;
+  options.stdin_mode =
+      cli.stdin_terminal ? launch::StdinMode::kTerminal : launch::StdinMode::kNull;
+  if (options.artifact_patterns.empty() && !options.include_stdout) {
+    throw usage_error("nothing to compare: --no-stdout and no --artifact");
+  }
+
+  // The JSON on stdout is for machines, so the summary moves to stderr.
+  std::FILE* summary = cli.json_path == "-" ? stderr : stdout;
+  protocol::CheckReport report = run_check_campaign(options, summary);
+  if (!cli.json_path.empty()) {
+    Status written = report::write_json(report::check_json(report), cli.json_path);
+    if (!written) {
+      throw usage_error(written.error().message);
+    }
+  }
+  if (!report.input_error.empty()) {
+    std::fprintf(stderr, "memdet check: %s\n", report.input_error.c_str());
+  }
+  return report.exit_status();
+}
+
+}  // namespace
+
+Registered add_check_command(CLI::App& parent) {
+  auto options = std::make_shared<CheckCliOptions>();
+  CLI::App* app = parent.add_subcommand(
+      "check", "Run a command N times and say, with evidence, whether its results repeat");
+  app->add_option("-n,--runs", options->runs, "how many runs (at least 2)")
+      ->check(CLI::Range(2, 100000));
+  add_control_options(*app, options->controls);
+  app->add_option("--artifact", options->artifacts,
+                  "a file or glob the runs write, compared between runs (repeatable); {run} and "
+                  "{run_dir} are replaced as in the command")
+      ->allow_extra_args(false);
+  app->add_flag("--no-stdout", options->no_stdout, "do not compare the runs' stdout");
+  app->add_option("--out", options->out_dir,
+                  "campaign directory for the run records (default: a new .memdet/check-TIME)");
+  app->add_option("--timeout", options->timeout,
+                  "seconds before a run's whole process group is killed; the run counts as failed")
+      ->check(CLI::PositiveNumber);
+  app->add_flag("--show-output", options->show_output,
+                "also pass the runs' stdout and stderr through (they are always captured)");
+  app->add_flag("--stop-at-first-difference", options->stop_at_first_difference,
+                "end the batch at the first run whose outcome differs from the first");
+  app->add_flag("--stdin", options->stdin_terminal,
+                "give the runs memdet's stdin instead of /dev/null");
+  app->add_option("--json", options->json_path,
+                  "also write the campaign as JSON to FILE (- for stdout)");
+  app->add_option("command", options->command,
+                  "the command, after --; {run} becomes the zero-padded run number and "
+                  "{run_dir} the run's record directory (also in MEMDET_RUN and MEMDET_RUN_DIR)")
+      ->required();
+  return {app, [options] { return check(*options); }, 2};
+}
+
+}  // namespace memdet::cli

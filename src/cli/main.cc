@@ -1,0 +1,68 @@
+// memdet: runs a training command several times under controlled memory and
+// timing conditions and says whether, and why, its results differ.
+//
+// This file parses the command line and maps every error to one exit status
+// in one place. Errors that are the user's (bad options, unreadable input)
+// print one line; anything else is memdet's fault and says so.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  using namespace memdet;
+
+  CLI::App app{"memdet: find out whether, and why, a training run gives different results"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "memdet 0.1.0");
+
+  std::vector<cli::Registered> commands = {
+      cli::add_run_command(app),
+      cli::add_check_command(app),
+      cli::add_demo_command(app),
+      cli::add_canary_command(app),
+  };
+
+  int usage_status = 2;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::CallForAllHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::CallForVersion& version) {
+    return app.exit(version);
+  } catch (const CLI::ParseError& error) {
+    // CLI11's own statuses are not memdet's; a usage error is 2, or 125 under
+    // `run`, where 2 could be the child's own status.
+    for (const cli::Registered& command : commands) {
+      if (command.app->parsed()) {
+        usage_status = command.usage_status;
+      }
+    }
+    std::fprintf(stderr, "memdet: %s\n", error.what());
+    std::fprintf(stderr, "Run with --help for more information.\n");
+    return usage_status;
+  }
+
+  for (const cli::Registered& command : commands) {
+    if (!command.app->parsed()) {
+      continue;
+    }
+    try {
+      return command.run();
+    } catch (const CommandError& error) {
+      std::fprintf(stderr, "memdet: %s\n", error.what());
+      return error.status();
+    } catch (const std::exception& error) {
+      std::fprintf(stderr, "memdet: internal error: %s\n", error.what());
+      return command.usage_status == 125 ? 125 : 2;
+    }
+  }
+  std::fprintf(stderr, "memdet: no command given; run with --help\n");
+  return 2;
+}

@@ -1,0 +1,708 @@
+#include "compare/npy.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "compare/ulp.h"
+
+namespace memdet::compare {
+
+namespace {
+
+constexpr std::string_view kMagic = "\x93NUMPY";
+// Magic, two version bytes, and the header length: 2 bytes in version 1.0,
+// 4 in versions 2.0 and 3.0.
+constexpr size_t kPreambleMax = 12;
+// numpy's np.load refuses headers over 10000 bytes; a header holding a
+// plain dtype and 64 dimensions needs under 2000. The cap bounds what a
+// lying length field can make read_npy_header allocate.
+constexpr uint64_t kMaxHeaderLength = 1 << 20;
+// numpy 1.x allows 32 dimensions, numpy 2 allows 64.
+constexpr size_t kMaxDimensions = 64;
+constexpr size_t kArrayAlign = 64;
+// np.save pads the header so that the first dimension can later grow to
+// this many digits in place; matching it keeps our files identical to
+// numpy's.
+constexpr size_t kGrowthAxisMaxDigits = 21;
+constexpr size_t kChunkBytes = 1 << 20;
+
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ScopedFd(ScopedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  ScopedFd& operator=(ScopedFd&&) = delete;
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+
+  // Closes now so that the caller sees the error close reports, which for
+  // a written file can be the first sign that the data did not reach disk.
+  int close() {
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+Error errno_error(std::string_view what) {
+  return make_error(std::string(what) + ": " + std::strerror(errno));
+}
+
+Error malformed(std::string_view what) {
+  return make_error("malformed header: " + std::string(what));
+}
+
+std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) {
+  return !__builtin_mul_overflow(a, b, &out);
+}
+
+uint64_t load_le(std::string_view bytes, size_t offset, size_t width) {
+  uint64_t value = 0;
+  for (size_t i = 0; i < width; ++i) {
+    value |= uint64_t{static_cast<unsigned char>(bytes[offset + i])} << (8 * i);
+  }
+  return value;
+}
+
+struct Preamble {
+  uint64_t header_start = 0;
+  uint64_t header_length = 0;
+};
+
+// Reads magic, version and header length, and checks that the header they
+// announce fits in the file. Needs only the first kPreambleMax bytes.
+Result<Preamble> parse_preamble(std::string_view file_start, uint64_t file_size) {
+  const std::string_view bytes =
+      file_start.substr(0, std::min<uint64_t>(file_start.size(), file_size));
+
+  const size_t magic_seen = std::min(bytes.size(), kMagic.size());
+  if (bytes.substr(0, magic_seen) != kMagic.substr(0, magic_seen)) {
+    return make_error("not an npy file (bad magic)");
+  }
+  if (bytes.size() < kMagic.size() + 2) {
+    return make_error("truncated header: file is " + std::to_string(file_size) + " bytes");
+  }
+
+  const auto major = static_cast<unsigned char>(bytes[6]);
+  const auto minor = static_cast<unsigned char>(bytes[7]);
+  size_t length_width = 0;
+  if (major == 1 && minor == 0) {
+    length_width = 2;
+  } else if ((major == 2 || major == 3) && minor == 0) {
+    length_width = 4;
+  } else {
+    return make_error("unsupported npy version " + std::to_string(major) + "." +
+                      std::to_string(minor));
+  }
+
+  Preamble preamble;
+  preamble.header_start = kMagic.size() + 2 + length_width;
+  if (bytes.size() < preamble.header_start) {
+    return make_error("truncated header: file is " + std::to_string(file_size) + " bytes");
+  }
+  preamble.header_length = load_le(bytes, kMagic.size() + 2, length_width);
+
+  if (preamble.header_length > file_size - preamble.header_start) {
+    return make_error("header length " + std::to_string(preamble.header_length) +
+                      " runs past the end of the file (" + std::to_string(file_size) + " bytes)");
+  }
+  if (preamble.header_length > kMaxHeaderLength) {
+    return make_error("header length " + std::to_string(preamble.header_length) +
+                      " is implausibly large");
+  }
+  return preamble;
+}
+
+// Reads the header dictionary numpy writes with repr(): a Python literal
+// such as {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }.
+// Only the subset of Python syntax those three values can take is accepted.
+class HeaderParser {
+ public:
+  explicit HeaderParser(std::string_view text) : text_(text) {}
+
+  Status parse(NpyHeader& header) {
+    skip_space();
+    if (!consume('{')) return malformed("does not start with '{'");
+
+    bool have_descr = false;
+    bool have_order = false;
+    bool have_shape = false;
+    while (true) {
+      skip_space();
+      if (at_end()) return malformed("missing closing brace");
+      if (consume('}')) break;
+
+      auto key = parse_string();
+      if (!key) return key.error();
+      skip_space();
+      if (!consume(':')) return malformed("expected ':' after key " + quoted(*key));
+      skip_space();
+
+      Status value_status;
+      if (*key == "descr") {
+        value_status = parse_descr_value(header, have_descr);
+      } else if (*key == "fortran_order") {
+        value_status = parse_order_value(header, have_order);
+      } else if (*key == "shape") {
+        value_status = parse_shape_value(header, have_shape);
+      } else {
+        return malformed("unexpected key " + quoted(*key));
+      }
+      if (!value_status) return value_status;
+
+      skip_space();
+      if (consume(',')) continue;
+      if (consume('}')) break;
+      if (at_end()) return malformed("missing closing brace");
+      return malformed("expected ',' or '}' after the value of " + quoted(*key));
+    }
+
+    skip_space();
+    if (!at_end()) return malformed("unexpected text after the closing brace");
+    if (!have_descr) return malformed("no 'descr' key");
+    if (!have_order) return malformed("no 'fortran_order' key");
+    if (!have_shape) return malformed("no 'shape' key");
+    return {};
+  }
+
+ private:
+  bool at_end() const { return pos_ >= text_.size(); }
+  char peek() const { return at_end() ? '\0' : text_[pos_]; }
+
+  bool consume(char c) {
+    if (at_end() || text_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+
+  void skip_space() {
+    while (!at_end() && is_space(text_[pos_])) ++pos_;
+  }
+
+  static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  }
+
+  Result<std::string> parse_string() {
+    const char quote = peek();
+    if (quote != '\'' && quote != '"') return malformed("expected a quoted string");
+    ++pos_;
+
+    const size_t start = pos_;
+    while (!at_end() && text_[pos_] != quote) {
+      // No key or dtype name needs escapes, so a backslash means the text
+      // is not what numpy writes.
+      if (text_[pos_] == '\\' || text_[pos_] == '\n') return malformed("unsupported string");
+      ++pos_;
+    }
+    if (at_end()) return malformed("unterminated string");
+    std::string value(text_.substr(start, pos_ - start));
+    ++pos_;
+    return value;
+  }
+
+  Status parse_descr_value(NpyHeader& header, bool& seen) {
+    if (seen) return malformed("duplicate key 'descr'");
+    seen = true;
+    if (peek() == '[') return make_error("structured dtypes are not supported");
+
+    auto descr = parse_string();
+    if (!descr) return malformed("'descr' is not a string");
+    header.descr = std::move(*descr);
+    return parse_descr(header);
+  }
+
+  Status parse_order_value(NpyHeader& header, bool& seen) {
+    if (seen) return malformed("duplicate key 'fortran_order'");
+    seen = true;
+
+    const std::string_view rest = text_.substr(pos_);
+    for (const auto& [word, value] : {std::pair{"True", true}, std::pair{"False", false}}) {
+      const std::string_view name = word;
+      const bool ends = rest.size() == name.size() ||
+                        (rest.size() > name.size() && !is_name_char(rest[name.size()]));
+      if (rest.starts_with(name) && ends) {
+        header.fortran_order = value;
+        pos_ += name.size();
+        return {};
+      }
+    }
+    return malformed("'fortran_order' is not True or False");
+  }
+
+  Status parse_shape_value(NpyHeader& header, bool& seen) {
+    if (seen) return malformed("duplicate key 'shape'");
+    seen = true;
+    if (!consume('(')) return malformed("'shape' is not a tuple");
+
+    header.shape.clear();
+    bool trailing_comma = false;
+    skip_space();
+    while (!consume(')')) {
+      if (at_end()) return malformed("unterminated shape");
+      if (header.shape.size() == kMaxDimensions) {
+        return make_error("shape has more than " + std::to_string(kMaxDimensions) + " dimensions");
+      }
+
+      auto dimension = parse_dimension();
+      if (!dimension) return dimension.error();
+      header.shape.push_back(*dimension);
+
+      skip_space();
+      trailing_comma = consume(',');
+      skip_space();
+      if (!trailing_comma && peek() != ')') return malformed("expected ',' or ')' in shape");
+    }
+    // In Python "(5)" is the integer 5, not a tuple, and numpy cannot load
+    // a file that says so.
+    if (header.shape.size() == 1 && !trailing_comma) return malformed("'shape' is not a tuple");
+    return {};
+  }
+
+  Result<uint64_t> parse_dimension() {
+    if (peek() == '-') return make_error("negative dimension in shape");
+    if (peek() < '0' || peek() > '9') return malformed("expected a dimension in shape");
+
+    uint64_t value = 0;
+    while (peek() >= '0' && peek() <= '9') {
+      const auto digit = static_cast<uint64_t>(peek() - '0');
+      if (!checked_mul(value, 10, value) || __builtin_add_overflow(value, digit, &value)) {
+        return make_error("dimension in shape does not fit in 64 bits");
+      }
+      ++pos_;
+    }
+    // Python 2 wrote long integers with an L suffix, and numpy still reads
+    // version 1.0 files that carry it.
+    if (peek() == 'L') ++pos_;
+    return value;
+  }
+
+  static bool is_name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  }
+
+  // Splits a descr such as "<f4", "|b1", "<U8" or "<M8[ns]" into byte
+  // order, kind and item size, accepting only the fixed-size dtypes whose
+  // size numpy defines.
+  static Status parse_descr(NpyHeader& header) {
+    const std::string_view descr = header.descr;
+    const auto unsupported = [&] { return make_error("unsupported dtype " + quoted(descr)); };
+    if (descr.empty()) return unsupported();
+
+    const char order = descr[0];
+    if (order == '=') return make_error("dtype " + quoted(descr) + " has host byte order");
+    if (order != '<' && order != '>' && order != '|') {
+      return make_error("dtype " + quoted(descr) + " has no byte order");
+    }
+    if (descr.size() < 2) return unsupported();
+    const char kind = descr[1];
+    if (kind == 'O') return make_error("object arrays are not supported");
+
+    size_t pos = 2;
+    uint64_t size = 0;
+    const size_t digits_start = pos;
+    while (pos < descr.size() && descr[pos] >= '0' && descr[pos] <= '9') {
+      size = size * 10 + static_cast<uint64_t>(descr[pos] - '0');
+      if (size > (uint64_t{1} << 31)) return unsupported();
+      ++pos;
+    }
+    if (pos == digits_start || size == 0) return unsupported();
+
+    const std::string_view suffix = descr.substr(pos);
+    const bool dated = kind == 'M' || kind == 'm';
+    if (dated && !suffix.empty()) {
+      const bool bracketed = suffix.size() > 2 && suffix.front() == '[' && suffix.back() == ']';
+      const std::string_view unit = bracketed ? suffix.substr(1, suffix.size() - 2) : "";
+      const bool letters = std::all_of(unit.begin(), unit.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      });
+      if (!bracketed || !letters) return unsupported();
+    } else if (!suffix.empty()) {
+      return unsupported();
+    }
+
+    const auto one_of = [size](std::initializer_list<uint64_t> sizes) {
+      return std::find(sizes.begin(), sizes.end(), size) != sizes.end();
+    };
+    bool numeric = true;
+    switch (kind) {
+      case 'b':
+        if (size != 1) return unsupported();
+        break;
+      case 'i':
+      case 'u':
+        if (!one_of({1, 2, 4, 8})) return unsupported();
+        break;
+      case 'f':
+        if (!one_of({2, 4, 8, 12, 16})) return unsupported();
+        break;
+      case 'c':
+        if (!one_of({8, 16, 24, 32})) return unsupported();
+        break;
+      case 'M':
+      case 'm':
+        if (size != 8) return unsupported();
+        break;
+      case 'U':
+        // The size counts UCS-4 characters, not bytes.
+        size *= 4;
+        numeric = false;
+        break;
+      case 'S':
+      case 'V':
+        numeric = false;
+        break;
+      default:
+        return unsupported();
+    }
+    if (numeric && size > 1 && order == '|') {
+      return make_error("dtype " + quoted(descr) + " has no byte order");
+    }
+
+    header.byte_order = order;
+    header.kind = kind;
+    header.item_size = static_cast<size_t>(size);
+    return {};
+  }
+
+  std::string_view text_;
+  size_t pos_ = 0;
+};
+
+// Reads up to size bytes at offset, short only at end of file.
+Result<size_t> pread_full(int fd, char* buffer, size_t size, uint64_t offset) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, buffer + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("cannot read");
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+Status write_full(int fd, const char* buffer, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::write(fd, buffer + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("cannot write");
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Error shrank() { return make_error("file shrank while being read"); }
+
+struct OpenNpy {
+  ScopedFd fd;
+  NpyHeader header;
+};
+
+// Opens the file and parses its header; the descriptor stays open so the
+// data read later comes from the file whose header was checked.
+Result<OpenNpy> open_npy(const std::string& path) {
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("cannot open");
+
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat");
+  if (!S_ISREG(st.st_mode)) return make_error("not a regular file");
+  const auto file_size = static_cast<uint64_t>(st.st_size);
+
+  std::string start(std::min<uint64_t>(file_size, kPreambleMax), '\0');
+  auto got = pread_full(fd.get(), start.data(), start.size(), 0);
+  if (!got) return got.error();
+  if (*got < start.size()) return shrank();
+
+  // The preamble bounds the header by the file size and kMaxHeaderLength,
+  // so the read below cannot be made to allocate without limit.
+  auto preamble = parse_preamble(start, file_size);
+  if (!preamble) return preamble.error();
+  const uint64_t header_end = preamble->header_start + preamble->header_length;
+  if (header_end > start.size()) {
+    const size_t have = start.size();
+    start.resize(header_end);
+    got = pread_full(fd.get(), start.data() + have, start.size() - have, have);
+    if (!got) return got.error();
+    if (*got < start.size() - have) return shrank();
+  }
+
+  auto header = parse_npy_header(start, file_size);
+  if (!header) return header.error();
+  return OpenNpy{std::move(fd), std::move(*header)};
+}
+
+std::string shape_repr(const std::vector<uint64_t>& shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) text += ",";
+  return text + ")";
+}
+
+// Folds element pairs of one floating-point type into a NumericDiff.
+template <typename Float, typename Bits>
+class DiffAccumulator {
+ public:
+  explicit DiffAccumulator(NumericDiff& diff) : diff_(diff) {}
+
+  void add(const char* a, const char* b, uint64_t count, uint64_t first_flat) {
+    for (uint64_t i = 0; i < count; ++i) {
+      // The chunk buffers carry no alignment promise, so the values are
+      // copied out rather than read through a cast pointer.
+      Bits a_bits;
+      Bits b_bits;
+      std::memcpy(&a_bits, a + i * sizeof(Bits), sizeof(Bits));
+      std::memcpy(&b_bits, b + i * sizeof(Bits), sizeof(Bits));
+      if (a_bits != b_bits) add_differing(a_bits, b_bits, first_flat + i);
+    }
+    diff_.elements += count;
+  }
+
+  bool found_first() const { return have_first_; }
+  uint64_t first_flat() const { return first_flat_; }
+
+ private:
+  void add_differing(Bits a_bits, Bits b_bits, uint64_t flat) {
+    const auto a = std::bit_cast<Float>(a_bits);
+    const auto b = std::bit_cast<Float>(b_bits);
+    ++diff_.differing;
+    if (!have_first_) {
+      have_first_ = true;
+      first_flat_ = flat;
+      diff_.first_a = static_cast<double>(a);
+      diff_.first_b = static_cast<double>(b);
+    }
+
+    if (std::isnan(a) || std::isnan(b)) {
+      if (std::isnan(a) != std::isnan(b)) ++diff_.nan_mismatch;
+      return;
+    }
+
+    double abs_diff = 0;
+    double rel_diff = 0;
+    if (std::isinf(a) || std::isinf(b)) {
+      if (a != b) abs_diff = rel_diff = std::numeric_limits<double>::infinity();
+    } else if (a != b) {
+      const auto da = static_cast<double>(a);
+      const auto db = static_cast<double>(b);
+      const double scale = std::max(std::fabs(da), std::fabs(db));
+      abs_diff = std::fabs(da - db);
+      // Far apart doubles of opposite sign overflow |a - b|; scaling first
+      // keeps the relative difference finite.
+      rel_diff = std::isinf(abs_diff) ? std::fabs(da / scale - db / scale) : abs_diff / scale;
+    }
+    diff_.max_abs = std::max(diff_.max_abs, abs_diff);
+    diff_.max_rel = std::max(diff_.max_rel, rel_diff);
+    diff_.max_ulp = std::max(diff_.max_ulp, ulp_distance(a, b));
+  }
+
+  NumericDiff& diff_;
+  bool have_first_ = false;
+  uint64_t first_flat_ = 0;
+};
+
+Status read_chunk(const std::string& path, const OpenNpy& file, std::vector<char>& buffer,
+                  size_t bytes, uint64_t offset) {
+  auto got = pread_full(file.fd.get(), buffer.data(), bytes, offset);
+  if (!got) return make_error(path + ": " + got.error().message);
+  if (*got < bytes) return make_error(path + ": " + shrank().message);
+  return {};
+}
+
+template <typename Float, typename Bits>
+Status diff_data(const std::string& path_a, const OpenNpy& a, const std::string& path_b,
+                 const OpenNpy& b, NumericDiff& diff) {
+  const uint64_t count = a.header.element_count;
+  const uint64_t chunk_elements = kChunkBytes / sizeof(Bits);
+  std::vector<char> buffer_a(kChunkBytes);
+  std::vector<char> buffer_b(kChunkBytes);
+  DiffAccumulator<Float, Bits> accumulator(diff);
+
+  for (uint64_t done = 0; done < count;) {
+    const uint64_t n = std::min(chunk_elements, count - done);
+    const size_t bytes = static_cast<size_t>(n * sizeof(Bits));
+    const uint64_t offset_a = a.header.data_offset + done * sizeof(Bits);
+    const uint64_t offset_b = b.header.data_offset + done * sizeof(Bits);
+
+    if (Status read = read_chunk(path_a, a, buffer_a, bytes, offset_a); !read) return read;
+    if (Status read = read_chunk(path_b, b, buffer_b, bytes, offset_b); !read) return read;
+
+    // Runs that agree are the common case; memcmp settles a whole chunk of
+    // them at memory speed.
+    if (std::memcmp(buffer_a.data(), buffer_b.data(), bytes) == 0) {
+      diff.elements += n;
+    } else {
+      accumulator.add(buffer_a.data(), buffer_b.data(), n, done);
+    }
+    done += n;
+  }
+
+  if (accumulator.found_first()) {
+    const std::vector<uint64_t>& shape = a.header.shape;
+    diff.first_index.assign(shape.size(), 0);
+    uint64_t flat = accumulator.first_flat();
+    for (size_t i = shape.size(); i-- > 0;) {
+      diff.first_index[i] = flat % shape[i];
+      flat /= shape[i];
+    }
+  }
+  return {};
+}
+
+bool numerically_comparable(const NpyHeader& a, const NpyHeader& b) {
+  const bool is_float = a.kind == 'f' && (a.item_size == 4 || a.item_size == 8);
+  return is_float && a.byte_order == '<' && !a.fortran_order && !b.fortran_order &&
+         a.descr == b.descr && a.shape == b.shape;
+}
+
+}  // namespace
+
+Result<NpyHeader> parse_npy_header(std::string_view file_start, uint64_t file_size) {
+  auto preamble = parse_preamble(file_start, file_size);
+  if (!preamble) return preamble.error();
+  const uint64_t header_end = preamble->header_start + preamble->header_length;
+  if (file_start.size() < header_end) {
+    return make_error("truncated header: needs " + std::to_string(header_end) + " bytes, have " +
+                      std::to_string(file_start.size()));
+  }
+
+  NpyHeader header;
+  const std::string_view text = file_start.substr(preamble->header_start, preamble->header_length);
+  if (Status parsed = HeaderParser(text).parse(header); !parsed) return parsed.error();
+
+  // A zero dimension makes the array empty whatever the others say, even
+  // if their product alone would overflow.
+  header.element_count = 1;
+  const bool empty = std::find(header.shape.begin(), header.shape.end(), 0) != header.shape.end();
+  for (uint64_t dimension : header.shape) {
+    if (empty) {
+      header.element_count = 0;
+      break;
+    }
+    if (!checked_mul(header.element_count, dimension, header.element_count)) {
+      return make_error("shape " + shape_repr(header.shape) + " has more elements than fit in " +
+                        "64 bits");
+    }
+  }
+  if (!checked_mul(header.element_count, header.item_size, header.data_bytes)) {
+    return make_error("shape " + shape_repr(header.shape) + " of " + header.descr +
+                      " has more bytes than fit in 64 bits");
+  }
+
+  header.data_offset = header_end;
+  const uint64_t file_data = file_size - header_end;
+  if (file_data != header.data_bytes) {
+    return make_error("header says " + std::to_string(header.data_bytes) +
+                      " bytes of data, file has " + std::to_string(file_data));
+  }
+  return header;
+}
+
+Result<NpyHeader> read_npy_header(const std::string& path) {
+  auto file = open_npy(path);
+  if (!file) return file.error();
+  return std::move(file->header);
+}
+
+Status write_npy_f32(const std::string& path, const float* data,
+                     const std::vector<uint64_t>& shape) {
+  uint64_t count = 1;
+  for (uint64_t dimension : shape) {
+    if (!checked_mul(count, dimension, count)) {
+      return make_error("shape " + shape_repr(shape) + " has more elements than fit in 64 bits");
+    }
+  }
+  if (count > 0 && data == nullptr) return make_error("no data for shape " + shape_repr(shape));
+
+  // The same text, key order and padding as numpy's _write_array_header.
+  std::string header =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape_repr(shape) + ", }";
+  if (!shape.empty()) {
+    header.append(kGrowthAxisMaxDigits - std::to_string(shape[0]).size(), ' ');
+  }
+  const size_t preamble_size = kMagic.size() + 2 + 2;
+  const size_t unpadded = header.size() + 1;
+  const size_t padding = kArrayAlign - (preamble_size + unpadded) % kArrayAlign;
+  header.append(padding, ' ');
+  header += '\n';
+  if (header.size() > std::numeric_limits<uint16_t>::max()) {
+    return make_error("shape " + shape_repr(shape) + " is too long for a version 1.0 header");
+  }
+
+  std::string preamble(kMagic);
+  preamble += '\x01';
+  preamble += '\x00';
+  preamble += static_cast<char>(header.size() & 0xff);
+  preamble += static_cast<char>(header.size() >> 8);
+
+  ScopedFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return errno_error("cannot create " + path);
+  for (const std::string* part : {&preamble, &header}) {
+    if (Status written = write_full(fd.get(), part->data(), part->size()); !written) {
+      return make_error(path + ": " + written.error().message);
+    }
+  }
+
+  // Bytes are placed one by one so the file is little-endian on any host.
+  std::vector<char> chunk(kChunkBytes);
+  for (uint64_t done = 0; done < count;) {
+    const uint64_t n = std::min<uint64_t>(kChunkBytes / 4, count - done);
+    for (uint64_t i = 0; i < n; ++i) {
+      const auto bits = std::bit_cast<uint32_t>(data[done + i]);
+      for (size_t byte = 0; byte < 4; ++byte) {
+        chunk[i * 4 + byte] = static_cast<char>((bits >> (8 * byte)) & 0xff);
+      }
+    }
+    if (Status written = write_full(fd.get(), chunk.data(), static_cast<size_t>(n * 4)); !written) {
+      return make_error(path + ": " + written.error().message);
+    }
+    done += n;
+  }
+
+  if (fd.close() != 0) return errno_error("cannot write " + path);
+  return {};
+}
+
+Result<std::optional<NumericDiff>> compare_npy(const std::string& path_a,
+                                               const std::string& path_b) {
+  auto a = open_npy(path_a);
+  if (!a) return make_error(path_a + ": " + a.error().message);
+  auto b = open_npy(path_b);
+  if (!b) return make_error(path_b + ": " + b.error().message);
+
+  if (!numerically_comparable(a->header, b->header)) return std::optional<NumericDiff>();
+
+  NumericDiff diff;
+  const Status status = a->header.item_size == 4
+                            ? diff_data<float, uint32_t>(path_a, *a, path_b, *b, diff)
+                            : diff_data<double, uint64_t>(path_a, *a, path_b, *b, diff);
+  if (!status) return status.error();
+  return std::optional<NumericDiff>(std::move(diff));
+}
+
+}  // namespace memdet::compare

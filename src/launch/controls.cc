@@ -1,0 +1,200 @@
+#include "launch/controls.h"
+
+#include <sys/personality.h>
+
+#include <cstdlib>
+
+#include "core/sys.h"
+
+namespace memdet::launch {
+namespace {
+
+void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
+  std::string prefix = name + "=";
+  for (std::string& entry : env) {
+    if (entry.compare(0, prefix.size(), prefix) == 0) {
+      entry = prefix + value;
+      return;
+    }
+  }
+  env.push_back(prefix + value);
+}
+
+const char* kThreadVariables[] = {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"};
+
+bool aslr_disabled(const ProcSnapshot& snapshot) {
+  return (snapshot.personality & ADDR_NO_RANDOMIZE) != 0;
+}
+
+std::string describe_personality(const ProcSnapshot& snapshot) {
+  char hex[32];
+  std::snprintf(hex, sizeof hex, "%08lx", snapshot.personality);
+  return std::string("personality ") + hex +
+         (aslr_disabled(snapshot) ? " (ADDR_NO_RANDOMIZE)" : " (randomized)");
+}
+
+void judge(const ProcSnapshot& snapshot, CheckState& state, std::string& observed,
+           bool matches, const std::string& description) {
+  if (!snapshot.valid) {
+    state = CheckState::kUnread;
+    observed = snapshot.error;
+    return;
+  }
+  state = matches ? CheckState::kVerified : CheckState::kDiffers;
+  observed = description;
+}
+
+}  // namespace
+
+const char* check_state_name(CheckState state) {
+  switch (state) {
+    case CheckState::kVerified:
+      return "verified";
+    case CheckState::kDiffers:
+      return "differs";
+    case CheckState::kNotObservable:
+      return "set; effect not observable from outside";
+    case CheckState::kUnread:
+      return "not read";
+  }
+  return "unknown";
+}
+
+std::vector<std::pair<std::string, std::string>> deterministic_env() {
+  return {
+      {"CUBLAS_WORKSPACE_CONFIG", ":4096:8"},
+      {"PYTHONHASHSEED", "0"},
+      {"TF_DETERMINISTIC_OPS", "1"},
+      {"NCCL_ALGO", "Ring"},
+      {"NCCL_PROTO", "Simple"},
+      {"MKL_CBWR", "COMPATIBLE"},
+      {"KMP_DETERMINISTIC_REDUCTION", "true"},
+      {"OMP_DYNAMIC", "false"},
+  };
+}
+
+void apply_env_controls(const Controls& controls, std::vector<std::string>& env) {
+  if (controls.threads) {
+    for (const char* name : kThreadVariables) {
+      set_env(env, name, std::to_string(*controls.threads));
+    }
+  }
+  if (controls.env_deterministic) {
+    for (const auto& [name, value] : deterministic_env()) {
+      set_env(env, name, value);
+    }
+  }
+}
+
+ProcSnapshot snapshot_process(int pid) {
+  ProcSnapshot snapshot;
+  std::string base = "/proc/" + std::to_string(pid);
+
+  auto personality_text = sys::read_small_file(base + "/personality");
+  if (!personality_text) {
+    snapshot.error = personality_text.error().message;
+    return snapshot;
+  }
+  snapshot.personality = std::strtoul(personality_text->c_str(), nullptr, 16);
+
+  auto status = sys::read_small_file(base + "/status");
+  if (!status) {
+    snapshot.error = status.error().message;
+    return snapshot;
+  }
+  const std::string key = "\nCpus_allowed_list:";
+  size_t at = status->find(key);
+  if (at == std::string::npos) {
+    snapshot.error = base + "/status has no Cpus_allowed_list";
+    return snapshot;
+  }
+  size_t begin = status->find_first_not_of(" \t", at + key.size());
+  size_t end = status->find('\n', begin);
+  snapshot.cpus_allowed_list = status->substr(begin, end - begin);
+  snapshot.valid = true;
+  return snapshot;
+}
+
+std::vector<ControlCheck> verify_controls(const Controls& controls, const ProcSnapshot& start,
+                                          const ProcSnapshot& exit) {
+  std::vector<ControlCheck> checks;
+
+  if (controls.aslr_off) {
+    ControlCheck check;
+    check.name = "aslr";
+    check.requested = "off";
+    judge(start, check.at_start, check.observed_start, aslr_disabled(start),
+          describe_personality(start));
+    judge(exit, check.at_exit, check.observed_exit, aslr_disabled(exit),
+          describe_personality(exit));
+    checks.push_back(check);
+  }
+
+  if (controls.cpus) {
+    ControlCheck check;
+    check.name = "cpus";
+    check.requested = format_cpu_list(*controls.cpus);
+    auto matches = [&](const ProcSnapshot& snapshot) {
+      auto seen = parse_cpu_list(snapshot.cpus_allowed_list);
+      return seen && *seen == *controls.cpus;
+    };
+    judge(start, check.at_start, check.observed_start, matches(start),
+          "Cpus_allowed_list " + start.cpus_allowed_list);
+    judge(exit, check.at_exit, check.observed_exit, matches(exit),
+          "Cpus_allowed_list " + exit.cpus_allowed_list);
+    checks.push_back(check);
+  }
+
+  auto env_check = [&](const std::string& name, const std::string& requested) {
+    ControlCheck check;
+    check.name = name;
+    check.requested = requested;
+    check.at_start = CheckState::kNotObservable;
+    check.at_exit = CheckState::kNotObservable;
+    checks.push_back(check);
+  };
+  if (controls.threads) {
+    std::string requested;
+    for (const char* name : kThreadVariables) {
+      requested += (requested.empty() ? "" : " ") + std::string(name) + "=" +
+                   std::to_string(*controls.threads);
+    }
+    env_check("threads", requested);
+  }
+  if (controls.env_deterministic) {
+    std::string requested;
+    for (const auto& [name, value] : deterministic_env()) {
+      requested += (requested.empty() ? "" : " ") + name + "=" + value;
+    }
+    env_check("env", requested);
+  }
+  return checks;
+}
+
+std::string summarize_checks(const std::vector<ControlCheck>& checks) {
+  if (checks.empty()) {
+    return "no controls applied";
+  }
+  std::string line;
+  for (const ControlCheck& check : checks) {
+    if (!line.empty()) {
+      line += "; ";
+    }
+    line += check.name + " " + check.requested;
+    if (check.at_start == CheckState::kNotObservable) {
+      line += ": set, effect not observable from outside";
+      continue;
+    }
+    line += std::string(": at start ") + check_state_name(check.at_start);
+    if (check.at_start == CheckState::kDiffers) {
+      line += " (" + check.observed_start + ")";
+    }
+    line += std::string(", at exit ") + check_state_name(check.at_exit);
+    if (check.at_exit != CheckState::kVerified) {
+      line += " (" + check.observed_exit + ")";
+    }
+  }
+  return line;
+}
+
+}  // namespace memdet::launch

@@ -1,0 +1,73 @@
+// The controls `run` and `check` apply to a workload: what is requested,
+// how it reaches the child, and how it is verified from the child's side.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "launch/cpu_list.h"
+
+namespace memdet::launch {
+
+struct Controls {
+  // personality(ADDR_NO_RANDOMIZE) in the child before exec.
+  bool aslr_off = false;
+  // sched_setaffinity in the child before exec.
+  std::optional<CpuSet> cpus;
+  // OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS.
+  std::optional<int> threads;
+  // Framework determinism knobs that libraries really read (see
+  // deterministic_env()).
+  bool env_deterministic = false;
+
+  bool any() const { return aslr_off || cpus || threads || env_deterministic; }
+};
+
+// What /proc says about the child at one moment.
+struct ProcSnapshot {
+  bool valid = false;
+  std::string error;  // why it could not be read, when !valid
+  unsigned long personality = 0;
+  std::string cpus_allowed_list;
+};
+
+enum class CheckState {
+  kVerified,       // the child's /proc shows the requested value
+  kDiffers,        // the child's /proc shows something else
+  kNotObservable,  // set, but nothing outside the program shows its effect
+  kUnread,         // /proc could not be read at that moment
+};
+
+const char* check_state_name(CheckState state);
+
+// One control's request and what the child showed for it.
+struct ControlCheck {
+  std::string name;       // "aslr", "cpus", "threads", "env"
+  std::string requested;  // "off", "0-1", "OMP_NUM_THREADS=2 ..."
+  CheckState at_start = CheckState::kUnread;
+  std::string observed_start;
+  CheckState at_exit = CheckState::kUnread;
+  std::string observed_exit;
+};
+
+// The variables `--env-preset deterministic` sets, with their real values.
+// Commonly quoted knobs such as CUDNN_DETERMINISTIC are absent on purpose: no
+// library reads them.
+std::vector<std::pair<std::string, std::string>> deterministic_env();
+
+// Sets (replacing) the variables the controls ask for in `env`, a list of
+// "NAME=value" entries.
+void apply_env_controls(const Controls& controls, std::vector<std::string>& env);
+
+// Compares what the child showed with what was asked.
+std::vector<ControlCheck> verify_controls(const Controls& controls, const ProcSnapshot& start,
+                                          const ProcSnapshot& exit);
+
+// Reads /proc/<pid>/personality and the Cpus_allowed_list of its status.
+ProcSnapshot snapshot_process(int pid);
+
+// One short line: what was applied and what was verified.
+std::string summarize_checks(const std::vector<ControlCheck>& checks);
+
+}  // namespace memdet::launch

@@ -1,0 +1,93 @@
+// Starts one workload and follows it to the end: fork, controls applied in
+// the child, a ready handshake so verification cannot race the child, exec,
+// signal forwarding, timeout, reaping of everything the workload left behind.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "launch/controls.h"
+
+namespace memdet::launch {
+
+enum class StdinMode {
+  kNull,      // /dev/null: a workload that reads input cannot hang on it
+  kTerminal,  // memdet's own stdin, and the terminal's foreground if it is one
+};
+
+// Where one of the workload's output streams goes.
+struct OutputSpec {
+  enum class Mode { kInherit, kFile, kTee } mode = Mode::kInherit;
+  std::string path;  // for kFile and kTee
+};
+
+struct LaunchSpec {
+  std::string executable;          // resolved path given to execve
+  std::vector<std::string> argv;   // argv[0] as the user wrote it
+  std::vector<std::string> env;    // "NAME=value" entries, exactly as passed
+  std::string working_dir;         // empty: memdet's own
+  Controls controls;
+  std::optional<double> timeout_seconds;
+  StdinMode stdin_mode = StdinMode::kNull;
+  OutputSpec stdout_spec;
+  OutputSpec stderr_spec;
+};
+
+enum class Outcome {
+  kExited,         // the leader exited; see exit_code
+  kSignaled,       // the leader died of a signal; see signal
+  kTimedOut,       // memdet killed the group at the deadline
+  kStopped,        // the leader stopped (SIGTTIN, SIGTTOU, ...) and was killed
+  kControlFailed,  // a control could not be applied; nothing was executed
+  kExecFailed,     // execve failed; see exec_errno
+};
+
+const char* outcome_name(Outcome outcome);
+
+struct LeftBehind {
+  int pid = 0;
+  std::string command;  // comm from /proc
+};
+
+struct LaunchResult {
+  Outcome outcome = Outcome::kExited;
+  int exit_code = 0;
+  int signal = 0;       // kSignaled: the signal; kStopped: the stop signal
+  int exec_errno = 0;
+  std::string message;  // kControlFailed / kExecFailed: what went wrong
+  int interrupted_by = 0;  // SIGINT, SIGTERM or SIGHUP memdet received and forwarded
+
+  int pid = 0;
+  double wall_seconds = 0;
+  double user_seconds = 0;
+  double system_seconds = 0;
+  long max_rss_kib = 0;
+
+  ProcSnapshot at_start;
+  ProcSnapshot at_exit;
+  std::vector<ControlCheck> checks;
+  std::vector<LeftBehind> left_behind;
+
+  // The status `memdet run` exits with: the child's, 128+N for a signal, 124
+  // for a timeout, 125-127 for memdet's and exec's failures.
+  int run_exit_status() const;
+  bool succeeded() const { return outcome == Outcome::kExited && exit_code == 0; }
+};
+
+// Resolves argv[0] as execvp would, in the parent: a name with a slash is
+// taken as a path, otherwise PATH is searched. The error says whether the
+// program is missing (127) or not executable (126).
+struct ResolveError {
+  int status;
+  std::string message;
+};
+std::optional<ResolveError> resolve_executable(const std::string& name, std::string& path_out);
+
+// Runs the workload to completion. Fails only when memdet itself cannot set
+// up the launch (no pipe, no fork, an output file that cannot be opened);
+// everything the workload does is in the result.
+Result<LaunchResult> launch(const LaunchSpec& spec);
+
+}  // namespace memdet::launch

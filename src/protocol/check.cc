@@ -1,0 +1,492 @@
+#include "protocol/check.h"
+
+#include <glob.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <map>
+
+#include "compare/digest.h"
+#include "core/sys.h"
+#include "protocol/placeholders.h"
+#include "report/check_json.h"
+
+extern char** environ;
+
+namespace memdet::protocol {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool has_glob_chars(const std::string& text) {
+  return text.find_first_of("*?[") != std::string::npos;
+}
+
+std::vector<std::string> expand(const std::string& pattern) {
+  std::vector<std::string> matches;
+  glob_t found{};
+  if (::glob(pattern.c_str(), 0, nullptr, &found) == 0) {
+    for (size_t i = 0; i < found.gl_pathc; ++i) {
+      matches.emplace_back(found.gl_pathv[i]);
+    }
+  }
+  ::globfree(&found);
+  std::sort(matches.begin(), matches.end());
+  return matches;
+}
+
+// The name an artifact has in every run: the pattern's literal directory
+// part, unsubstituted, followed by what the wildcards matched.
+std::string artifact_key(const std::string& pattern, const std::string& substituted,
+                         const std::string& match) {
+  if (!has_glob_chars(substituted)) {
+    return pattern;
+  }
+  size_t wild = substituted.find_first_of("*?[");
+  size_t slash = substituted.rfind('/', wild);
+  std::string fixed = slash == std::string::npos ? "" : substituted.substr(0, slash + 1);
+  size_t pattern_wild = pattern.find_first_of("*?[");
+  size_t pattern_slash = pattern.rfind('/', pattern_wild);
+  std::string pattern_fixed =
+      pattern_slash == std::string::npos ? "" : pattern.substr(0, pattern_slash + 1);
+  if (match.compare(0, fixed.size(), fixed) == 0) {
+    return pattern_fixed + match.substr(fixed.size());
+  }
+  return match;
+}
+
+// A relative path that stays inside the record directory.
+std::string contained_path(const std::string& path) {
+  std::string safe;
+  for (const auto& part : fs::path(path).lexically_normal()) {
+    std::string name = part.string();
+    if (name == "/" || name.empty() || name == ".") {
+      continue;
+    }
+    if (name == "..") {
+      name = "__up__";
+    }
+    safe += (safe.empty() ? "" : "/") + name;
+  }
+  return safe.empty() ? "artifact" : safe;
+}
+
+Status move_file(const std::string& from, const std::string& to) {
+  std::error_code error;
+  fs::create_directories(fs::path(to).parent_path(), error);
+  if (error) {
+    return make_error(to + ": " + error.message());
+  }
+  fs::rename(from, to, error);
+  if (error == std::errc::cross_device_link) {
+    error.clear();
+    fs::copy(from, to, fs::copy_options::overwrite_existing | fs::copy_options::recursive, error);
+    if (!error) {
+      fs::remove_all(from, error);
+    }
+  }
+  if (error) {
+    return make_error("cannot move " + from + " to " + to + ": " + error.message());
+  }
+  return {};
+}
+
+bool inside(const std::string& path, const std::string& dir) {
+  std::string absolute = fs::absolute(path).lexically_normal().string();
+  std::string base = fs::path(dir).lexically_normal().string();
+  return absolute.compare(0, base.size() + 1, base + "/") == 0;
+}
+
+bool looks_like_npy(const std::string& path) {
+  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0) {
+    return true;
+  }
+  auto start = sys::read_prefix(path, 6);
+  return start && *start == "\x93NUMPY";
+}
+
+std::vector<std::string> base_environment(const std::string& label, const std::string& run_dir) {
+  std::vector<std::string> env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string text = *entry;
+    if (text.rfind("MEMDET_RUN=", 0) == 0 || text.rfind("MEMDET_RUN_DIR=", 0) == 0) {
+      continue;
+    }
+    env.push_back(text);
+  }
+  env.push_back("MEMDET_RUN=" + label);
+  env.push_back("MEMDET_RUN_DIR=" + run_dir);
+  return env;
+}
+
+std::string make_campaign_dir(const std::string& requested, std::string& error) {
+  std::error_code code;
+  std::string dir = requested;
+  if (dir.empty()) {
+    char stamp[32];
+    std::time_t now = std::time(nullptr);
+    std::tm local{};
+    ::localtime_r(&now, &local);
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
+    std::string base = ".memdet/check-" + std::string(stamp);
+    dir = base;
+    for (int suffix = 2; fs::exists(dir, code); ++suffix) {
+      dir = base + "-" + std::to_string(suffix);
+    }
+  } else if (fs::exists(fs::path(dir) / "check.json", code)) {
+    error = dir + ": already holds a campaign (check.json); choose another --out";
+    return {};
+  }
+  fs::create_directories(dir, code);
+  if (code) {
+    error = dir + ": cannot create: " + code.message();
+    return {};
+  }
+  return fs::absolute(dir).lexically_normal().string();
+}
+
+// Collects what one run wrote. Returns an input error for a malformed .npy.
+Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
+  if (options.include_stdout) {
+    std::string path = run.dir + "/stdout.txt";
+    auto digest = compare::digest_file(path);
+    if (digest) {
+      run.artifacts.push_back({"stdout", path, path, *digest, fs::file_size(path)});
+    } else {
+      run.missing.push_back("stdout");
+    }
+  }
+
+  for (const std::string& pattern : options.artifact_patterns) {
+    std::string substituted = substitute(pattern, run.label, run.dir);
+    std::vector<std::string> matches = expand(substituted);
+    bool any = false;
+    for (const std::string& match : matches) {
+      std::error_code code;
+      if (!fs::is_regular_file(match, code)) {
+        continue;
+      }
+      any = true;
+      if (looks_like_npy(match)) {
+        auto header = compare::read_npy_header(match);
+        if (!header) {
+          return make_error(header.error().message);
+        }
+      }
+      ArtifactRecord artifact;
+      artifact.key = artifact_key(pattern, substituted, match);
+      artifact.written = match;
+      artifact.bytes = fs::file_size(match, code);
+      auto digest = compare::digest_file(match);
+      if (!digest) {
+        return make_error(digest.error().message);
+      }
+      artifact.digest = *digest;
+      if (inside(match, run.dir)) {
+        artifact.kept = fs::absolute(match).lexically_normal().string();
+      } else {
+        artifact.kept = run.dir + "/artifacts/" + contained_path(match);
+        Status moved = move_file(match, artifact.kept);
+        if (!moved) {
+          artifact.kept = fs::absolute(match).lexically_normal().string();
+        }
+      }
+      run.artifacts.push_back(artifact);
+    }
+    if (!any) {
+      run.missing.push_back(pattern);
+    }
+  }
+  std::sort(run.artifacts.begin(), run.artifacts.end(),
+            [](const ArtifactRecord& a, const ArtifactRecord& b) { return a.key < b.key; });
+  return {};
+}
+
+// Files that already match an artifact pattern would be mistaken for this
+// run's output, so they go into the record before the run starts.
+void move_earlier_files(const CheckOptions& options, RunRecord& run) {
+  for (const std::string& pattern : options.artifact_patterns) {
+    for (const std::string& match : expand(substitute(pattern, run.label, run.dir))) {
+      if (inside(match, run.dir)) {
+        continue;
+      }
+      std::string to = run.dir + "/before/" + contained_path(match);
+      if (move_file(match, to)) {
+        run.moved_before.push_back(match);
+      }
+    }
+  }
+}
+
+std::string outcome_signature(const RunRecord& run) {
+  std::string joined;
+  for (const ArtifactRecord& artifact : run.artifacts) {
+    joined += artifact.key + '\0' + artifact.digest + '\0';
+  }
+  return compare::digest_bytes(joined);
+}
+
+ArtifactComparison compare_artifact(const ArtifactRecord* reference, const ArtifactRecord* other,
+                                    const std::string& key, std::string& input_error) {
+  ArtifactComparison comparison;
+  comparison.key = key;
+  if (reference == nullptr || other == nullptr) {
+    comparison.kind = ArtifactComparison::Kind::kMissing;
+    comparison.note = reference == nullptr ? "only in this outcome" : "absent in this outcome";
+    return comparison;
+  }
+  comparison.reference_path = reference->kept;
+  comparison.other_path = other->kept;
+  if (reference->digest == other->digest) {
+    comparison.kind = ArtifactComparison::Kind::kSame;
+    return comparison;
+  }
+  comparison.kind = ArtifactComparison::Kind::kDigestDiffers;
+  if (looks_like_npy(reference->kept) && looks_like_npy(other->kept)) {
+    auto numeric = compare::compare_npy(reference->kept, other->kept);
+    if (!numeric) {
+      input_error = numeric.error().message;
+    } else if (numeric->has_value()) {
+      comparison.kind = ArtifactComparison::Kind::kNumeric;
+      comparison.numeric = **numeric;
+    } else {
+      comparison.note = "compared by digest (not little-endian C-order float32/float64 of one "
+                        "shape)";
+    }
+  }
+  return comparison;
+}
+
+void group_outcomes(CheckReport& report) {
+  std::map<std::string, int> by_signature;
+  for (RunRecord& run : report.runs) {
+    if (!run.completed()) {
+      continue;
+    }
+    std::string signature = outcome_signature(run);
+    auto [it, fresh] = by_signature.emplace(signature, static_cast<int>(report.outcomes.size()));
+    if (fresh) {
+      report.outcomes.push_back({signature, {}, {}});
+    }
+    run.outcome = it->second;
+    report.outcomes[static_cast<size_t>(it->second)].runs.push_back(run.index);
+  }
+
+  // The most common outcome is the reference; a tie goes to the earliest.
+  for (size_t i = 0; i < report.outcomes.size(); ++i) {
+    if (report.reference < 0 ||
+        report.outcomes[i].runs.size() >
+            report.outcomes[static_cast<size_t>(report.reference)].runs.size()) {
+      report.reference = static_cast<int>(i);
+    }
+  }
+}
+
+const RunRecord& run_by_index(const CheckReport& report, int index) {
+  return report.runs[static_cast<size_t>(index - 1)];
+}
+
+void compare_outcomes(CheckReport& report) {
+  if (report.reference < 0) {
+    return;
+  }
+  const OutcomeGroup& reference = report.outcomes[static_cast<size_t>(report.reference)];
+  const RunRecord& reference_run = run_by_index(report, reference.runs.front());
+  for (size_t i = 0; i < report.outcomes.size(); ++i) {
+    if (static_cast<int>(i) == report.reference) {
+      continue;
+    }
+    OutcomeGroup& group = report.outcomes[i];
+    const RunRecord& other_run = run_by_index(report, group.runs.front());
+    std::map<std::string, std::pair<const ArtifactRecord*, const ArtifactRecord*>> pairs;
+    for (const ArtifactRecord& artifact : reference_run.artifacts) {
+      pairs[artifact.key].first = &artifact;
+    }
+    for (const ArtifactRecord& artifact : other_run.artifacts) {
+      pairs[artifact.key].second = &artifact;
+    }
+    for (const auto& [key, pair] : pairs) {
+      std::string input_error;
+      group.vs_reference.push_back(compare_artifact(pair.first, pair.second, key, input_error));
+      if (!input_error.empty() && report.input_error.empty()) {
+        report.input_error = input_error;
+      }
+    }
+  }
+}
+
+// One copy of each distinct outcome is enough to compare and replay; the
+// digests of every run stay in the records.
+void drop_duplicate_copies(CheckReport& report) {
+  for (const OutcomeGroup& group : report.outcomes) {
+    for (size_t i = 1; i < group.runs.size(); ++i) {
+      RunRecord& run = report.runs[static_cast<size_t>(group.runs[i] - 1)];
+      for (ArtifactRecord& artifact : run.artifacts) {
+        if (artifact.key == "stdout" || !inside(artifact.kept, run.dir)) {
+          continue;
+        }
+        std::error_code code;
+        fs::remove(artifact.kept, code);
+        artifact.kept.clear();
+      }
+      std::error_code code;
+      fs::remove_all(run.dir + "/artifacts", code);
+    }
+  }
+}
+
+void decide(CheckReport& report) {
+  report.completed_runs = 0;
+  report.failed_runs = 0;
+  for (const RunRecord& run : report.runs) {
+    (run.completed() ? report.completed_runs : report.failed_runs)++;
+  }
+  if (report.outcomes.size() > 1) {
+    report.verdict = Verdict::kDiffers;
+  } else if (report.completed_runs >= 2) {
+    report.verdict = Verdict::kNoDifferenceSeen;
+  } else {
+    report.verdict = Verdict::kTooFewRuns;
+  }
+}
+
+}  // namespace
+
+double no_difference_bound(int matching_runs) {
+  if (matching_runs < 2) {
+    return 1.0;
+  }
+  return 1.0 - std::pow(0.05, 1.0 / static_cast<double>(matching_runs - 1));
+}
+
+int runs_for_bound(double probability) {
+  return 1 + static_cast<int>(std::ceil(std::log(0.05) / std::log(1.0 - probability)));
+}
+
+double CheckReport::difference_bound() const { return no_difference_bound(completed_runs); }
+
+int CheckReport::exit_status() const {
+  if (!input_error.empty()) {
+    return 2;
+  }
+  if (interrupted_by != 0) {
+    return 130;
+  }
+  if (failed_runs > 0) {
+    return 3;
+  }
+  if (verdict == Verdict::kDiffers) {
+    return 1;
+  }
+  return 0;
+}
+
+Result<CheckReport> run_check(const CheckOptions& options) {
+  CheckReport report;
+  report.options = options;
+  report.command = options.command;
+  report.started_unix = static_cast<double>(std::time(nullptr));
+
+  if (options.command.empty()) {
+    return make_error("no command given after --");
+  }
+  if (auto failure = launch::resolve_executable(options.command[0], report.executable)) {
+    return make_error(failure->message);
+  }
+
+  std::string error;
+  report.campaign_dir = make_campaign_dir(options.out_dir, error);
+  if (report.campaign_dir.empty()) {
+    return make_error(error);
+  }
+
+  size_t footprint = 0;
+  int first_outcome_run = 0;
+  for (int index = 1; index <= options.runs; ++index) {
+    RunRecord run;
+    run.index = index;
+    run.label = run_label(index, options.runs);
+    run.dir = report.campaign_dir + "/run-" + run.label;
+    std::error_code code;
+    fs::create_directories(run.dir, code);
+    if (code) {
+      return make_error(run.dir + ": cannot create: " + code.message());
+    }
+    for (const std::string& arg : options.command) {
+      run.argv.push_back(substitute(arg, run.label, run.dir));
+    }
+
+    launch::LaunchSpec spec;
+    spec.executable = report.executable;
+    spec.argv = run.argv;
+    spec.env = base_environment(run.label, run.dir);
+    launch::apply_env_controls(options.controls, spec.env);
+    spec.controls = options.controls;
+    spec.timeout_seconds = options.timeout_seconds;
+    spec.stdin_mode = options.stdin_mode;
+    auto mode = options.show_output ? launch::OutputSpec::Mode::kTee
+                                    : launch::OutputSpec::Mode::kFile;
+    spec.stdout_spec = {mode, run.dir + "/stdout.txt"};
+    spec.stderr_spec = {mode, run.dir + "/stderr.txt"};
+
+    // Equal labels and equal-length directories make this hold; if it did
+    // not, runs would start from different stack addresses.
+    size_t this_footprint = exec_footprint(spec.executable, spec.argv, spec.env);
+    if (index > 1 && this_footprint != footprint) {
+      return make_error("run " + run.label + " would start with " +
+                        std::to_string(this_footprint) + " bytes of argv and environment, run " +
+                        report.runs.front().label + " with " + std::to_string(footprint) +
+                        "; the command's placeholders must expand to equal lengths");
+    }
+    footprint = this_footprint;
+
+    move_earlier_files(options, run);
+    auto launched = launch::launch(spec);
+    if (!launched) {
+      return make_error(launched.error().message);
+    }
+    run.launch = std::move(*launched);
+    Status collected = collect_artifacts(options, run);
+    if (!collected) {
+      report.input_error = collected.error().message;
+    }
+    report.runs.push_back(std::move(run));
+    RunRecord& done = report.runs.back();
+    report::write_run_record(done);
+    if (options.on_run_done != nullptr) {
+      options.on_run_done(done, options.runs);
+    }
+
+    if (!report.input_error.empty()) {
+      break;
+    }
+    if (done.launch.interrupted_by != 0) {
+      report.interrupted_by = done.launch.interrupted_by;
+      break;
+    }
+    if (options.interrupt != nullptr && *options.interrupt != 0) {
+      report.interrupted_by = *options.interrupt;
+      break;
+    }
+    if (options.stop_at_first_difference && done.completed()) {
+      if (first_outcome_run == 0) {
+        first_outcome_run = index;
+      } else if (outcome_signature(done) !=
+                 outcome_signature(report.runs[static_cast<size_t>(first_outcome_run - 1)])) {
+        report.stopped_early = index < options.runs;
+        break;
+      }
+    }
+  }
+
+  group_outcomes(report);
+  compare_outcomes(report);
+  drop_duplicate_copies(report);
+  decide(report);
+  return report;
+}
+
+}  // namespace memdet::protocol

@@ -1,0 +1,109 @@
+// `memdet check`: N runs of one command under one set of controls, the
+// outcomes grouped by artifact digest, and a verdict with its evidence.
+#pragma once
+
+#include <csignal>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compare/npy.h"
+#include "launch/launcher.h"
+
+namespace memdet::protocol {
+
+struct CheckOptions {
+  int runs = 5;
+  std::vector<std::string> command;  // argv; may hold {run} and {run_dir}
+  std::vector<std::string> artifact_patterns;
+  bool include_stdout = true;
+  std::string out_dir;  // campaign directory; empty: a new one under .memdet/
+  launch::Controls controls;
+  std::optional<double> timeout_seconds;
+  bool show_output = false;
+  bool stop_at_first_difference = false;
+  launch::StdinMode stdin_mode = launch::StdinMode::kNull;
+  // Set (to the signal number) by a signal handler that wants the campaign
+  // to stop after the current run.
+  const volatile std::sig_atomic_t* interrupt = nullptr;
+  // Called after each run, for progress lines.
+  void (*on_run_done)(const struct RunRecord&, int total) = nullptr;
+};
+
+struct ArtifactRecord {
+  std::string key;        // the same in every run: "stdout", "out/{run}/w.npy"
+  std::string written;    // where the run wrote it
+  std::string kept;       // where the record holds it now; empty once dropped
+  std::string digest;     // XXH3-128, hex
+  uint64_t bytes = 0;
+};
+
+struct RunRecord {
+  int index = 0;
+  std::string label;
+  std::string dir;
+  std::vector<std::string> argv;
+  launch::LaunchResult launch;
+  std::vector<ArtifactRecord> artifacts;
+  std::vector<std::string> missing;  // patterns that matched nothing
+  std::vector<std::string> moved_before;
+  int outcome = -1;  // index into CheckReport::outcomes; -1 when the run failed
+
+  bool completed() const { return launch.succeeded() && missing.empty(); }
+};
+
+struct ArtifactComparison {
+  std::string key;
+  enum class Kind { kSame, kDigestDiffers, kNumeric, kMissing } kind = Kind::kSame;
+  std::optional<compare::NumericDiff> numeric;
+  std::string reference_path;
+  std::string other_path;
+  std::string note;
+};
+
+struct OutcomeGroup {
+  std::string signature;   // digest over every (key, digest) pair
+  std::vector<int> runs;   // run indices, ascending
+  std::vector<ArtifactComparison> vs_reference;  // empty for the reference
+};
+
+enum class Verdict {
+  kNoDifferenceSeen,
+  kDiffers,
+  kTooFewRuns,
+};
+
+struct CheckReport {
+  std::string campaign_dir;
+  std::string executable;
+  std::vector<std::string> command;
+  CheckOptions options;
+  std::vector<RunRecord> runs;
+  std::vector<OutcomeGroup> outcomes;
+  int reference = -1;  // index into outcomes
+  Verdict verdict = Verdict::kTooFewRuns;
+  int completed_runs = 0;
+  int failed_runs = 0;
+  int interrupted_by = 0;
+  bool stopped_early = false;
+  std::string input_error;  // a malformed artifact: the one-line message
+  double started_unix = 0;
+
+  // Chance bound when no difference was seen: a further run differs with
+  // probability below this, at 95 % confidence.
+  double difference_bound() const;
+  int exit_status() const;
+};
+
+// 1 - 0.05^(1/(n-1)): with n matching runs, the largest per-run difference
+// probability not rejected at 95 % confidence.
+double no_difference_bound(int matching_runs);
+// Runs needed before the bound falls to `probability`.
+int runs_for_bound(double probability);
+
+// Runs the campaign. Fails (an input error, exit 2) only when it cannot
+// start: the command cannot be resolved, the campaign directory cannot be
+// made. Everything after that is in the report.
+Result<CheckReport> run_check(const CheckOptions& options);
+
+}  // namespace memdet::protocol

@@ -1,0 +1,233 @@
+#include "report/check_json.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "core/sys.h"
+
+namespace memdet::report {
+namespace {
+
+using nlohmann::json;
+
+const char* verdict_name(protocol::Verdict verdict) {
+  switch (verdict) {
+    case protocol::Verdict::kNoDifferenceSeen:
+      return "no_difference_seen";
+    case protocol::Verdict::kDiffers:
+      return "differs";
+    case protocol::Verdict::kTooFewRuns:
+      return "too_few_runs";
+  }
+  return "unknown";
+}
+
+const char* comparison_kind(protocol::ArtifactComparison::Kind kind) {
+  switch (kind) {
+    case protocol::ArtifactComparison::Kind::kSame:
+      return "same";
+    case protocol::ArtifactComparison::Kind::kDigestDiffers:
+      return "digest_differs";
+    case protocol::ArtifactComparison::Kind::kNumeric:
+      return "numeric";
+    case protocol::ArtifactComparison::Kind::kMissing:
+      return "missing";
+  }
+  return "unknown";
+}
+
+json snapshot_json(const launch::ProcSnapshot& snapshot) {
+  if (!snapshot.valid) {
+    return {{"read", false}, {"error", snapshot.error}};
+  }
+  char hex[32];
+  std::snprintf(hex, sizeof hex, "0x%08lx", snapshot.personality);
+  return {{"read", true}, {"personality", hex}, {"cpus_allowed_list", snapshot.cpus_allowed_list}};
+}
+
+json host_json() {
+  json host;
+  utsname names{};
+  if (::uname(&names) == 0) {
+    host["hostname"] = names.nodename;
+    host["kernel"] = std::string(names.sysname) + " " + names.release;
+    host["machine"] = names.machine;
+  }
+  host["online_cpus"] = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return host;
+}
+
+json numeric_json(const compare::NumericDiff& diff) {
+  return {{"elements", diff.elements},         {"differing", diff.differing},
+          {"max_abs", diff.max_abs},           {"max_rel", diff.max_rel},
+          {"max_ulp", diff.max_ulp},           {"first_index", diff.first_index},
+          {"first_reference", diff.first_a},   {"first_other", diff.first_b},
+          {"nan_mismatch", diff.nan_mismatch}};
+}
+
+}  // namespace
+
+json launch_json(const launch::LaunchResult& result) {
+  json checks = json::array();
+  for (const launch::ControlCheck& check : result.checks) {
+    checks.push_back({{"control", check.name},
+                      {"requested", check.requested},
+                      {"at_start", launch::check_state_name(check.at_start)},
+                      {"observed_start", check.observed_start},
+                      {"at_exit", launch::check_state_name(check.at_exit)},
+                      {"observed_exit", check.observed_exit}});
+  }
+  json left = json::array();
+  for (const launch::LeftBehind& process : result.left_behind) {
+    left.push_back({{"pid", process.pid}, {"command", process.command}});
+  }
+  json document = {{"outcome", launch::outcome_name(result.outcome)},
+                   {"exit_code", result.exit_code},
+                   {"signal", result.signal},
+                   {"status", result.run_exit_status()},
+                   {"pid", result.pid},
+                   {"wall_seconds", result.wall_seconds},
+                   {"user_seconds", result.user_seconds},
+                   {"system_seconds", result.system_seconds},
+                   {"max_rss_kib", result.max_rss_kib},
+                   {"at_start", snapshot_json(result.at_start)},
+                   {"at_exit", snapshot_json(result.at_exit)},
+                   {"controls", checks},
+                   {"left_behind", left}};
+  if (!result.message.empty()) {
+    document["message"] = result.message;
+  }
+  if (result.interrupted_by != 0) {
+    document["interrupted_by"] = result.interrupted_by;
+  }
+  return document;
+}
+
+json run_json(const protocol::RunRecord& run) {
+  json artifacts = json::array();
+  for (const protocol::ArtifactRecord& artifact : run.artifacts) {
+    artifacts.push_back({{"key", artifact.key},
+                         {"written", artifact.written},
+                         {"kept", artifact.kept.empty() ? json(nullptr) : json(artifact.kept)},
+                         {"digest", artifact.digest},
+                         {"bytes", artifact.bytes}});
+  }
+  return {{"schema", kRunSchema},
+          {"index", run.index},
+          {"label", run.label},
+          {"dir", run.dir},
+          {"argv", run.argv},
+          {"completed", run.completed()},
+          {"outcome", run.outcome},
+          {"launch", launch_json(run.launch)},
+          {"artifacts", artifacts},
+          {"missing_artifacts", run.missing},
+          {"moved_before_run", run.moved_before}};
+}
+
+json check_json(const protocol::CheckReport& report) {
+  json runs = json::array();
+  for (const protocol::RunRecord& run : report.runs) {
+    runs.push_back(run_json(run));
+  }
+  json outcomes = json::array();
+  for (size_t i = 0; i < report.outcomes.size(); ++i) {
+    const protocol::OutcomeGroup& group = report.outcomes[i];
+    json comparisons = json::array();
+    for (const protocol::ArtifactComparison& comparison : group.vs_reference) {
+      json entry = {{"key", comparison.key}, {"kind", comparison_kind(comparison.kind)}};
+      if (comparison.numeric) {
+        entry["numeric"] = numeric_json(*comparison.numeric);
+      }
+      if (!comparison.note.empty()) {
+        entry["note"] = comparison.note;
+      }
+      comparisons.push_back(entry);
+    }
+    outcomes.push_back({{"id", i},
+                        {"signature", group.signature},
+                        {"runs", group.runs},
+                        {"reference", static_cast<int>(i) == report.reference},
+                        {"vs_reference", comparisons}});
+  }
+
+  const protocol::CheckOptions& options = report.options;
+  json controls = {{"aslr_off", options.controls.aslr_off},
+                   {"threads", options.controls.threads ? json(*options.controls.threads)
+                                                        : json(nullptr)},
+                   {"cpus", options.controls.cpus
+                                ? json(launch::format_cpu_list(*options.controls.cpus))
+                                : json(nullptr)},
+                   {"env_preset", options.controls.env_deterministic ? "deterministic" : ""}};
+
+  json verdict = {{"verdict", verdict_name(report.verdict)},
+                  {"completed_runs", report.completed_runs},
+                  {"failed_runs", report.failed_runs},
+                  {"distinct_outcomes", report.outcomes.size()},
+                  {"stopped_early", report.stopped_early},
+                  {"exit_status", report.exit_status()}};
+  if (report.verdict == protocol::Verdict::kNoDifferenceSeen) {
+    verdict["difference_probability_below"] = report.difference_bound();
+    verdict["confidence"] = 0.95;
+    verdict["runs_for_10_percent"] = protocol::runs_for_bound(0.10);
+    verdict["runs_for_5_percent"] = protocol::runs_for_bound(0.05);
+  }
+  if (report.interrupted_by != 0) {
+    verdict["interrupted_by"] = report.interrupted_by;
+  }
+  if (!report.input_error.empty()) {
+    verdict["input_error"] = report.input_error;
+  }
+
+  return {{"schema", kCheckSchema},
+          {"campaign_dir", report.campaign_dir},
+          {"started_unix", report.started_unix},
+          {"host", host_json()},
+          {"command", report.command},
+          {"executable", report.executable},
+          {"runs_requested", options.runs},
+          {"artifact_patterns", options.artifact_patterns},
+          {"stdout_compared", options.include_stdout},
+          {"timeout_seconds",
+           options.timeout_seconds ? json(*options.timeout_seconds) : json(nullptr)},
+          {"controls", controls},
+          {"result", verdict},
+          {"outcomes", outcomes},
+          {"runs", runs}};
+}
+
+void write_run_record(const protocol::RunRecord& run) {
+  // A record that cannot be written is reported by the campaign's own
+  // check.json write; the run itself has already happened.
+  write_json(run_json(run), run.dir + "/record.json");
+}
+
+Status write_json(const nlohmann::json& document, const std::string& path) {
+  std::string text = document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (path == "-") {
+    std::cout << text << std::flush;
+    return {};
+  }
+  std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) {
+      return make_error(path + ": cannot write: " + sys::errno_text(errno));
+    }
+    out << text;
+    if (!out.flush()) {
+      return make_error(path + ": cannot write: " + sys::errno_text(errno));
+    }
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    return make_error(path + ": cannot write: " + sys::errno_text(errno));
+  }
+  return {};
+}
+
+}  // namespace memdet::report

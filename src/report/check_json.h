@@ -1,0 +1,26 @@
+// The JSON form of a check campaign and of each run record. The schema is
+// versioned: a reader checks "schema" before anything else.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/check.h"
+
+namespace memdet::report {
+
+inline constexpr const char* kCheckSchema = "memdet.check/1";
+inline constexpr const char* kRunSchema = "memdet.run/1";
+
+nlohmann::json launch_json(const launch::LaunchResult& result);
+nlohmann::json run_json(const protocol::RunRecord& run);
+nlohmann::json check_json(const protocol::CheckReport& report);
+
+// record.json in the run's directory, written as soon as the run ends so a
+// campaign cut short keeps every finished run.
+void write_run_record(const protocol::RunRecord& run);
+
+// Writes `document` to `path`, or to stdout for "-". Fails with the path
+// and the reason.
+Status write_json(const nlohmann::json& document, const std::string& path);
+
+}  // namespace memdet::report

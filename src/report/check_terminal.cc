@@ -1,0 +1,203 @@
+#include "report/check_terminal.h"
+
+#include <cstring>
+#include <string>
+
+namespace memdet::report {
+namespace {
+
+std::string outcome_letter(int outcome) {
+  if (outcome < 0) {
+    return "-";
+  }
+  std::string name;
+  int value = outcome;
+  do {
+    name.insert(name.begin(), static_cast<char>('A' + value % 26));
+    value = value / 26 - 1;
+  } while (value >= 0);
+  return name;
+}
+
+std::string join_runs(const std::vector<int>& runs, const protocol::CheckReport& report) {
+  std::string text;
+  for (int index : runs) {
+    text += (text.empty() ? "" : ", ") + report.runs[static_cast<size_t>(index - 1)].label;
+  }
+  return text;
+}
+
+std::string format_index(const std::vector<uint64_t>& index) {
+  std::string text = "[";
+  for (size_t i = 0; i < index.size(); ++i) {
+    text += (i ? ", " : "") + std::to_string(index[i]);
+  }
+  return text + "]";
+}
+
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string text;
+  for (const std::string& arg : argv) {
+    bool plain = !arg.empty() && arg.find_first_of(" \t\n'\"\\$;&|<>*?()") == std::string::npos;
+    text += text.empty() ? "" : " ";
+    text += plain ? arg : "'" + arg + "'";
+  }
+  return text;
+}
+
+void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE* out) {
+  using Kind = protocol::ArtifactComparison::Kind;
+  switch (comparison.kind) {
+    case Kind::kSame:
+      std::fprintf(out, "    %s: identical\n", comparison.key.c_str());
+      return;
+    case Kind::kMissing:
+      std::fprintf(out, "    %s: %s\n", comparison.key.c_str(), comparison.note.c_str());
+      return;
+    case Kind::kDigestDiffers:
+      std::fprintf(out, "    %s: bytes differ%s%s\n", comparison.key.c_str(),
+                   comparison.note.empty() ? "" : "; ", comparison.note.c_str());
+      return;
+    case Kind::kNumeric:
+      break;
+  }
+  const compare::NumericDiff& diff = *comparison.numeric;
+  std::fprintf(out,
+               "    %s: %llu of %llu elements differ; max abs %.3g, max rel %.3g, max ULP %llu\n",
+               comparison.key.c_str(), static_cast<unsigned long long>(diff.differing),
+               static_cast<unsigned long long>(diff.elements), diff.max_abs, diff.max_rel,
+               static_cast<unsigned long long>(diff.max_ulp));
+  if (diff.differing > 0) {
+    std::fprintf(out, "      first at %s: %.9g (reference) vs %.9g\n",
+                 format_index(diff.first_index).c_str(), diff.first_a, diff.first_b);
+  }
+}
+
+}  // namespace
+
+std::string describe_status(const launch::LaunchResult& result) {
+  switch (result.outcome) {
+    case launch::Outcome::kExited:
+      return "exit " + std::to_string(result.exit_code);
+    case launch::Outcome::kSignaled:
+      return "signal " + std::to_string(result.signal) + " (" + strsignal(result.signal) + ")";
+    case launch::Outcome::kTimedOut:
+      return "timed out";
+    case launch::Outcome::kStopped:
+      return "stopped by signal " + std::to_string(result.signal) + " (" +
+             strsignal(result.signal) + ")";
+    case launch::Outcome::kControlFailed:
+      return "control failed: " + result.message;
+    case launch::Outcome::kExecFailed:
+      return result.message;
+  }
+  return "unknown";
+}
+
+void print_run_progress(const protocol::RunRecord& run, int total, std::FILE* out) {
+  std::string status = describe_status(run.launch);
+  if (run.launch.succeeded() && !run.missing.empty()) {
+    status += ", artifact missing: " + run.missing.front();
+  }
+  std::fprintf(out, "  run %s/%d  %-10s %7.2f s\n", run.label.c_str(), total, status.c_str(),
+               run.launch.wall_seconds);
+  std::fflush(out);
+}
+
+void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
+  std::fprintf(out, "\nmemdet check: %zu run%s of %s\n", report.runs.size(),
+               report.runs.size() == 1 ? "" : "s", command_line(report.command).c_str());
+  std::fprintf(out, "records: %s\n", report.campaign_dir.c_str());
+  if (!report.runs.empty()) {
+    std::string controls = launch::summarize_checks(report.runs.front().launch.checks);
+    std::fprintf(out, "controls (run %s): %s\n", report.runs.front().label.c_str(),
+                 controls.c_str());
+  }
+  size_t moved = 0;
+  for (const protocol::RunRecord& run : report.runs) {
+    moved += run.moved_before.size();
+  }
+  if (moved > 0) {
+    std::fprintf(out,
+                 "moved %zu earlier file%s matching the artifact patterns into the runs' "
+                 "before/ folders\n",
+                 moved, moved == 1 ? "" : "s");
+  }
+
+  std::fprintf(out, "\n  run  %-26s %9s %9s %9s  outcome\n", "status", "wall s", "cpu s",
+               "peak MiB");
+  for (const protocol::RunRecord& run : report.runs) {
+    std::string status = describe_status(run.launch);
+    if (run.launch.succeeded() && !run.missing.empty()) {
+      status = "missing " + run.missing.front();
+    }
+    if (status.size() > 26) {
+      status = status.substr(0, 23) + "...";
+    }
+    std::fprintf(out, "  %3s  %-26s %9.2f %9.2f %9.1f  %s\n", run.label.c_str(), status.c_str(),
+                 run.launch.wall_seconds, run.launch.user_seconds + run.launch.system_seconds,
+                 static_cast<double>(run.launch.max_rss_kib) / 1024.0,
+                 outcome_letter(run.outcome).c_str());
+    for (const launch::LeftBehind& process : run.launch.left_behind) {
+      std::fprintf(out, "       left behind: pid %d (%s), ended by memdet\n", process.pid,
+                   process.command.c_str());
+    }
+  }
+
+  if (!report.outcomes.empty()) {
+    std::fprintf(out, "\noutcomes:");
+    for (size_t i = 0; i < report.outcomes.size(); ++i) {
+      std::fprintf(out, "  %s x%zu (runs %s)%s", outcome_letter(static_cast<int>(i)).c_str(),
+                   report.outcomes[i].runs.size(),
+                   join_runs(report.outcomes[i].runs, report).c_str(),
+                   static_cast<int>(i) == report.reference ? " reference" : "");
+    }
+    std::fprintf(out, "\n");
+  }
+  for (size_t i = 0; i < report.outcomes.size(); ++i) {
+    if (static_cast<int>(i) == report.reference) {
+      continue;
+    }
+    std::fprintf(out, "  %s vs %s:\n", outcome_letter(static_cast<int>(i)).c_str(),
+                 outcome_letter(report.reference).c_str());
+    for (const protocol::ArtifactComparison& comparison : report.outcomes[i].vs_reference) {
+      print_comparison(comparison, out);
+    }
+  }
+
+  std::fprintf(out, "\n");
+  if (!report.input_error.empty()) {
+    std::fprintf(out, "verdict: cannot judge: %s\n", report.input_error.c_str());
+    return;
+  }
+  switch (report.verdict) {
+    case protocol::Verdict::kDiffers:
+      std::fprintf(out, "verdict: results DIFFER: %zu distinct outcomes in %d completed runs%s\n",
+                   report.outcomes.size(), report.completed_runs,
+                   report.stopped_early ? " (stopped at the first difference)" : "");
+      break;
+    case protocol::Verdict::kNoDifferenceSeen:
+      std::fprintf(out,
+                   "verdict: no difference seen in %d runs. Assuming the runs are independent "
+                   "and identically distributed on this host, a further run differs with "
+                   "probability below %.0f %% (95 %% confidence); %d runs would bound it "
+                   "below 10 %%, %d below 5 %%.\n",
+                   report.completed_runs, 100.0 * report.difference_bound(),
+                   protocol::runs_for_bound(0.10), protocol::runs_for_bound(0.05));
+      break;
+    case protocol::Verdict::kTooFewRuns:
+      std::fprintf(out, "verdict: too few completed runs to compare (%d)\n",
+                   report.completed_runs);
+      break;
+  }
+  if (report.failed_runs > 0) {
+    std::fprintf(out, "%d run%s failed: the workload itself did not finish cleanly\n",
+                 report.failed_runs, report.failed_runs == 1 ? "" : "s");
+  }
+  if (report.interrupted_by != 0) {
+    std::fprintf(out, "interrupted by %s: records of the runs so far are kept\n",
+                 strsignal(report.interrupted_by));
+  }
+}
+
+}  // namespace memdet::report

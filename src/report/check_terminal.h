@@ -1,0 +1,19 @@
+// The terminal summary of a check campaign: a few lines and a table of runs,
+// for a person. Machines read the JSON form instead.
+#pragma once
+
+#include <cstdio>
+
+#include "protocol/check.h"
+
+namespace memdet::report {
+
+void print_check_summary(const protocol::CheckReport& report, std::FILE* out);
+
+// One line per finished run, printed while the campaign goes on.
+void print_run_progress(const protocol::RunRecord& run, int total, std::FILE* out);
+
+// "exit 0", "signal 9 (Killed)", "timed out", ...
+std::string describe_status(const launch::LaunchResult& result);
+
+}  // namespace memdet::report
