@@ -260,7 +260,17 @@ std::vector<LeftBehind> clean_up_descendants(int group, bool kill_at_once) {
   const double give_up_at = kill_at + 5.0;
   bool killing = kill_at_once;
 
+  // Note what is there before signalling: a process that dies of the first
+  // signal was still left behind.
+  for (const Remnant& remnant : find_remnants(group)) {
+    if (remnant.state != 'Z') {
+      seen.emplace(remnant.pid, remnant.command);
+    }
+  }
   ::kill(-group, killing ? SIGKILL : SIGTERM);
+  for (const auto& [pid, command] : seen) {
+    ::kill(pid, killing ? SIGKILL : SIGTERM);
+  }
   for (;;) {
     reap_adopted();
     std::vector<Remnant> remnants = find_remnants(group);

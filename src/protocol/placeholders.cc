@@ -1,18 +1,6 @@
 #include "protocol/placeholders.h"
 
 namespace memdet::protocol {
-namespace {
-
-void replace_all(std::string& text, const std::string& from, const std::string& to) {
-  size_t at = 0;
-  while ((at = text.find(from, at)) != std::string::npos) {
-    text.replace(at, from.size(), to);
-    at += to.size();
-  }
-}
-
-}  // namespace
-
 std::string run_label(int index, int total_runs) {
   size_t width = std::max<size_t>(2, std::to_string(total_runs).size());
   std::string digits = std::to_string(index);
@@ -24,9 +12,22 @@ std::string run_label(int index, int total_runs) {
 
 std::string substitute(const std::string& text, const std::string& label,
                        const std::string& run_dir) {
-  std::string result = text;
-  replace_all(result, "{run_dir}", run_dir);
-  replace_all(result, "{run}", label);
+  // One pass, so a replacement that itself holds a placeholder stays as it is.
+  static const std::string kRunDir = "{run_dir}";
+  static const std::string kRun = "{run}";
+  std::string result;
+  size_t at = 0;
+  while (at < text.size()) {
+    if (text.compare(at, kRunDir.size(), kRunDir) == 0) {
+      result += run_dir;
+      at += kRunDir.size();
+    } else if (text.compare(at, kRun.size(), kRun) == 0) {
+      result += label;
+      at += kRun.size();
+    } else {
+      result += text[at++];
+    }
+  }
   return result;
 }
 

@@ -1,0 +1,233 @@
+#include "launch/launcher.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/personality.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "core/sys.h"
+
+extern char** environ;
+
+namespace memdet::launch {
+namespace {
+
+std::string helper(const std::string& name) { return std::string(MEMDET_TEST_HELPER_DIR) + "/" + name; }
+
+std::string scratch_dir() {
+  std::string pattern = testing::TempDir() + "memdet-launch-XXXXXX";
+  char* made = ::mkdtemp(pattern.data());
+  return made != nullptr ? std::string(made) : std::string();
+}
+
+LaunchSpec spec_for(std::vector<std::string> argv) {
+  LaunchSpec spec;
+  std::optional<ResolveError> failure = resolve_executable(argv[0], spec.executable);
+  EXPECT_FALSE(failure.has_value()) << argv[0];
+  spec.argv = std::move(argv);
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    spec.env.emplace_back(*entry);
+  }
+  spec.timeout_seconds = 60;
+  return spec;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool process_exists(int pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+TEST(Launcher, ArgumentsArriveVerbatim) {
+  std::string dir = scratch_dir();
+  std::vector<std::string> args = {"a b", "'single'", "\"double\"", "x;y", "", "-n", "--", "$HOME"};
+  std::vector<std::string> argv = {helper("print_args")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  LaunchSpec spec = spec_for(argv);
+  spec.stdout_spec = {OutputSpec::Mode::kFile, dir + "/out"};
+
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok()) << result.error().message;
+  EXPECT_TRUE(result->succeeded());
+
+  std::string expected;
+  for (const std::string& arg : args) {
+    expected += arg;
+    expected.push_back('\0');
+  }
+  EXPECT_EQ(slurp(dir + "/out"), expected);
+}
+
+TEST(Launcher, ExitCodePropagates) {
+  auto result = launch(spec_for({"/bin/sh", "-c", "exit 7"}));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->outcome, Outcome::kExited);
+  EXPECT_EQ(result->exit_code, 7);
+  EXPECT_EQ(result->run_exit_status(), 7);
+}
+
+TEST(Launcher, SignalBecomes128PlusN) {
+  auto result = launch(spec_for({"/bin/sh", "-c", "kill -TERM $$"}));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->outcome, Outcome::kSignaled);
+  EXPECT_EQ(result->signal, SIGTERM);
+  EXPECT_EQ(result->run_exit_status(), 128 + SIGTERM);
+}
+
+TEST(Launcher, StdinIsDevNullByDefault) {
+  std::string dir = scratch_dir();
+  LaunchSpec spec = spec_for({"/bin/sh", "-c", "if read line; then echo got; else echo eof; fi"});
+  spec.stdout_spec = {OutputSpec::Mode::kFile, dir + "/out"};
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(slurp(dir + "/out"), "eof\n");
+}
+
+TEST(Launcher, TimeoutKillsTheGroupAndASetsidGrandchild) {
+  std::string dir = scratch_dir();
+  LaunchSpec spec = spec_for({helper("spawn_setsid"), dir + "/pid", "stay"});
+  spec.timeout_seconds = 1.0;
+
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->outcome, Outcome::kTimedOut);
+  EXPECT_EQ(result->run_exit_status(), 124);
+
+  int grandchild = std::stoi(slurp(dir + "/pid"));
+  EXPECT_FALSE(process_exists(grandchild)) << "grandchild " << grandchild << " survived";
+}
+
+TEST(Launcher, LeftoversAreEndedAndReported) {
+  std::string dir = scratch_dir();
+  auto result = launch(spec_for({helper("spawn_setsid"), dir + "/pid", "exit"}));
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->succeeded());
+
+  int grandchild = std::stoi(slurp(dir + "/pid"));
+  EXPECT_FALSE(process_exists(grandchild));
+  ASSERT_EQ(result->left_behind.size(), 1u);
+  EXPECT_EQ(result->left_behind[0].pid, grandchild);
+}
+
+TEST(Launcher, LeftoverHoldingTheOutputPipeDoesNotHang) {
+  std::string dir = scratch_dir();
+  LaunchSpec spec = spec_for({"/bin/sh", "-c", "setsid sleep 300 & echo started"});
+  spec.stdout_spec = {OutputSpec::Mode::kTee, dir + "/out"};
+  double began = sys::monotonic_seconds();
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->succeeded());
+  EXPECT_LT(sys::monotonic_seconds() - began, 30.0);
+  EXPECT_EQ(slurp(dir + "/out"), "started\n");
+  EXPECT_FALSE(result->left_behind.empty());
+}
+
+TEST(Launcher, AslrOffIsVerifiedAtStartAndExit) {
+  LaunchSpec spec = spec_for({"/bin/true"});
+  spec.controls.aslr_off = true;
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result->outcome, Outcome::kExited) << result->message;
+  ASSERT_EQ(result->checks.size(), 1u);
+  EXPECT_EQ(result->checks[0].at_start, CheckState::kVerified);
+  EXPECT_EQ(result->checks[0].at_exit, CheckState::kVerified);
+  EXPECT_NE(result->at_exit.personality & ADDR_NO_RANDOMIZE, 0u);
+}
+
+TEST(Launcher, WithoutControlsTheChildKeepsRandomisation) {
+  auto result = launch(spec_for({"/bin/true"}));
+  ASSERT_TRUE(result.ok());
+  ASSERT_TRUE(result->at_exit.valid) << result->at_exit.error;
+  EXPECT_EQ(result->at_exit.personality & ADDR_NO_RANDOMIZE, 0u);
+}
+
+TEST(Launcher, CpuPinningIsVerified) {
+  LaunchSpec spec = spec_for({"/bin/true"});
+  spec.controls.cpus = CpuSet{0};
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result->outcome, Outcome::kExited) << result->message;
+  EXPECT_EQ(result->at_start.cpus_allowed_list, "0");
+  EXPECT_EQ(result->checks[0].at_exit, CheckState::kVerified);
+}
+
+TEST(Launcher, HandshakeReportsARefusedControl) {
+  // No CPU in the mask exists, so sched_setaffinity fails in the child and
+  // the child reports the errno instead of running anything.
+  LaunchSpec spec = spec_for({"/bin/true"});
+  spec.controls.cpus = CpuSet{1000};
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->outcome, Outcome::kControlFailed);
+  EXPECT_NE(result->message.find("sched_setaffinity"), std::string::npos) << result->message;
+  EXPECT_EQ(result->run_exit_status(), 125);
+}
+
+TEST(Launcher, TrimmedCpuMaskStopsTheLaunch) {
+  long online = ::sysconf(_SC_NPROCESSORS_CONF);
+  LaunchSpec spec = spec_for({"/bin/true"});
+  spec.controls.cpus = CpuSet{0, static_cast<int>(online) + 3};
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->outcome, Outcome::kControlFailed);
+  EXPECT_NE(result->message.find("Cpus_allowed_list 0"), std::string::npos) << result->message;
+}
+
+TEST(Launcher, ExecFailureIsReportedWithItsStatus) {
+  std::string dir = scratch_dir();
+  std::ofstream(dir + "/not-executable") << "data\n";
+  std::string path;
+  auto failure = resolve_executable(dir + "/not-executable", path);
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->status, 126);
+
+  failure = resolve_executable("memdet-no-such-command-anywhere", path);
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->status, 127);
+
+  // Resolution passed but exec itself fails: a script with a missing
+  // interpreter.
+  std::ofstream(dir + "/bad-script") << "#!/nonexistent/interpreter\n";
+  ::chmod((dir + "/bad-script").c_str(), 0755);
+  LaunchSpec spec = spec_for({dir + "/bad-script"});
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->outcome, Outcome::kExecFailed);
+  EXPECT_EQ(result->run_exit_status(), 127);
+}
+
+TEST(Launcher, ForwardsSigtermToTheWorkload) {
+  LaunchSpec spec = spec_for({"/bin/sleep", "30"});
+  std::thread sender([] {
+    ::usleep(300 * 1000);
+    ::kill(::getpid(), SIGTERM);
+  });
+  auto result = launch(spec);
+  sender.join();
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->interrupted_by, SIGTERM);
+  EXPECT_EQ(result->outcome, Outcome::kSignaled);
+  EXPECT_EQ(result->signal, SIGTERM);
+}
+
+TEST(Launcher, EnvironmentArrivesExactly) {
+  std::string dir = scratch_dir();
+  LaunchSpec spec = spec_for({"/usr/bin/env"});
+  spec.env = {"ONE=1", "TWO=two words"};
+  spec.stdout_spec = {OutputSpec::Mode::kFile, dir + "/out"};
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(slurp(dir + "/out"), "ONE=1\nTWO=two words\n");
+}
+
+}  // namespace
+}  // namespace memdet::launch
