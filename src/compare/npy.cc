@@ -5,11 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <bit>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <utility>
 
@@ -95,13 +95,19 @@ Result<Preamble> parse_preamble(std::string_view file_start, uint64_t file_size)
   const std::string_view bytes =
       file_start.substr(0, std::min<uint64_t>(file_start.size(), file_size));
 
+  const auto truncated = [&](size_t need) {
+    if (bytes.size() == file_size) {
+      return make_error("truncated header: file is " + std::to_string(file_size) + " bytes");
+    }
+    return make_error("truncated header: needs " + std::to_string(need) + " bytes, have " +
+                      std::to_string(bytes.size()));
+  };
+
   const size_t magic_seen = std::min(bytes.size(), kMagic.size());
   if (bytes.substr(0, magic_seen) != kMagic.substr(0, magic_seen)) {
     return make_error("not an npy file (bad magic)");
   }
-  if (bytes.size() < kMagic.size() + 2) {
-    return make_error("truncated header: file is " + std::to_string(file_size) + " bytes");
-  }
+  if (bytes.size() < kMagic.size() + 2) return truncated(kMagic.size() + 2);
 
   const auto major = static_cast<unsigned char>(bytes[6]);
   const auto minor = static_cast<unsigned char>(bytes[7]);
@@ -117,9 +123,7 @@ Result<Preamble> parse_preamble(std::string_view file_start, uint64_t file_size)
 
   Preamble preamble;
   preamble.header_start = kMagic.size() + 2 + length_width;
-  if (bytes.size() < preamble.header_start) {
-    return make_error("truncated header: file is " + std::to_string(file_size) + " bytes");
-  }
+  if (bytes.size() < preamble.header_start) return truncated(preamble.header_start);
   preamble.header_length = load_le(bytes, kMagic.size() + 2, length_width);
 
   if (preamble.header_length > file_size - preamble.header_start) {
@@ -212,7 +216,9 @@ class HeaderParser {
     while (!at_end() && text_[pos_] != quote) {
       // No key or dtype name needs escapes, so a backslash means the text
       // is not what numpy writes.
-      if (text_[pos_] == '\\' || text_[pos_] == '\n') return malformed("unsupported string");
+      if (text_[pos_] == '\\' || text_[pos_] == '\n') {
+        return malformed("escape or line break inside a string");
+      }
       ++pos_;
     }
     if (at_end()) return malformed("unterminated string");
@@ -310,7 +316,8 @@ class HeaderParser {
     if (descr.empty()) return unsupported();
 
     const char order = descr[0];
-    if (order == '=') return make_error("dtype " + quoted(descr) + " has host byte order");
+    if (order == '=')
+      return make_error("dtype " + quoted(descr) + " has host-dependent byte order");
     if (order != '<' && order != '>' && order != '|') {
       return make_error("dtype " + quoted(descr) + " has no byte order");
     }
@@ -402,15 +409,22 @@ Result<size_t> pread_full(int fd, char* buffer, size_t size, uint64_t offset) {
   return done;
 }
 
-Status write_full(int fd, const char* buffer, size_t size) {
+// Writes all of buffer, or returns false with errno saying why not.
+bool write_full(int fd, const char* buffer, size_t size) {
   size_t done = 0;
   while (done < size) {
     const ssize_t n = ::write(fd, buffer + done, size - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("cannot write");
+    if (n < 0) return false;
+    // write(2) returns 0 only for a zero-byte request; the guard keeps a
+    // misbehaving file system from spinning this loop.
+    if (n == 0) {
+      errno = EIO;
+      return false;
+    }
     done += static_cast<size_t>(n);
   }
-  return {};
+  return true;
 }
 
 Error shrank() { return make_error("file shrank while being read"); }
@@ -597,16 +611,12 @@ Result<NpyHeader> parse_npy_header(std::string_view file_start, uint64_t file_si
 
   // A zero dimension makes the array empty whatever the others say, even
   // if their product alone would overflow.
-  header.element_count = 1;
   const bool empty = std::find(header.shape.begin(), header.shape.end(), 0) != header.shape.end();
+  header.element_count = empty ? 0 : 1;
   for (uint64_t dimension : header.shape) {
-    if (empty) {
-      header.element_count = 0;
-      break;
-    }
-    if (!checked_mul(header.element_count, dimension, header.element_count)) {
-      return make_error("shape " + shape_repr(header.shape) + " has more elements than fit in " +
-                        "64 bits");
+    if (!empty && !checked_mul(header.element_count, dimension, header.element_count)) {
+      return make_error("shape " + shape_repr(header.shape) +
+                        " has more elements than fit in 64 bits");
     }
   }
   if (!checked_mul(header.element_count, header.item_size, header.data_bytes)) {
@@ -662,10 +672,16 @@ Status write_npy_f32(const std::string& path, const float* data,
 
   ScopedFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd.valid()) return errno_error("cannot create " + path);
-  for (const std::string* part : {&preamble, &header}) {
-    if (Status written = write_full(fd.get(), part->data(), part->size()); !written) {
-      return make_error(path + ": " + written.error().message);
-    }
+  // A half-written file would later read as a lying one; better none.
+  const auto fail = [&] {
+    Error error = errno_error("cannot write " + path);
+    ::unlink(path.c_str());
+    return error;
+  };
+
+  if (!write_full(fd.get(), preamble.data(), preamble.size()) ||
+      !write_full(fd.get(), header.data(), header.size())) {
+    return fail();
   }
 
   // Bytes are placed one by one so the file is little-endian on any host.
@@ -678,13 +694,11 @@ Status write_npy_f32(const std::string& path, const float* data,
         chunk[i * 4 + byte] = static_cast<char>((bits >> (8 * byte)) & 0xff);
       }
     }
-    if (Status written = write_full(fd.get(), chunk.data(), static_cast<size_t>(n * 4)); !written) {
-      return make_error(path + ": " + written.error().message);
-    }
+    if (!write_full(fd.get(), chunk.data(), static_cast<size_t>(n * 4))) return fail();
     done += n;
   }
 
-  if (fd.close() != 0) return errno_error("cannot write " + path);
+  if (fd.close() != 0) return fail();
   return {};
 }
 

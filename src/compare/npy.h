@@ -37,7 +37,8 @@ struct NpyHeader {
 Result<NpyHeader> parse_npy_header(std::string_view file_start, uint64_t file_size);
 
 // Reads and parses the header of the file at path, reading no more than the
-// header itself.
+// header itself. Errors, like parse_npy_header's, leave naming the file to
+// the caller.
 Result<NpyHeader> read_npy_header(const std::string& path);
 
 // Writes a little-endian, C-order float32 array of the given shape, with the

@@ -21,6 +21,9 @@ namespace memdet::workloads {
 namespace {
 
 constexpr size_t kFeatures = 64;
+// Enough that each thread's share of a step lasts far longer than the skew
+// between threads leaving the barrier, so that their atomic additions
+// overlap instead of running one thread after the other.
 constexpr size_t kSamples = 4096;
 // The ordered reduction's block count is fixed, not derived from the thread
 // count, so that the summation order is a property of the data alone.
@@ -262,8 +265,8 @@ Status write_losses(const std::string& path, const std::vector<float>& losses) {
 
   bool failed = false;
   for (size_t step = 0; step < losses.size(); ++step) {
-    // %.17g prints every double exactly enough to read back the same bits,
-    // so two loss files differ exactly when the losses do.
+    // %.17g gives enough digits to read back the same double, so two loss
+    // files differ exactly when the losses do.
     failed |=
         std::fprintf(file, "step %zu loss %.17g\n", step, static_cast<double>(losses[step])) < 0;
   }

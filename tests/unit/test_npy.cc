@@ -12,7 +12,6 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -314,6 +313,14 @@ TEST(WriteNpyF32, MatchesNumpyByteForByte) {
 
     EXPECT_EQ(slurp(ours), slurp(theirs)) << text;
   }
+}
+
+TEST(WriteNpyF32, ReportsAnUncreatableFile) {
+  const float value = 1;
+  const Status status = write_npy_f32("/nonexistent/weights.npy", &value, {1});
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().message,
+            "cannot create /nonexistent/weights.npy: No such file or directory");
 }
 
 TEST(CompareNpy, IdenticalFilesDoNotDiffer) {
