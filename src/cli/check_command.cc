@@ -98,7 +98,7 @@ int check(const CheckCliOptions& cli) {
   options.artifact_patterns = cli.artifacts;
   options.include_stdout = !cli.no_stdout;
   options.out_dir = cli.out_dir;
-  options.controls = to_controls(cli.controls);
+  options.controls = to_controls(cli.controls, 2);
   if (cli.timeout > 0) {
     options.timeout_seconds = cli.timeout;
   }

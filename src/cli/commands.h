@@ -36,9 +36,9 @@ struct ControlOptions {
   std::string env_preset;
 };
 void add_control_options(CLI::App& app, ControlOptions& options);
-// Turns the parsed options into controls; throws a usage error naming the
-// bad value.
-launch::Controls to_controls(const ControlOptions& options);
+// Turns the parsed options into controls; throws a CommandError with
+// `usage_status` naming the bad value.
+launch::Controls to_controls(const ControlOptions& options, int usage_status);
 
 // The path of the running memdet binary, for workloads it starts itself.
 std::string self_executable();

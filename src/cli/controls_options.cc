@@ -28,13 +28,13 @@ void add_control_options(CLI::App& app, ControlOptions& options) {
       ->check(CLI::IsMember({"deterministic"}));
 }
 
-launch::Controls to_controls(const ControlOptions& options) {
+launch::Controls to_controls(const ControlOptions& options, int usage_status) {
   launch::Controls controls;
   controls.aslr_off = options.aslr == "off";
   if (!options.cpus.empty()) {
     auto cpus = launch::parse_cpu_list(options.cpus);
     if (!cpus) {
-      throw usage_error("--cpus: " + cpus.error().message);
+      throw CommandError(usage_status, "--cpus: " + cpus.error().message);
     }
     controls.cpus = *cpus;
   }

@@ -16,7 +16,7 @@ protocol::CheckReport run_check_campaign(protocol::CheckOptions options, std::FI
 namespace {
 
 struct DemoOptions {
-  int runs = 6;
+  int runs = 10;
   std::string out_dir;
 };
 

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "cli/commands.h"
@@ -39,12 +40,21 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     // CLI11's own statuses are not memdet's; a usage error is 2, or 125 under
     // `run`, where 2 could be the child's own status.
+    std::string stray;
     for (const cli::Registered& command : commands) {
       if (command.app->parsed()) {
         usage_status = command.usage_status;
+        for (const std::string& arg : command.app->remaining()) {
+          stray += arg == "--" ? "" : (stray.empty() ? "" : " ") + arg;
+        }
       }
     }
-    std::fprintf(stderr, "memdet: %s\n", error.what());
+    if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr && !stray.empty()) {
+      std::fprintf(stderr, "memdet: unknown option or stray argument: %s (the command goes after --)\n",
+                   stray.c_str());
+    } else {
+      std::fprintf(stderr, "memdet: %s\n", error.what());
+    }
     std::fprintf(stderr, "Run with --help for more information.\n");
     return usage_status;
   }

@@ -37,7 +37,7 @@ int run(const RunOptions& options) {
   for (char** entry = environ; *entry != nullptr; ++entry) {
     spec.env.emplace_back(*entry);
   }
-  spec.controls = to_controls(options.controls);
+  spec.controls = to_controls(options.controls, 125);
   launch::apply_env_controls(spec.controls, spec.env);
   if (options.timeout > 0) {
     spec.timeout_seconds = options.timeout;

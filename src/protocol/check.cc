@@ -170,12 +170,6 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
         continue;
       }
       any = true;
-      if (looks_like_npy(match)) {
-        auto header = compare::read_npy_header(match);
-        if (!header) {
-          return make_error(header.error().message);
-        }
-      }
       ArtifactRecord artifact;
       artifact.key = artifact_key(pattern, substituted, match);
       artifact.written = match;
@@ -195,6 +189,12 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
         }
       }
       run.artifacts.push_back(artifact);
+      if (looks_like_npy(artifact.kept)) {
+        auto header = compare::read_npy_header(artifact.kept);
+        if (!header) {
+          return make_error(match + ": " + header.error().message);
+        }
+      }
     }
     if (!any) {
       run.missing.push_back(pattern);
@@ -393,6 +393,11 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   if (options.command.empty()) {
     return make_error("no command given after --");
   }
+  for (const std::string& pattern : options.artifact_patterns) {
+    if (pattern.empty() || pattern == "--") {
+      return make_error("--artifact needs a file or glob pattern, got '" + pattern + "'");
+    }
+  }
   if (auto failure = launch::resolve_executable(options.command[0], report.executable)) {
     return make_error(failure->message);
   }
@@ -460,6 +465,13 @@ Result<CheckReport> run_check(const CheckOptions& options) {
       options.on_run_done(done, options.runs);
     }
 
+    // A control the host refuses, or a command that cannot be executed, will
+    // fail the same way in every run: stop before running the rest.
+    if (report.input_error.empty() &&
+        (done.launch.outcome == launch::Outcome::kControlFailed ||
+         done.launch.outcome == launch::Outcome::kExecFailed)) {
+      report.input_error = done.launch.message;
+    }
     if (!report.input_error.empty()) {
       break;
     }

@@ -49,7 +49,6 @@ void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE*
   using Kind = protocol::ArtifactComparison::Kind;
   switch (comparison.kind) {
     case Kind::kSame:
-      std::fprintf(out, "    %s: identical\n", comparison.key.c_str());
       return;
     case Kind::kMissing:
       std::fprintf(out, "    %s: %s\n", comparison.key.c_str(), comparison.note.c_str());
@@ -154,15 +153,37 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
     }
     std::fprintf(out, "\n");
   }
+  // Beyond a few outcomes the detail stops helping a reader; check.json
+  // holds every comparison.
+  constexpr int kDetailedOutcomes = 3;
+  int detailed = 0;
+  int not_shown = 0;
   for (size_t i = 0; i < report.outcomes.size(); ++i) {
     if (static_cast<int>(i) == report.reference) {
       continue;
     }
+    if (detailed == kDetailedOutcomes) {
+      ++not_shown;
+      continue;
+    }
+    ++detailed;
+    std::string identical;
     std::fprintf(out, "  %s vs %s:\n", outcome_letter(static_cast<int>(i)).c_str(),
                  outcome_letter(report.reference).c_str());
     for (const protocol::ArtifactComparison& comparison : report.outcomes[i].vs_reference) {
+      if (comparison.kind == protocol::ArtifactComparison::Kind::kSame) {
+        identical += (identical.empty() ? "" : ", ") + comparison.key;
+        continue;
+      }
       print_comparison(comparison, out);
     }
+    if (!identical.empty()) {
+      std::fprintf(out, "    identical: %s\n", identical.c_str());
+    }
+  }
+  if (not_shown > 0) {
+    std::fprintf(out, "  (%d more outcome%s compared in %s/check.json)\n", not_shown,
+                 not_shown == 1 ? "" : "s", report.campaign_dir.c_str());
   }
 
   std::fprintf(out, "\n");
