@@ -244,6 +244,34 @@ std::vector<Remnant> find_remnants(int group) {
   return found;
 }
 
+// True when the workload's group is empty and memdet has no child left:
+// then nothing can remain, and the scan of all of /proc is skipped. An
+// orphan is reparented before its parent becomes a zombie, so a live
+// descendant is always either in the group or among our children.
+bool nothing_left(int group) {
+  if (::kill(-group, 0) == 0 || errno != ESRCH) {
+    return false;
+  }
+  DIR* tasks = ::opendir("/proc/self/task");
+  if (tasks == nullptr) {
+    return false;
+  }
+  bool none = true;
+  while (dirent* entry = ::readdir(tasks)) {
+    if (entry->d_name[0] == '.') {
+      continue;
+    }
+    auto children =
+        sys::read_small_file("/proc/self/task/" + std::string(entry->d_name) + "/children");
+    if (!children || children->find_first_not_of(" \n") != std::string::npos) {
+      none = false;
+      break;
+    }
+  }
+  ::closedir(tasks);
+  return none;
+}
+
 void reap_adopted() {
   while (::waitpid(-1, nullptr, WNOHANG) > 0) {
   }
@@ -254,6 +282,11 @@ void reap_adopted() {
 // and reap it all. A leftover that holds an output pipe would otherwise
 // keep memdet waiting forever.
 std::vector<LeftBehind> clean_up_descendants(int group, bool kill_at_once) {
+  reap_adopted();
+  if (nothing_left(group)) {
+    return {};
+  }
+
   std::map<int, std::string> seen;
   const double grace_seconds = kill_at_once ? 0.0 : 1.0;
   const double kill_at = sys::monotonic_seconds() + grace_seconds;
