@@ -1,4 +1,5 @@
 #include "compare/npy.h"
+#include "compare/ulp.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -470,6 +471,78 @@ TEST(CompareNpy, NamesTheMalformedFile) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().message,
             dir.file("missing.npy") + ": cannot open: No such file or directory");
+}
+
+}  // namespace
+}  // namespace memdet::compare
+
+namespace memdet::compare {
+namespace {
+
+// The comparison takes blocks of finite values through a vectorised path and
+// anything holding a NaN or an infinity element by element; both must agree
+// with a plain reference computed here, wherever the special values fall.
+TEST(CompareNpy, BlockPathsAgreeWithAPlainReference) {
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  const uint64_t count = 5000;
+  std::vector<float> a(count);
+  std::vector<float> b(count);
+  uint64_t state = 12345;
+  auto next = [&state] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  for (uint64_t i = 0; i < count; ++i) {
+    a[i] = static_cast<float>(next() % 20000) / 1000.0f - 10.0f;
+    b[i] = a[i];
+    if (next() % 3 == 0) {
+      b[i] = std::nextafter(a[i], next() % 2 ? 100.0f : -100.0f);
+    }
+    if (i % 1700 == 5) {
+      b[i] = -a[i];
+    }
+  }
+  a[2100] = std::numeric_limits<float>::quiet_NaN();
+  b[3500] = std::numeric_limits<float>::infinity();
+
+  uint64_t differing = 0;
+  uint64_t max_ulp = 0;
+  double max_abs = 0;
+  uint64_t first = count;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint32_t bits_a = 0;
+    uint32_t bits_b = 0;
+    std::memcpy(&bits_a, &a[i], 4);
+    std::memcpy(&bits_b, &b[i], 4);
+    if (bits_a == bits_b) continue;
+    ++differing;
+    first = std::min(first, i);
+    if (std::isnan(a[i]) || std::isnan(b[i]) || std::isinf(a[i]) || std::isinf(b[i])) continue;
+    max_ulp = std::max(max_ulp, ulp_distance(a[i], b[i]));
+    max_abs = std::max(max_abs, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+  }
+
+  ASSERT_TRUE(write_npy_f32(dir.file("a.npy"), a.data(), {count}).ok());
+  ASSERT_TRUE(write_npy_f32(dir.file("b.npy"), b.data(), {count}).ok());
+  auto diff = compare_npy(dir.file("a.npy"), dir.file("b.npy"));
+  ASSERT_TRUE(diff.ok()) << diff.error().message;
+  ASSERT_TRUE(diff->has_value());
+  const NumericDiff& got = **diff;
+  EXPECT_EQ(got.elements, count);
+  EXPECT_EQ(got.differing, differing);
+  EXPECT_EQ(got.max_ulp, max_ulp);
+  EXPECT_DOUBLE_EQ(got.max_abs, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(got.nan_mismatch, 1u);
+  ASSERT_EQ(got.first_index.size(), 1u);
+  EXPECT_EQ(got.first_index[0], first);
+
+  // Without the infinity, the largest finite difference is the maximum.
+  b[3500] = a[3500];
+  ASSERT_TRUE(write_npy_f32(dir.file("b.npy"), b.data(), {count}).ok());
+  diff = compare_npy(dir.file("a.npy"), dir.file("b.npy"));
+  ASSERT_TRUE(diff.ok() && diff->has_value());
+  EXPECT_DOUBLE_EQ((*diff)->max_abs, max_abs);
 }
 
 }  // namespace
