@@ -31,7 +31,7 @@ fi
 
 # Installing OpenBLAS switches Debian's libblas.so.3 away from the reference
 # BLAS. Choose OpenBLAS (pthread build) explicitly, so every machine that ran
-# this script loads the same BLAS; each run record says which one it loaded.
+# this script loads the same BLAS, whatever was installed before.
 arch_dir="/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)"
 blas="$arch_dir/openblas-pthread/libblas.so.3"
 lapack="$arch_dir/openblas-pthread/liblapack.so.3"

@@ -66,6 +66,8 @@ void progress(const protocol::RunRecord& run, int total) {
   report::print_run_progress(run, total, stderr);
 }
 
+void started(const protocol::CheckReport& report) { report::print_campaign_start(report, stderr); }
+
 }  // namespace
 
 // Shared with `demo`, which runs the same campaign on the canary.
@@ -74,6 +76,7 @@ protocol::CheckReport run_check_campaign(protocol::CheckOptions options, std::FI
   g_interrupt = 0;
   options.interrupt = &g_interrupt;
   options.on_run_done = progress;
+  options.on_start = started;
   auto report = protocol::run_check(options);
   if (!report) {
     throw usage_error(report.error().message);
@@ -132,6 +135,7 @@ Registered add_check_command(CLI::App& parent) {
   CLI::App* app = parent.add_subcommand(
       "check", "Run a command N times and say, with evidence, whether its results repeat");
   app->add_option("-n,--runs", options->runs, "how many runs (at least 2)")
+      ->capture_default_str()
       ->check(CLI::Range(2, 100000));
   add_control_options(*app, options->controls);
   app->add_option("--artifact", options->artifacts,

@@ -89,9 +89,10 @@ int demo(const DemoOptions& options) {
                 "it with the records under %s.\n",
                 out_dir.c_str());
   }
-  std::printf("\nRecords: %s. Try your own job: memdet check -n 5 --artifact 'out/{run}/*.npy' "
-              "-- python3 train.py --out 'out/{run}'\n",
-              out_dir.c_str());
+  std::printf("\nRecords: %s\nA real PyTorch job, from the source tree:\n"
+              "  %s check -n 5 --artifact 'out/{run}/*.npy' -- /usr/bin/python3 "
+              "examples/pytorch/train_embedding.py --out 'out/{run}'\n",
+              out_dir.c_str(), self_executable().c_str());
   return 0;
 }
 
@@ -101,7 +102,8 @@ Registered add_demo_command(CLI::App& parent) {
   auto options = std::make_shared<DemoOptions>();
   CLI::App* app = parent.add_subcommand(
       "demo", "Run check on the built-in canary: a training loop that differs, and its cure");
-  app->add_option("-n,--runs", options->runs, "runs of each canary")->check(CLI::Range(2, 1000));
+  app->add_option("-n,--runs", options->runs, "runs of each canary")
+      ->capture_default_str()->check(CLI::Range(2, 1000));
   app->add_option("--out", options->out_dir, "where the records go (default .memdet/demo-TIME)");
   return {app, [options] { return demo(*options); }, 2};
 }

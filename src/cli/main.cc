@@ -6,6 +6,7 @@
 // print one line; anything else is memdet's fault and says so.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -17,7 +18,8 @@
 int main(int argc, char** argv) {
   using namespace memdet;
 
-  CLI::App app{"memdet: find out whether, and why, a training run gives different results"};
+  CLI::App app{"memdet: find out whether, and why, a training run gives different results",
+               "memdet"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "memdet 0.1.0");
 
@@ -28,9 +30,16 @@ int main(int argc, char** argv) {
       cli::add_canary_command(app),
   };
 
+  // `memdet help` is what many people type first.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "help") {
+    args[0] = "--help";
+  }
+  std::reverse(args.begin(), args.end());
+
   int usage_status = 2;
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::CallForHelp& help) {
     return app.exit(help);
   } catch (const CLI::CallForAllHelp& help) {

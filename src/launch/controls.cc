@@ -29,7 +29,7 @@ bool aslr_disabled(const ProcSnapshot& snapshot) {
 std::string describe_personality(const ProcSnapshot& snapshot) {
   char hex[32];
   std::snprintf(hex, sizeof hex, "%08lx", snapshot.personality);
-  return std::string("personality ") + hex +
+  return std::string("personality 0x") + hex +
          (aslr_disabled(snapshot) ? " (ADDR_NO_RANDOMIZE)" : " (randomized)");
 }
 
@@ -190,7 +190,7 @@ std::string summarize_checks(const std::vector<ControlCheck>& checks) {
       line += " (" + check.observed_start + ")";
     }
     line += std::string(", at exit ") + check_state_name(check.at_exit);
-    if (check.at_exit != CheckState::kVerified) {
+    if (check.at_exit != CheckState::kVerified && !check.observed_exit.empty()) {
       line += " (" + check.observed_exit + ")";
     }
   }

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "compare/digest.h"
 #include "core/sys.h"
@@ -94,8 +95,20 @@ Status move_file(const std::string& from, const std::string& to) {
   return {};
 }
 
+// The absolute, normalised form of `path`; `path` itself when the working
+// directory cannot be read.
+std::string absolute_path(const std::string& path) {
+  std::error_code code;
+  fs::path absolute = fs::absolute(path, code);
+  return code ? path : absolute.lexically_normal().string();
+}
+
 bool inside(const std::string& path, const std::string& dir) {
-  std::string absolute = fs::absolute(path).lexically_normal().string();
+  std::error_code code;
+  std::string absolute = fs::absolute(path, code).lexically_normal().string();
+  if (path.empty() || code) {
+    return false;
+  }
   std::string base = fs::path(dir).lexically_normal().string();
   return absolute.compare(0, base.size() + 1, base + "/") == 0;
 }
@@ -145,7 +158,7 @@ std::string make_campaign_dir(const std::string& requested, std::string& error) 
     error = dir + ": cannot create: " + code.message();
     return {};
   }
-  return fs::absolute(dir).lexically_normal().string();
+  return absolute_path(dir);
 }
 
 // Collects what one run wrote. Returns an input error for a malformed .npy.
@@ -154,7 +167,8 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
     std::string path = run.dir + "/stdout.txt";
     auto digest = compare::digest_file(path);
     if (digest) {
-      run.artifacts.push_back({"stdout", path, path, *digest, fs::file_size(path)});
+      std::error_code code;
+      run.artifacts.push_back({"stdout", path, path, *digest, fs::file_size(path, code)});
     } else {
       run.missing.push_back("stdout");
     }
@@ -179,25 +193,17 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
         return make_error(digest.error().message);
       }
       artifact.digest = *digest;
-      if (inside(match, run.dir)) {
-        artifact.kept = fs::absolute(match).lexically_normal().string();
-      } else {
-        artifact.kept = run.dir + "/artifacts/" + contained_path(match);
-        Status moved = move_file(match, artifact.kept);
-        if (!moved) {
-          artifact.kept = fs::absolute(match).lexically_normal().string();
-        }
-      }
+      artifact.kept = absolute_path(match);
       run.artifacts.push_back(artifact);
-      if (looks_like_npy(artifact.kept)) {
-        auto header = compare::read_npy_header(artifact.kept);
+      if (looks_like_npy(match)) {
+        auto header = compare::read_npy_header(match);
         if (!header) {
           return make_error(match + ": " + header.error().message);
         }
       }
     }
     if (!any) {
-      run.missing.push_back(pattern);
+      run.missing.push_back(substituted);
     }
   }
   std::sort(run.artifacts.begin(), run.artifacts.end(),
@@ -206,11 +212,19 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
 }
 
 // Files that already match an artifact pattern would be mistaken for this
-// run's output, so they go into the record before the run starts.
-void move_earlier_files(const CheckOptions& options, RunRecord& run) {
+// run's output. An earlier run's output is already in the records (its
+// digest, and a copy when its outcome was new), so it is removed; anything
+// else is the user's and goes into this run's before/ folder.
+void clear_earlier_files(const CheckOptions& options, const std::set<std::string>& written,
+                         RunRecord& run) {
   for (const std::string& pattern : options.artifact_patterns) {
     for (const std::string& match : expand(substitute(pattern, run.label, run.dir))) {
       if (inside(match, run.dir)) {
+        continue;
+      }
+      std::error_code code;
+      if (written.count(absolute_path(match)) != 0) {
+        fs::remove(match, code);
         continue;
       }
       std::string to = run.dir + "/before/" + contained_path(match);
@@ -221,12 +235,54 @@ void move_earlier_files(const CheckOptions& options, RunRecord& run) {
   }
 }
 
+// The first run of each outcome keeps a copy of what it wrote in its record
+// directory, so that outcome can be compared and inspected after the user's
+// files are gone or overwritten. The user's own files stay where the run
+// wrote them.
+void keep_copies(RunRecord& run) {
+  for (ArtifactRecord& artifact : run.artifacts) {
+    if (inside(artifact.kept, run.dir)) {
+      continue;
+    }
+    std::string copy = run.dir + "/artifacts/" + contained_path(artifact.written);
+    std::error_code code;
+    fs::create_directories(fs::path(copy).parent_path(), code);
+    fs::copy_file(artifact.written, copy, fs::copy_options::overwrite_existing, code);
+    if (!code) {
+      artifact.kept = copy;
+    }
+  }
+}
+
+// Runs whose outcome an earlier run already has keep nothing outside their
+// record directory.
+void forget_outside_copies(RunRecord& run) {
+  for (ArtifactRecord& artifact : run.artifacts) {
+    if (!inside(artifact.kept, run.dir)) {
+      artifact.kept.clear();
+    }
+  }
+}
+
 std::string outcome_signature(const RunRecord& run) {
   std::string joined;
   for (const ArtifactRecord& artifact : run.artifacts) {
     joined += artifact.key + '\0' + artifact.digest + '\0';
   }
   return compare::digest_bytes(joined);
+}
+
+std::string describe_npy(const std::string& path) {
+  auto header = compare::read_npy_header(path);
+  if (!header) {
+    return "unreadable";
+  }
+  std::string shape = "(";
+  for (size_t i = 0; i < header->shape.size(); ++i) {
+    shape += (i ? ", " : "") + std::to_string(header->shape[i]);
+  }
+  shape += header->shape.size() == 1 ? ",)" : ")";
+  return header->descr + (header->fortran_order ? " Fortran-order " : " ") + shape;
 }
 
 ArtifactComparison compare_artifact(const ArtifactRecord* reference, const ArtifactRecord* other,
@@ -253,8 +309,10 @@ ArtifactComparison compare_artifact(const ArtifactRecord* reference, const Artif
       comparison.kind = ArtifactComparison::Kind::kNumeric;
       comparison.numeric = **numeric;
     } else {
-      comparison.note = "compared by digest (not little-endian C-order float32/float64 of one "
-                        "shape)";
+      comparison.note = "compared by digest: " + describe_npy(reference->kept) + " vs " +
+                        describe_npy(other->kept) +
+                        " (element-wise comparison needs little-endian C-order float32 or "
+                        "float64 of one shape)";
     }
   }
   return comparison;
@@ -408,8 +466,14 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     return make_error(error);
   }
 
+  if (options.on_start != nullptr) {
+    options.on_start(report);
+  }
+
   size_t footprint = 0;
   int first_outcome_run = 0;
+  std::set<std::string> signatures;
+  std::set<std::string> written;
   for (int index = 1; index <= options.runs; ++index) {
     RunRecord run;
     run.index = index;
@@ -448,7 +512,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     }
     footprint = this_footprint;
 
-    move_earlier_files(options, run);
+    clear_earlier_files(options, written, run);
     auto launched = launch::launch(spec);
     if (!launched) {
       return make_error(launched.error().message);
@@ -457,6 +521,15 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     Status collected = collect_artifacts(options, run);
     if (!collected) {
       report.input_error = collected.error().message;
+    }
+    if (run.completed() && report.input_error.empty() &&
+        signatures.insert(outcome_signature(run)).second) {
+      keep_copies(run);
+    } else {
+      forget_outside_copies(run);
+    }
+    for (const ArtifactRecord& artifact : run.artifacts) {
+      written.insert(absolute_path(artifact.written));
     }
     report.runs.push_back(std::move(run));
     RunRecord& done = report.runs.back();
@@ -498,6 +571,10 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   compare_outcomes(report);
   drop_duplicate_copies(report);
   decide(report);
+  // The records written as each run ended did not yet know its outcome.
+  for (const RunRecord& run : report.runs) {
+    report::write_run_record(run);
+  }
   return report;
 }
 

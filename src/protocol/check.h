@@ -26,7 +26,9 @@ struct CheckOptions {
   // Set (to the signal number) by a signal handler that wants the campaign
   // to stop after the current run.
   const volatile std::sig_atomic_t* interrupt = nullptr;
-  // Called after each run, for progress lines.
+  // Called once the campaign directory exists, and after each run, for
+  // progress lines.
+  void (*on_start)(const struct CheckReport&) = nullptr;
   void (*on_run_done)(const struct RunRecord&, int total) = nullptr;
 };
 

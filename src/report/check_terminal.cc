@@ -1,6 +1,7 @@
 #include "report/check_terminal.h"
 
 #include <cstring>
+#include <fstream>
 #include <string>
 
 namespace memdet::report {
@@ -72,6 +73,65 @@ void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE*
   }
 }
 
+// The last lines of a file, for showing why a run failed.
+std::vector<std::string> tail_lines(const std::string& path, size_t count) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    lines.push_back(line);
+    if (lines.size() > count) {
+      lines.erase(lines.begin());
+    }
+  }
+  return lines;
+}
+
+void print_failures(const protocol::CheckReport& report, std::FILE* out) {
+  int interrupted = 0;
+  int missing = 0;
+  int workload = 0;
+  const protocol::RunRecord* first_failed = nullptr;
+  for (const protocol::RunRecord& run : report.runs) {
+    if (run.completed()) {
+      continue;
+    }
+    if (run.launch.interrupted_by != 0) {
+      ++interrupted;
+    } else if (run.launch.succeeded()) {
+      ++missing;
+    } else {
+      ++workload;
+      if (first_failed == nullptr) {
+        first_failed = &run;
+      }
+    }
+  }
+  if (workload > 0) {
+    std::fprintf(out, "%d run%s failed (non-zero exit, signal or timeout)\n", workload,
+                 workload == 1 ? "" : "s");
+  }
+  if (missing > 0) {
+    std::fprintf(out, "%d run%s exited 0 but did not write every artifact\n", missing,
+                 missing == 1 ? "" : "s");
+  }
+  if (interrupted > 0) {
+    std::fprintf(out, "%d run%s stopped by the interruption\n", interrupted,
+                 interrupted == 1 ? "" : "s");
+  }
+  if (first_failed != nullptr && first_failed->launch.outcome != launch::Outcome::kTimedOut) {
+    std::string path = first_failed->dir + "/stderr.txt";
+    std::vector<std::string> lines = tail_lines(path, 5);
+    if (!lines.empty()) {
+      std::fprintf(out, "last lines of run %s's stderr (%s):\n", first_failed->label.c_str(),
+                   path.c_str());
+      for (const std::string& line : lines) {
+        std::fprintf(out, "  | %s\n", line.c_str());
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::string describe_status(const launch::LaunchResult& result) {
@@ -93,19 +153,34 @@ std::string describe_status(const launch::LaunchResult& result) {
   return "unknown";
 }
 
-void print_run_progress(const protocol::RunRecord& run, int total, std::FILE* out) {
+std::string run_status(const protocol::RunRecord& run) {
   std::string status = describe_status(run.launch);
   if (run.launch.succeeded() && !run.missing.empty()) {
-    status += ", artifact missing: " + run.missing.front();
+    status += ", missing " + run.missing.front();
   }
-  std::fprintf(out, "  run %s/%d  %-10s %7.2f s\n", run.label.c_str(), total, status.c_str(),
-               run.launch.wall_seconds);
+  return status;
+}
+
+void print_campaign_start(const protocol::CheckReport& report, std::FILE* out) {
+  std::fprintf(out, "%d runs of %s\n  records: %s\n", report.options.runs,
+               command_line(report.command).c_str(), report.campaign_dir.c_str());
+  std::fflush(out);
+}
+
+void print_run_progress(const protocol::RunRecord& run, int total, std::FILE* out) {
+  std::fprintf(out, "  run %s/%d %8.2f s  %s\n", run.label.c_str(), total,
+               run.launch.wall_seconds, run_status(run).c_str());
   std::fflush(out);
 }
 
 void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
-  std::fprintf(out, "\nmemdet check: %zu run%s of %s\n", report.runs.size(),
-               report.runs.size() == 1 ? "" : "s", command_line(report.command).c_str());
+  if (static_cast<int>(report.runs.size()) == report.options.runs) {
+    std::fprintf(out, "\nmemdet check: %zu runs of %s\n", report.runs.size(),
+                 command_line(report.command).c_str());
+  } else {
+    std::fprintf(out, "\nmemdet check: %zu of %d runs of %s\n", report.runs.size(),
+                 report.options.runs, command_line(report.command).c_str());
+  }
   std::fprintf(out, "records: %s\n", report.campaign_dir.c_str());
   if (!report.runs.empty()) {
     std::string controls = launch::summarize_checks(report.runs.front().launch.checks);
@@ -126,10 +201,7 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
   std::fprintf(out, "\n  run  %-26s %9s %9s %9s  outcome\n", "status", "wall s", "cpu s",
                "peak MiB");
   for (const protocol::RunRecord& run : report.runs) {
-    std::string status = describe_status(run.launch);
-    if (run.launch.succeeded() && !run.missing.empty()) {
-      status = "missing " + run.missing.front();
-    }
+    std::string status = run_status(run);
     if (status.size() > 26) {
       status = status.substr(0, 23) + "...";
     }
@@ -146,8 +218,8 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
   if (!report.outcomes.empty()) {
     std::fprintf(out, "\noutcomes:");
     for (size_t i = 0; i < report.outcomes.size(); ++i) {
-      std::fprintf(out, "  %s x%zu (runs %s)%s", outcome_letter(static_cast<int>(i)).c_str(),
-                   report.outcomes[i].runs.size(),
+      std::fprintf(out, "  %s x%zu (run%s %s)%s", outcome_letter(static_cast<int>(i)).c_str(),
+                   report.outcomes[i].runs.size(), report.outcomes[i].runs.size() == 1 ? "" : "s",
                    join_runs(report.outcomes[i].runs, report).c_str(),
                    static_cast<int>(i) == report.reference ? " reference" : "");
     }
@@ -199,10 +271,10 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
       break;
     case protocol::Verdict::kNoDifferenceSeen:
       std::fprintf(out,
-                   "verdict: no difference seen in %d runs. Assuming the runs are independent "
-                   "and identically distributed on this host, a further run differs with "
-                   "probability below %.0f %% (95 %% confidence); %d runs would bound it "
-                   "below 10 %%, %d below 5 %%.\n",
+                   "verdict: no difference seen in %d runs.\n"
+                   "  Assuming the runs are independent and identically distributed on this\n"
+                   "  host, a further run differs with probability below %.0f %% (95 %%\n"
+                   "  confidence); %d runs would bound it below 10 %%, %d below 5 %%.\n",
                    report.completed_runs, 100.0 * report.difference_bound(),
                    protocol::runs_for_bound(0.10), protocol::runs_for_bound(0.05));
       break;
@@ -212,8 +284,7 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
       break;
   }
   if (report.failed_runs > 0) {
-    std::fprintf(out, "%d run%s failed: the workload itself did not finish cleanly\n",
-                 report.failed_runs, report.failed_runs == 1 ? "" : "s");
+    print_failures(report, out);
   }
   if (report.interrupted_by != 0) {
     std::fprintf(out, "interrupted by %s: records of the runs so far are kept\n",

@@ -10,6 +10,9 @@ namespace memdet::report {
 
 void print_check_summary(const protocol::CheckReport& report, std::FILE* out);
 
+// Where the records go, before the first run starts.
+void print_campaign_start(const protocol::CheckReport& report, std::FILE* out);
+
 // One line per finished run, printed while the campaign goes on.
 void print_run_progress(const protocol::RunRecord& run, int total, std::FILE* out);
 
