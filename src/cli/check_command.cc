@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "protocol/check.h"
 #include "report/check_json.h"
 #include "report/check_terminal.h"
@@ -19,7 +20,15 @@ namespace {
 
 volatile std::sig_atomic_t g_interrupt = 0;
 
-void on_interrupt(int signal_number) { g_interrupt = signal_number; }
+// The first signal lets the current step finish and the records be
+// written; a second one, for a step that does not finish, ends memdet.
+void on_interrupt(int signal_number) {
+  if (g_interrupt != 0) {
+    ::signal(signal_number, SIG_DFL);
+    ::raise(signal_number);
+  }
+  g_interrupt = signal_number;
+}
 
 // Between runs a signal only marks the campaign to stop; during a run the
 // launcher forwards it to the workload.
@@ -106,6 +115,7 @@ int check(const CheckCliOptions& cli) {
     options.timeout_seconds = cli.timeout;
   }
   options.show_output = cli.show_output;
+  options.echo_to_stderr = cli.json_path == "-";
   options.stop_at_first_difference = cli.stop_at_first_difference;
   options.stdin_mode =
       cli.stdin_terminal ? launch::StdinMode::kTerminal : launch::StdinMode::kNull;
@@ -123,7 +133,7 @@ int check(const CheckCliOptions& cli) {
     }
   }
   if (!report.input_error.empty()) {
-    std::fprintf(stderr, "memdet check: %s\n", report.input_error.c_str());
+    std::fprintf(stderr, "memdet check: %s\n", printable(report.input_error).c_str());
   }
   return report.exit_status();
 }
@@ -147,7 +157,7 @@ Registered add_check_command(CLI::App& parent) {
                   "campaign directory for the run records (default: a new .memdet/check-TIME)");
   app->add_option("--timeout", options->timeout,
                   "seconds before a run's whole process group is killed; the run counts as failed")
-      ->check(CLI::PositiveNumber);
+      ->check(timeout_validator());
   app->add_flag("--show-output", options->show_output,
                 "also pass the runs' stdout and stderr through (they are always captured)");
   app->add_flag("--stop-at-first-difference", options->stop_at_first_difference,

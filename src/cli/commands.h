@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,7 @@ Registered add_demo_command(CLI::App& parent);
 // The controls `run` and `check` share, and their options.
 struct ControlOptions {
   std::string aslr;
-  std::string cpus;
+  std::optional<std::string> cpus;
   int threads = 0;
   std::string env_preset;
 };
@@ -39,6 +40,10 @@ void add_control_options(CLI::App& app, ControlOptions& options);
 // Turns the parsed options into controls; throws a CommandError with
 // `usage_status` naming the bad value.
 launch::Controls to_controls(const ControlOptions& options, int usage_status);
+
+// A validator for --timeout: a finite number of seconds, above zero and at
+// most a year.
+CLI::Validator timeout_validator();
 
 // The path of the running memdet binary, for workloads it starts itself.
 std::string self_executable();

@@ -1,6 +1,8 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cmath>
+#include <cstdlib>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -31,8 +33,8 @@ void add_control_options(CLI::App& app, ControlOptions& options) {
 launch::Controls to_controls(const ControlOptions& options, int usage_status) {
   launch::Controls controls;
   controls.aslr_off = options.aslr == "off";
-  if (!options.cpus.empty()) {
-    auto cpus = launch::parse_cpu_list(options.cpus);
+  if (options.cpus) {
+    auto cpus = launch::parse_cpu_list(*options.cpus);
     if (!cpus) {
       throw CommandError(usage_status, "--cpus: " + cpus.error().message);
     }
@@ -43,6 +45,20 @@ launch::Controls to_controls(const ControlOptions& options, int usage_status) {
   }
   controls.env_deterministic = options.env_preset == "deterministic";
   return controls;
+}
+
+CLI::Validator timeout_validator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        double seconds = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(seconds) || seconds <= 0 ||
+            seconds > 366.0 * 24 * 3600) {
+          return "'" + text + "' is not a number of seconds above 0 and at most a year";
+        }
+        return {};
+      },
+      "SECONDS");
 }
 
 std::string self_executable() {

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/text.h"
 
 int main(int argc, char** argv) {
   using namespace memdet;
@@ -29,6 +31,11 @@ int main(int argc, char** argv) {
       cli::add_demo_command(app),
       cli::add_canary_command(app),
   };
+
+  // A reader that goes away (`memdet check ... | head`) must not kill memdet
+  // before it has stopped the workload and written its records; writes then
+  // fail with EPIPE instead. The child resets every disposition before exec.
+  std::signal(SIGPIPE, SIG_IGN);
 
   // `memdet help` is what many people type first.
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -60,9 +67,9 @@ int main(int argc, char** argv) {
     }
     if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr && !stray.empty()) {
       std::fprintf(stderr, "memdet: unknown option or stray argument: %s (the command goes after --)\n",
-                   stray.c_str());
+                   printable(stray).c_str());
     } else {
-      std::fprintf(stderr, "memdet: %s\n", error.what());
+      std::fprintf(stderr, "memdet: %s\n", printable(error.what()).c_str());
     }
     std::fprintf(stderr, "Run with --help for more information.\n");
     return usage_status;
@@ -75,7 +82,7 @@ int main(int argc, char** argv) {
     try {
       return command.run();
     } catch (const CommandError& error) {
-      std::fprintf(stderr, "memdet: %s\n", error.what());
+      std::fprintf(stderr, "memdet: %s\n", printable(error.what()).c_str());
       return error.status();
     } catch (const std::exception& error) {
       std::fprintf(stderr, "memdet: internal error: %s\n", error.what());

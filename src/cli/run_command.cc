@@ -26,6 +26,12 @@ struct RunOptions {
 };
 
 int run(const RunOptions& options) {
+  if (options.json_path == "-") {
+    // The workload writes to memdet's stdout, so JSON there would be mixed
+    // with whatever it prints.
+    throw CommandError(125, "--json - is not possible with run: the workload's output goes to "
+                            "stdout; give --json a file");
+  }
   launch::LaunchSpec spec;
   std::string executable;
   if (auto failure = launch::resolve_executable(options.command[0], executable)) {
@@ -86,7 +92,7 @@ Registered add_run_command(CLI::App& parent) {
   add_control_options(*app, options->controls);
   app->add_option("--timeout", options->timeout,
                   "seconds before the workload's whole process group is killed (exit 124)")
-      ->check(CLI::PositiveNumber);
+      ->check(timeout_validator());
   app->add_flag("--stdin", options->stdin_terminal,
                 "give the workload memdet's stdin (and the terminal) instead of /dev/null");
   app->add_option("--json", options->json_path, "write the run record as JSON to FILE (- for stdout)");

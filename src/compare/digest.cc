@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // This header turns the XXH3_* names into macros for the dispatching entry
@@ -27,9 +28,16 @@ std::string to_hex(XXH128_hash_t hash) {
 }  // namespace
 
 Result<std::string> digest_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO or device in an artifact's place must not stall the
+  // open, and only a regular file has an end to read to.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return make_error(path + ": " + std::strerror(errno));
+  }
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    return make_error(path + ": not a regular file");
   }
 
   XXH3_state_t* state = XXH3_createState();

@@ -437,7 +437,8 @@ struct OpenNpy {
 // Opens the file and parses its header; the descriptor stays open so the
 // data read later comes from the file whose header was checked.
 Result<OpenNpy> open_npy(const std::string& path) {
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO in the artifact's place must not stall the open.
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) return errno_error("cannot open");
 
   struct stat st {};

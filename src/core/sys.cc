@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 namespace memdet::sys {
 
@@ -39,9 +40,13 @@ Result<std::string> read_small_file(const std::string& path) {
 }
 
 Result<std::string> read_prefix(const std::string& path, size_t bytes) {
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) {
     return make_error(path + ": " + errno_text(errno));
+  }
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) {
+    return make_error(path + ": not a regular file");
   }
   std::string text(bytes, '\0');
   size_t have = 0;

@@ -52,7 +52,8 @@ Result<Pipe> make_pipe();
 // Fails when the file cannot be opened or read.
 Result<std::string> read_small_file(const std::string& path);
 
-// The first `bytes` bytes of a file, fewer when the file is shorter.
+// The first `bytes` bytes of a regular file, fewer when the file is shorter.
+// Anything else (a FIFO, a device) is refused without blocking.
 Result<std::string> read_prefix(const std::string& path, size_t bytes);
 
 // Writes all of `data`, retrying on EINTR and short writes. Returns false

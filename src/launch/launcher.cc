@@ -65,7 +65,8 @@ class SignalRouting {
     for (int signal_number : kForwarded) {
       ::sigaction(signal_number, &action, &saved_[signal_number]);
     }
-    action.sa_flags = SA_RESTART | SA_NOCLDSTOP * 0;
+    // No SA_NOCLDSTOP: a workload stopped by SIGTTIN must wake the loop too.
+    action.sa_flags = SA_RESTART;
     ::sigaction(SIGCHLD, &action, &saved_[SIGCHLD]);
   }
   SignalRouting(const SignalRouting&) = delete;
@@ -97,6 +98,7 @@ struct ChildPlan {
   int stderr_fd;
   int report_fd;
   int go_fd;
+  pid_t parent;
 };
 
 [[noreturn]] void child_fail(int report_fd, Stage stage, int error, int status) {
@@ -107,6 +109,14 @@ struct ChildPlan {
 
 [[noreturn]] void run_child(const ChildPlan& plan) {
   ::setpgid(0, 0);
+
+  // If memdet itself is killed (SIGKILL leaves it no chance to clean up),
+  // the workload goes with it instead of running on unobserved. The parent
+  // may have died before this line: then go at once.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != plan.parent) {
+    ::_exit(125);
+  }
 
   // The workload starts with default dispositions and nothing blocked,
   // whatever memdet itself had.
@@ -531,7 +541,8 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
       return make_error("/dev/null: " + sys::errno_text(errno));
     }
   }
-  auto out = plumb(spec.stdout_spec, STDOUT_FILENO);
+  auto out = plumb(spec.stdout_spec,
+                   spec.stdout_spec.echo_to_stderr ? STDERR_FILENO : STDOUT_FILENO);
   if (!out) {
     return out.error();
   }
@@ -566,6 +577,7 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
   plan.stderr_fd = err->child_end.valid() ? err->child_end.get() : -1;
   plan.report_fd = report_pipe->write.get();
   plan.go_fd = go_pipe->read.get();
+  plan.parent = ::getpid();
 
   SignalRouting routing(signal_pipe->write.get());
   pid_t pid = ::fork();
@@ -678,7 +690,8 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
         ::kill(-pid, SIGKILL);
         continue;
       }
-      wait_ms = std::min(wait_ms, static_cast<int>(left * 1000.0) + 1);
+      // In double first: a deadline days away would overflow an int.
+      wait_ms = static_cast<int>(std::min(static_cast<double>(wait_ms), left * 1000.0 + 1.0));
     }
 
     pollfd fds[3] = {{signal_pipe->read.get(), POLLIN, 0},

@@ -21,6 +21,7 @@ enum class StdinMode {
 struct OutputSpec {
   enum class Mode { kInherit, kFile, kTee } mode = Mode::kInherit;
   std::string path;  // for kFile and kTee
+  bool echo_to_stderr = false;  // kTee: pass the stream through to stderr
 };
 
 struct LaunchSpec {

@@ -26,6 +26,22 @@ bool has_glob_chars(const std::string& text) {
   return text.find_first_of("*?[") != std::string::npos;
 }
 
+// The pattern with {run} and {run_dir} replaced, their values escaped so
+// that a run directory holding '[' or '*' matches itself.
+std::string glob_pattern(const std::string& pattern, const RunRecord& run) {
+  auto escape = [](const std::string& text) {
+    std::string escaped;
+    for (char c : text) {
+      if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
+        escaped += '\\';
+      }
+      escaped += c;
+    }
+    return escaped;
+  };
+  return substitute(pattern, escape(run.label), escape(run.dir));
+}
+
 std::vector<std::string> expand(const std::string& pattern) {
   std::vector<std::string> matches;
   glob_t found{};
@@ -39,24 +55,54 @@ std::vector<std::string> expand(const std::string& pattern) {
   return matches;
 }
 
-// The name an artifact has in every run: the pattern's literal directory
-// part, unsubstituted, followed by what the wildcards matched.
-std::string artifact_key(const std::string& pattern, const std::string& substituted,
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t begin = 0;
+  while (begin <= path.size()) {
+    size_t slash = path.find('/', begin);
+    if (slash == std::string::npos) {
+      slash = path.size();
+    }
+    parts.push_back(path.substr(begin, slash - begin));
+    begin = slash + 1;
+  }
+  return parts;
+}
+
+// The name an artifact has in every run: each literal component of the
+// pattern as the user wrote it ({run} and all), each wildcard component as
+// matched. A glob never matches across '/', so the two line up.
+std::string artifact_key(const std::string& pattern, const std::string& run_dir,
                          const std::string& match) {
-  if (!has_glob_chars(substituted)) {
-    return pattern;
+  std::string rest_pattern = pattern;
+  std::string rest_match = match;
+  std::string key;
+  const std::string run_dir_token = "{run_dir}";
+  if (pattern.rfind(run_dir_token, 0) == 0 && match.rfind(run_dir, 0) == 0) {
+    key = run_dir_token;
+    rest_pattern = pattern.substr(run_dir_token.size());
+    rest_match = match.substr(run_dir.size());
   }
-  size_t wild = substituted.find_first_of("*?[");
-  size_t slash = substituted.rfind('/', wild);
-  std::string fixed = slash == std::string::npos ? "" : substituted.substr(0, slash + 1);
-  size_t pattern_wild = pattern.find_first_of("*?[");
-  size_t pattern_slash = pattern.rfind('/', pattern_wild);
-  std::string pattern_fixed =
-      pattern_slash == std::string::npos ? "" : pattern.substr(0, pattern_slash + 1);
-  if (match.compare(0, fixed.size(), fixed) == 0) {
-    return pattern_fixed + match.substr(fixed.size());
+  std::vector<std::string> pattern_parts = split_path(rest_pattern);
+  std::vector<std::string> match_parts = split_path(rest_match);
+  if (pattern_parts.size() != match_parts.size() ||
+      rest_pattern.find(run_dir_token) != std::string::npos) {
+    return match;
   }
-  return match;
+  for (size_t i = 0; i < pattern_parts.size(); ++i) {
+    key += i == 0 ? "" : "/";
+    key += has_glob_chars(pattern_parts[i]) ? match_parts[i] : pattern_parts[i];
+  }
+  return key;
+}
+
+// `path`, or `path~2`, `path~3`... when an earlier entry of `used` took it.
+std::string unique_path(const std::string& path, std::set<std::string>& used) {
+  std::string candidate = path;
+  for (int suffix = 2; !used.insert(candidate).second; ++suffix) {
+    candidate = path + "~" + std::to_string(suffix);
+  }
+  return candidate;
 }
 
 // A relative path that stays inside the record directory.
@@ -175,8 +221,7 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
   }
 
   for (const std::string& pattern : options.artifact_patterns) {
-    std::string substituted = substitute(pattern, run.label, run.dir);
-    std::vector<std::string> matches = expand(substituted);
+    std::vector<std::string> matches = expand(glob_pattern(pattern, run));
     bool any = false;
     for (const std::string& match : matches) {
       std::error_code code;
@@ -185,7 +230,11 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
       }
       any = true;
       ArtifactRecord artifact;
-      artifact.key = artifact_key(pattern, substituted, match);
+      artifact.key = artifact_key(pattern, run.dir, match);
+      if (artifact.key == "stdout") {
+        // The captured stdout has this name already.
+        artifact.key = "./stdout";
+      }
       artifact.written = match;
       artifact.bytes = fs::file_size(match, code);
       auto digest = compare::digest_file(match);
@@ -195,7 +244,9 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
       artifact.digest = *digest;
       artifact.kept = absolute_path(match);
       run.artifacts.push_back(artifact);
-      if (looks_like_npy(match)) {
+      // A run that failed may have died halfway through writing: its files
+      // are evidence of the failure, not bad input.
+      if (run.launch.succeeded() && looks_like_npy(match)) {
         auto header = compare::read_npy_header(match);
         if (!header) {
           return make_error(match + ": " + header.error().message);
@@ -203,7 +254,7 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
       }
     }
     if (!any) {
-      run.missing.push_back(substituted);
+      run.missing.push_back(substitute(pattern, run.label, run.dir));
     }
   }
   std::sort(run.artifacts.begin(), run.artifacts.end(),
@@ -215,19 +266,24 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
 // run's output. An earlier run's output is already in the records (its
 // digest, and a copy when its outcome was new), so it is removed; anything
 // else is the user's and goes into this run's before/ folder.
+// Only files move, never directories; and never the program or a file the
+// command names (a pattern of '*' matches the training script too).
 void clear_earlier_files(const CheckOptions& options, const std::set<std::string>& written,
-                         RunRecord& run) {
+                         const std::set<std::string>& protected_files, RunRecord& run) {
+  std::set<std::string> used;
   for (const std::string& pattern : options.artifact_patterns) {
-    for (const std::string& match : expand(substitute(pattern, run.label, run.dir))) {
-      if (inside(match, run.dir)) {
+    for (const std::string& match : expand(glob_pattern(pattern, run))) {
+      std::error_code code;
+      std::string absolute = absolute_path(match);
+      if (inside(match, run.dir) || fs::is_directory(fs::symlink_status(match, code)) ||
+          protected_files.count(absolute) != 0) {
         continue;
       }
-      std::error_code code;
-      if (written.count(absolute_path(match)) != 0) {
+      if (written.count(absolute) != 0) {
         fs::remove(match, code);
         continue;
       }
-      std::string to = run.dir + "/before/" + contained_path(match);
+      std::string to = unique_path(run.dir + "/before/" + contained_path(match), used);
       if (move_file(match, to)) {
         run.moved_before.push_back(match);
       }
@@ -239,19 +295,28 @@ void clear_earlier_files(const CheckOptions& options, const std::set<std::string
 // directory, so that outcome can be compared and inspected after the user's
 // files are gone or overwritten. The user's own files stay where the run
 // wrote them.
-void keep_copies(RunRecord& run) {
+Status keep_copies(RunRecord& run) {
+  std::set<std::string> used;
   for (ArtifactRecord& artifact : run.artifacts) {
     if (inside(artifact.kept, run.dir)) {
       continue;
     }
-    std::string copy = run.dir + "/artifacts/" + contained_path(artifact.written);
+    std::string copy = unique_path(run.dir + "/artifacts/" + contained_path(artifact.written),
+                                   used);
     std::error_code code;
     fs::create_directories(fs::path(copy).parent_path(), code);
-    fs::copy_file(artifact.written, copy, fs::copy_options::overwrite_existing, code);
     if (!code) {
-      artifact.kept = copy;
+      fs::copy_file(artifact.written, copy, fs::copy_options::overwrite_existing, code);
     }
+    if (code) {
+      std::error_code ignored;
+      fs::remove(copy, ignored);
+      return make_error("cannot keep a copy of " + artifact.written + " in " + copy + ": " +
+                        code.message());
+    }
+    artifact.kept = copy;
   }
+  return {};
 }
 
 // Runs whose outcome an earlier run already has keep nothing outside their
@@ -388,10 +453,14 @@ void drop_duplicate_copies(CheckReport& report) {
         }
         std::error_code code;
         fs::remove(artifact.kept, code);
+        // Folders the file leaves empty go too; fs::remove refuses any
+        // that still hold something.
+        for (fs::path dir = fs::path(artifact.kept).parent_path();
+             dir.string().size() > run.dir.size() && fs::remove(dir, code);
+             dir = dir.parent_path()) {
+        }
         artifact.kept.clear();
       }
-      std::error_code code;
-      fs::remove_all(run.dir + "/artifacts", code);
     }
   }
 }
@@ -474,6 +543,10 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   int first_outcome_run = 0;
   std::set<std::string> signatures;
   std::set<std::string> written;
+  std::set<std::string> protected_files = {absolute_path(report.executable)};
+  for (const std::string& arg : options.command) {
+    protected_files.insert(absolute_path(arg));
+  }
   for (int index = 1; index <= options.runs; ++index) {
     RunRecord run;
     run.index = index;
@@ -498,7 +571,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     spec.stdin_mode = options.stdin_mode;
     auto mode = options.show_output ? launch::OutputSpec::Mode::kTee
                                     : launch::OutputSpec::Mode::kFile;
-    spec.stdout_spec = {mode, run.dir + "/stdout.txt"};
+    spec.stdout_spec = {mode, run.dir + "/stdout.txt", options.echo_to_stderr};
     spec.stderr_spec = {mode, run.dir + "/stderr.txt"};
 
     // Equal labels and equal-length directories make this hold; if it did
@@ -512,7 +585,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     }
     footprint = this_footprint;
 
-    clear_earlier_files(options, written, run);
+    clear_earlier_files(options, written, protected_files, run);
     auto launched = launch::launch(spec);
     if (!launched) {
       return make_error(launched.error().message);
@@ -524,7 +597,10 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     }
     if (run.completed() && report.input_error.empty() &&
         signatures.insert(outcome_signature(run)).second) {
-      keep_copies(run);
+      Status kept = keep_copies(run);
+      if (!kept) {
+        report.input_error = kept.error().message;
+      }
     } else {
       forget_outside_copies(run);
     }

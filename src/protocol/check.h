@@ -21,6 +21,7 @@ struct CheckOptions {
   launch::Controls controls;
   std::optional<double> timeout_seconds;
   bool show_output = false;
+  bool echo_to_stderr = false;  // with show_output: the runs' stdout goes to stderr
   bool stop_at_first_difference = false;
   launch::StdinMode stdin_mode = launch::StdinMode::kNull;
   // Set (to the signal number) by a signal handler that wants the campaign

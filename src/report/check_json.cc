@@ -1,5 +1,6 @@
 #include "report/check_json.h"
 
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -211,6 +212,16 @@ Status write_json(const nlohmann::json& document, const std::string& path) {
   std::string text = document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (path == "-") {
     std::cout << text << std::flush;
+    return {};
+  }
+  // A FIFO, a device or a link is written through, never replaced: as
+  // root, renaming over /dev/null would break the machine.
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    if (!out || !(out << text) || !out.flush()) {
+      return make_error(path + ": cannot write: " + sys::errno_text(errno));
+    }
     return {};
   }
   std::string temporary = path + ".tmp";

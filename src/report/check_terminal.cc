@@ -4,6 +4,8 @@
 #include <fstream>
 #include <string>
 
+#include "core/text.h"
+
 namespace memdet::report {
 namespace {
 
@@ -39,9 +41,7 @@ std::string format_index(const std::vector<uint64_t>& index) {
 std::string command_line(const std::vector<std::string>& argv) {
   std::string text;
   for (const std::string& arg : argv) {
-    bool plain = !arg.empty() && arg.find_first_of(" \t\n'\"\\$;&|<>*?()") == std::string::npos;
-    text += text.empty() ? "" : " ";
-    text += plain ? arg : "'" + arg + "'";
+    text += (text.empty() ? "" : " ") + printable(shell_quote(arg));
   }
   return text;
 }
@@ -70,6 +70,13 @@ void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE*
   if (diff.differing > 0) {
     std::fprintf(out, "      first at %s: %.9g (reference) vs %.9g\n",
                  format_index(diff.first_index).c_str(), diff.first_a, diff.first_b);
+  } else {
+    std::fprintf(out, "      every element is identical: the files differ in their headers\n");
+  }
+  if (diff.nan_mismatch > 0) {
+    std::fprintf(out, "      %llu element%s NaN on one side only\n",
+                 static_cast<unsigned long long>(diff.nan_mismatch),
+                 diff.nan_mismatch == 1 ? " is" : "s are");
   }
 }
 
@@ -260,7 +267,7 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
 
   std::fprintf(out, "\n");
   if (!report.input_error.empty()) {
-    std::fprintf(out, "verdict: cannot judge: %s\n", report.input_error.c_str());
+    std::fprintf(out, "verdict: cannot judge: %s\n", printable(report.input_error).c_str());
     return;
   }
   switch (report.verdict) {

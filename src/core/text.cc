@@ -1,0 +1,39 @@
+#include "core/text.h"
+
+#include <cstdio>
+
+namespace memdet {
+
+std::string printable(std::string_view text) {
+  std::string shown;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      shown += escaped;
+    } else {
+      shown += c;
+    }
+  }
+  return shown;
+}
+
+std::string shell_quote(std::string_view arg) {
+  bool plain = !arg.empty();
+  for (char c : arg) {
+    bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                std::string_view("-_./=:,+@%^{}").find(c) != std::string_view::npos;
+    plain = plain && safe;
+  }
+  if (plain) {
+    return std::string(arg);
+  }
+  std::string quoted = "'";
+  for (char c : arg) {
+    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  }
+  return quoted + "'";
+}
+
+}  // namespace memdet

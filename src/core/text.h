@@ -1,0 +1,16 @@
+// Text that reaches a terminal.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace memdet {
+
+// `text` with control characters shown as \xNN, so a file name or a header
+// read from a lying file cannot move the cursor or change colours.
+std::string printable(std::string_view text);
+
+// One argument as a POSIX shell would need it quoted to mean itself.
+std::string shell_quote(std::string_view arg);
+
+}  // namespace memdet
