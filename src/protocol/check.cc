@@ -167,17 +167,31 @@ bool looks_like_npy(const std::string& path) {
   return start && *start == "\x93NUMPY";
 }
 
-std::vector<std::string> base_environment(const std::string& label, const std::string& run_dir) {
+constexpr const char* kLoadedObjectsFile = "loaded-objects.txt";
+
+std::vector<std::string> base_environment(const std::string& label, const std::string& run_dir,
+                                          const std::string& audit_library) {
   std::vector<std::string> env;
+  std::string user_audit;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string text = *entry;
-    if (text.rfind("MEMDET_RUN=", 0) == 0 || text.rfind("MEMDET_RUN_DIR=", 0) == 0) {
+    if (text.rfind("MEMDET_RUN=", 0) == 0 || text.rfind("MEMDET_RUN_DIR=", 0) == 0 ||
+        text.rfind("MEMDET_LOADED_OBJECTS=", 0) == 0) {
+      continue;
+    }
+    if (!audit_library.empty() && text.rfind("LD_AUDIT=", 0) == 0) {
+      user_audit = text.substr(9);
       continue;
     }
     env.push_back(text);
   }
   env.push_back("MEMDET_RUN=" + label);
   env.push_back("MEMDET_RUN_DIR=" + run_dir);
+  if (!audit_library.empty()) {
+    // The user's own audit libraries keep working beside memdet's.
+    env.push_back("LD_AUDIT=" + audit_library + (user_audit.empty() ? "" : ":" + user_audit));
+    env.push_back("MEMDET_LOADED_OBJECTS=" + run_dir + "/" + kLoadedObjectsFile);
+  }
   return env;
 }
 
@@ -529,6 +543,9 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     return make_error(failure->message);
   }
 
+  report.host = host::read_host_info();
+  report.audit_library = host::audit_library_path();
+
   std::string error;
   report.campaign_dir = make_campaign_dir(options.out_dir, error);
   if (report.campaign_dir.empty()) {
@@ -564,7 +581,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     launch::LaunchSpec spec;
     spec.executable = report.executable;
     spec.argv = run.argv;
-    spec.env = base_environment(run.label, run.dir);
+    spec.env = base_environment(run.label, run.dir, report.audit_library);
     launch::apply_env_controls(options.controls, spec.env);
     spec.controls = options.controls;
     spec.timeout_seconds = options.timeout_seconds;
@@ -586,11 +603,19 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     footprint = this_footprint;
 
     clear_earlier_files(options, written, protected_files, run);
+    run.program = host::identify_program(report.executable, run.argv);
+    run.numeric_env = host::numeric_environment(spec.env);
     auto launched = launch::launch(spec);
     if (!launched) {
       return make_error(launched.error().message);
     }
     run.launch = std::move(*launched);
+    if (report.audit_library.empty()) {
+      run.loaded.note = "libmemdet-audit.so was not found beside the memdet binary";
+      run.loaded.blas_name = run.loaded.allocator = "not recorded";
+    } else {
+      run.loaded = host::read_loaded_libraries(run.dir + "/" + kLoadedObjectsFile);
+    }
     Status collected = collect_artifacts(options, run);
     if (!collected) {
       report.input_error = collected.error().message;

@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "compare/npy.h"
+#include "host/host_info.h"
+#include "host/loaded_libraries.h"
+#include "host/program.h"
 #include "launch/launcher.h"
 
 namespace memdet::protocol {
@@ -50,6 +53,9 @@ struct RunRecord {
   std::vector<ArtifactRecord> artifacts;
   std::vector<std::string> missing;  // patterns that matched nothing
   std::vector<std::string> moved_before;
+  host::ProgramRecord program;
+  std::vector<std::string> numeric_env;
+  host::LoadedLibraries loaded;
   int outcome = -1;  // index into CheckReport::outcomes; -1 when the run failed
 
   bool completed() const { return launch.succeeded() && missing.empty(); }
@@ -78,6 +84,8 @@ enum class Verdict {
 
 struct CheckReport {
   std::string campaign_dir;
+  host::HostInfo host;
+  std::string audit_library;  // empty: loaded libraries are not recorded
   std::string executable;
   std::vector<std::string> command;
   CheckOptions options;

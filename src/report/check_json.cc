@@ -51,16 +51,50 @@ json snapshot_json(const launch::ProcSnapshot& snapshot) {
   return {{"read", true}, {"personality", hex}, {"cpus_allowed_list", snapshot.cpus_allowed_list}};
 }
 
-json host_json() {
-  json host;
-  utsname names{};
-  if (::uname(&names) == 0) {
-    host["hostname"] = names.nodename;
-    host["kernel"] = std::string(names.sysname) + " " + names.release;
-    host["machine"] = names.machine;
+json host_json(const host::HostInfo& info) {
+  return {{"hostname", info.hostname},         {"kernel", info.kernel},
+          {"machine", info.machine},           {"cpu_model", info.cpu_model},
+          {"vector_extensions", info.vector_extensions},
+          {"online_cpus", info.online_cpus},   {"libc", info.libc}};
+}
+
+json program_json(const host::ProgramRecord& program) {
+  json document = {{"executable", program.executable}, {"digest", program.digest}};
+  if (!program.interpreter.empty()) {
+    document["interpreter"] = program.interpreter;
   }
-  host["online_cpus"] = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return host;
+  if (!program.script.empty()) {
+    document["script"] = program.script;
+    document["script_digest"] = program.script_digest;
+  }
+  if (!program.note.empty()) {
+    document["note"] = program.note;
+  }
+  return document;
+}
+
+json loaded_json(const host::LoadedLibraries& loaded) {
+  json blas = json::array();
+  for (const host::LoadedLibrary& library : loaded.blas) {
+    blas.push_back({{"loaded_as", library.loaded_as}, {"resolved", library.resolved}});
+  }
+  json objects = json::array();
+  for (const host::LoadedLibrary& library : loaded.objects) {
+    objects.push_back(library.resolved);
+  }
+  json document = {{"recorded", loaded.recorded},
+                   {"blas", loaded.blas_name},
+                   {"blas_objects", blas},
+                   {"allocator", loaded.allocator},
+                   {"processes", loaded.processes},
+                   {"objects", objects}};
+  if (!loaded.allocator_path.empty()) {
+    document["allocator_path"] = loaded.allocator_path;
+  }
+  if (!loaded.note.empty()) {
+    document["note"] = loaded.note;
+  }
+  return document;
 }
 
 json numeric_json(const compare::NumericDiff& diff) {
@@ -128,7 +162,10 @@ json run_json(const protocol::RunRecord& run) {
           {"launch", launch_json(run.launch)},
           {"artifacts", artifacts},
           {"missing_artifacts", run.missing},
-          {"moved_before_run", run.moved_before}};
+          {"moved_before_run", run.moved_before},
+          {"program", program_json(run.program)},
+          {"numeric_environment", run.numeric_env},
+          {"loaded", loaded_json(run.loaded)}};
 }
 
 json check_json(const protocol::CheckReport& report) {
@@ -188,7 +225,7 @@ json check_json(const protocol::CheckReport& report) {
   return {{"schema", kCheckSchema},
           {"campaign_dir", report.campaign_dir},
           {"started_unix", report.started_unix},
-          {"host", host_json()},
+          {"host", host_json(report.host)},
           {"command", report.command},
           {"executable", report.executable},
           {"runs_requested", options.runs},

@@ -8,8 +8,8 @@
 
 namespace memdet::report {
 
-inline constexpr const char* kCheckSchema = "memdet.check/1";
-inline constexpr const char* kRunSchema = "memdet.run/1";
+inline constexpr const char* kCheckSchema = "memdet.check/2";
+inline constexpr const char* kRunSchema = "memdet.run/2";
 
 nlohmann::json launch_json(const launch::LaunchResult& result);
 nlohmann::json run_json(const protocol::RunRecord& run);

@@ -139,6 +139,34 @@ void print_failures(const protocol::CheckReport& report, std::FILE* out) {
   }
 }
 
+// What the runs loaded, and a warning before the results if the runs did
+// not all load the same BLAS and allocator: then their results are not
+// comparable as runs of one program.
+void print_loaded(const protocol::CheckReport& report, std::FILE* out) {
+  if (report.runs.empty()) {
+    return;
+  }
+  const host::LoadedLibraries& first = report.runs.front().loaded;
+  if (!first.recorded) {
+    std::fprintf(out, "loaded libraries: not recorded: %s\n", first.note.c_str());
+    return;
+  }
+  std::string blas = first.blas_name;
+  if (!first.blas.empty()) {
+    blas += " (" + first.blas.front().resolved + ")";
+  }
+  std::fprintf(out, "loaded (run %s): BLAS %s; allocator %s\n",
+               report.runs.front().label.c_str(), blas.c_str(), first.allocator.c_str());
+  for (const protocol::RunRecord& run : report.runs) {
+    if (run.loaded.recorded && (run.loaded.blas_name != first.blas_name ||
+                                run.loaded.allocator != first.allocator)) {
+      std::fprintf(out, "warning: run %s loaded BLAS %s and allocator %s, unlike run %s\n",
+                   run.label.c_str(), run.loaded.blas_name.c_str(),
+                   run.loaded.allocator.c_str(), report.runs.front().label.c_str());
+    }
+  }
+}
+
 }  // namespace
 
 std::string describe_status(const launch::LaunchResult& result) {
@@ -194,6 +222,15 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
     std::fprintf(out, "controls (run %s): %s\n", report.runs.front().label.c_str(),
                  controls.c_str());
   }
+  const host::HostInfo& host = report.host;
+  std::string extensions;
+  for (const std::string& extension : host.vector_extensions) {
+    extensions += " " + extension;
+  }
+  std::fprintf(out, "host: %s, Linux %s, %s; %ld CPUs;%s\n", host.cpu_model.c_str(),
+               host.kernel.c_str(), host.libc.c_str(), host.online_cpus, extensions.c_str());
+  print_loaded(report, out);
+
   size_t moved = 0;
   for (const protocol::RunRecord& run : report.runs) {
     moved += run.moved_before.size();

@@ -36,7 +36,7 @@ ln -s target.json link.json
 run_memdet link check -n 2 --out link --json link.json -- /bin/true
 expect_status link 0
 [ -L link.json ] || fail "--json replaced the symlink"
-expect_json target.json 'd["schema"] == "memdet.check/1"' "JSON written through the symlink"
+expect_json target.json 'd["schema"] == "memdet.check/2"' "JSON written through the symlink"
 mkfifo pipe.json
 cat pipe.json > from-fifo.json &
 reader=$!

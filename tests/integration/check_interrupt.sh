@@ -33,7 +33,7 @@ kill -0 "$workload" 2>/dev/null && fail "workload $workload still running after 
 /usr/bin/python3 - camp/check.json <<'PY' || fail "check.json does not record the interruption"
 import json, sys
 doc = json.load(open(sys.argv[1]))
-assert doc["schema"] == "memdet.check/1"
+assert doc["schema"] == "memdet.check/2"
 assert doc["result"]["interrupted_by"] == 2, doc["result"]
 assert doc["result"]["exit_status"] == 130
 assert len(doc["runs"]) == 3

@@ -1,0 +1,153 @@
+#include "host/loaded_libraries.h"
+
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <unistd.h>
+
+namespace memdet::host {
+namespace {
+
+std::string base_name(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool starts_with(const std::string& text, const char* prefix) {
+  return text.rfind(prefix, 0) == 0;
+}
+
+bool is_blas(const std::string& name) {
+  return starts_with(name, "libblas.so") || starts_with(name, "libopenblas") ||
+         starts_with(name, "libmkl_rt") || starts_with(name, "libblis") ||
+         starts_with(name, "libflexiblas") || starts_with(name, "libcblas.so") ||
+         starts_with(name, "libscipy_openblas");
+}
+
+std::string allocator_of(const std::string& name) {
+  if (starts_with(name, "libjemalloc")) {
+    return "jemalloc";
+  }
+  if (starts_with(name, "libtcmalloc")) {
+    return "tcmalloc";
+  }
+  if (starts_with(name, "libmimalloc")) {
+    return "mimalloc";
+  }
+  return {};
+}
+
+std::string resolve(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) {
+    return path;
+  }
+  return resolved;
+}
+
+}  // namespace
+
+std::string describe_blas(const std::string& resolved) {
+  auto has = [&](const char* part) { return resolved.find(part) != std::string::npos; };
+  if (has("openblas-pthread")) {
+    return "OpenBLAS (pthread)";
+  }
+  if (has("openblas-openmp")) {
+    return "OpenBLAS (OpenMP)";
+  }
+  if (has("openblas-serial")) {
+    return "OpenBLAS (serial)";
+  }
+  if (has("openblas")) {
+    return "OpenBLAS";
+  }
+  if (has("mkl")) {
+    return "Intel MKL";
+  }
+  if (has("blis")) {
+    return "BLIS";
+  }
+  if (has("flexiblas")) {
+    return "FlexiBLAS";
+  }
+  if (has("/blas/")) {
+    return "reference BLAS";
+  }
+  return "unknown BLAS";
+}
+
+LoadedLibraries read_loaded_libraries(const std::string& path) {
+  LoadedLibraries loaded;
+  std::ifstream in(path);
+  if (!in) {
+    loaded.note = "no list of loaded objects: the program did not load memdet's audit library "
+                  "(a static or setuid program, or LD_AUDIT refused)";
+    loaded.blas_name = "not recorded";
+    loaded.allocator = "not recorded";
+    return loaded;
+  }
+  loaded.recorded = true;
+
+  std::set<std::string> pids;
+  std::set<std::string> seen;
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t tab = line.find('\t');
+    if (tab == std::string::npos) {
+      continue;
+    }
+    pids.insert(line.substr(0, tab));
+    std::string object = line.substr(tab + 1);
+    if (!seen.insert(object).second) {
+      continue;
+    }
+    LoadedLibrary library{object, resolve(object)};
+    loaded.objects.push_back(library);
+
+    std::string name = base_name(object);
+    if (is_blas(name)) {
+      loaded.blas.push_back(library);
+    }
+    std::string allocator = allocator_of(name);
+    if (!allocator.empty() && loaded.allocator.empty()) {
+      loaded.allocator = allocator;
+      loaded.allocator_path = library.resolved;
+    }
+  }
+  loaded.processes = static_cast<int>(pids.size());
+
+  // libblas.so.3 is what programs link; it names the implementation once
+  // its links are followed. A second object such as libopenblas.so.0 is
+  // the same library under its own name.
+  loaded.blas_name = "none loaded";
+  for (const LoadedLibrary& library : loaded.blas) {
+    if (starts_with(base_name(library.loaded_as), "libblas.so") ||
+        loaded.blas_name == "none loaded") {
+      loaded.blas_name = describe_blas(library.resolved);
+    }
+  }
+  if (loaded.allocator.empty()) {
+    loaded.allocator = "glibc malloc";
+  }
+  return loaded;
+}
+
+std::string audit_library_path() {
+  std::error_code code;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", code);
+  if (code) {
+    return {};
+  }
+  for (const char* relative : {"libmemdet-audit.so", "../lib/memdet/libmemdet-audit.so"}) {
+    std::filesystem::path candidate = self.parent_path() / relative;
+    if (std::filesystem::exists(candidate, code)) {
+      return std::filesystem::weakly_canonical(candidate, code).string();
+    }
+  }
+  return {};
+}
+
+}  // namespace memdet::host

@@ -1,0 +1,145 @@
+#include "host/program.h"
+
+#include <sys/stat.h>
+
+#include "compare/digest.h"
+#include "launch/launcher.h"
+
+namespace memdet::host {
+namespace {
+
+std::string base_name(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool starts_with(const std::string& text, const std::string& prefix) {
+  return text.rfind(prefix, 0) == 0;
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+}
+
+enum class Interpreter { kNone, kPython, kShell, kOther };
+
+Interpreter interpreter_kind(const std::string& name) {
+  if (starts_with(name, "python")) {
+    return Interpreter::kPython;
+  }
+  for (const char* shell : {"sh", "bash", "dash", "zsh", "ksh"}) {
+    if (name == shell) {
+      return Interpreter::kShell;
+    }
+  }
+  for (const char* other : {"perl", "ruby", "node", "Rscript", "julia", "lua"}) {
+    if (starts_with(name, other)) {
+      return Interpreter::kOther;
+    }
+  }
+  return Interpreter::kNone;
+}
+
+// Python options that take the next word as their value.
+bool python_option_takes_value(const std::string& option) {
+  return option == "-W" || option == "-X" || option == "--check-hash-based-pycs";
+}
+
+void find_script(ProgramRecord& record, Interpreter kind, const std::vector<std::string>& args,
+                 size_t first) {
+  for (size_t i = first; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (kind == Interpreter::kPython && (arg == "-c" || arg == "-m")) {
+      record.note = arg == "-c" ? "code given with -c"
+                                : "module " + (i + 1 < args.size() ? args[i + 1] : "") +
+                                      " run with -m";
+      return;
+    }
+    if (kind == Interpreter::kShell && arg == "-c") {
+      record.note = "commands given with -c";
+      return;
+    }
+    if (arg == "--") {
+      continue;
+    }
+    if (starts_with(arg, "-") && arg != "-") {
+      if (kind == Interpreter::kPython && python_option_takes_value(arg)) {
+        ++i;
+      }
+      continue;
+    }
+    record.script = arg;
+    if (is_regular_file(arg)) {
+      auto digest = compare::digest_file(arg);
+      record.script_digest = digest ? *digest : "";
+    } else {
+      record.note = "script " + arg + " not found at start";
+    }
+    return;
+  }
+  record.note = "no script: reads its program from stdin";
+}
+
+}  // namespace
+
+ProgramRecord identify_program(const std::string& executable,
+                               const std::vector<std::string>& argv) {
+  ProgramRecord record;
+  record.executable = executable;
+  auto digest = compare::digest_file(executable);
+  record.digest = digest ? *digest : "";
+
+  std::string program = executable;
+  size_t first = 1;
+  // env [-i] [-u NAME] [NAME=VALUE]... PROGRAM ARGS: what runs is PROGRAM.
+  if (base_name(program) == "env") {
+    size_t i = 1;
+    while (i < argv.size() && (starts_with(argv[i], "-") || argv[i].find('=') != std::string::npos)) {
+      i += (argv[i] == "-u" || argv[i] == "-C" || argv[i] == "-S") ? 2 : 1;
+    }
+    if (i >= argv.size()) {
+      return record;
+    }
+    std::string resolved;
+    if (!launch::resolve_executable(argv[i], resolved)) {
+      program = resolved;
+      record.interpreter = "env " + argv[i];
+      auto inner = compare::digest_file(resolved);
+      if (inner) {
+        record.digest = *inner;
+        record.executable = resolved;
+      }
+    }
+    first = i + 1;
+  }
+
+  Interpreter kind = interpreter_kind(base_name(program));
+  if (kind == Interpreter::kNone) {
+    return record;
+  }
+  record.interpreter = base_name(program);
+  find_script(record, kind, argv, first);
+  return record;
+}
+
+std::vector<std::string> numeric_environment(const std::vector<std::string>& env) {
+  static const char* const kPrefixes[] = {
+      "OMP_",    "KMP_",   "MKL_",    "OPENBLAS_", "GOMP_",   "BLIS_",     "CUDA_",
+      "CUBLAS_", "CUDNN_", "NCCL_",   "TF_DETERMINISTIC", "TF_CUDNN", "TF_ENABLE_ONEDNN",
+      "TF_NUM_", "TORCH_",  "PYTORCH_",  "XLA_",
+      "MALLOC_", "TCMALLOC_", "GLIBC_TUNABLES=", "PYTHONHASHSEED=", "LD_PRELOAD=",
+      "LD_LIBRARY_PATH=", "LD_AUDIT="};
+  std::vector<std::string> steering;
+  for (const std::string& entry : env) {
+    for (const char* prefix : kPrefixes) {
+      if (starts_with(entry, prefix)) {
+        steering.push_back(entry);
+        break;
+      }
+    }
+  }
+  return steering;
+}
+
+}  // namespace memdet::host
