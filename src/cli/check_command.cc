@@ -62,6 +62,7 @@ struct CheckCliOptions {
   ControlOptions controls;
   std::vector<std::string> artifacts;
   bool no_stdout = false;
+  bool no_library_record = false;
   std::string out_dir;
   double timeout = 0;
   bool show_output = false;
@@ -109,6 +110,7 @@ int check(const CheckCliOptions& cli) {
   options.command = cli.command;
   options.artifact_patterns = cli.artifacts;
   options.include_stdout = !cli.no_stdout;
+  options.record_libraries = !cli.no_library_record;
   options.out_dir = cli.out_dir;
   options.controls = to_controls(cli.controls, 2);
   if (cli.timeout > 0) {
@@ -153,6 +155,10 @@ Registered add_check_command(CLI::App& parent) {
                   "{run_dir} are replaced as in the command")
       ->allow_extra_args(false);
   app->add_flag("--no-stdout", options->no_stdout, "do not compare the runs' stdout");
+  app->add_flag("--no-library-record", options->no_library_record,
+                "do not load memdet's LD_AUDIT library into the runs, so their records do not "
+                "say which BLAS and allocator they loaded (it adds a linker namespace, and sets "
+                "GLIBC_TUNABLES=glibc.rtld.optional_static_tls=4096)");
   app->add_option("--out", options->out_dir,
                   "campaign directory for the run records (default: a new .memdet/check-TIME)");
   app->add_option("--timeout", options->timeout,

@@ -173,6 +173,7 @@ std::vector<std::string> base_environment(const std::string& label, const std::s
                                           const std::string& audit_library) {
   std::vector<std::string> env;
   std::string user_audit;
+  std::string user_tunables;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string text = *entry;
     if (text.rfind("MEMDET_RUN=", 0) == 0 || text.rfind("MEMDET_RUN_DIR=", 0) == 0 ||
@@ -183,6 +184,10 @@ std::vector<std::string> base_environment(const std::string& label, const std::s
       user_audit = text.substr(9);
       continue;
     }
+    if (!audit_library.empty() && text.rfind("GLIBC_TUNABLES=", 0) == 0) {
+      user_tunables = text.substr(15);
+      continue;
+    }
     env.push_back(text);
   }
   env.push_back("MEMDET_RUN=" + label);
@@ -191,6 +196,12 @@ std::vector<std::string> base_environment(const std::string& label, const std::s
     // The user's own audit libraries keep working beside memdet's.
     env.push_back("LD_AUDIT=" + audit_library + (user_audit.empty() ? "" : ":" + user_audit));
     env.push_back("MEMDET_LOADED_OBJECTS=" + run_dir + "/" + kLoadedObjectsFile);
+    // An audit library gets a linker namespace with its own libc, whose TLS
+    // takes the static TLS surplus; a preloaded jemalloc then fails to load
+    // ("cannot allocate memory in static TLS block", measured with glibc
+    // 2.36). A larger optional surplus gives it back.
+    env.push_back("GLIBC_TUNABLES=" + (user_tunables.empty() ? "" : user_tunables + ":") +
+                  "glibc.rtld.optional_static_tls=4096");
   }
   return env;
 }
@@ -544,7 +555,9 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   }
 
   report.host = host::read_host_info();
-  report.audit_library = host::audit_library_path();
+  if (options.record_libraries) {
+    report.audit_library = host::audit_library_path();
+  }
 
   std::string error;
   report.campaign_dir = make_campaign_dir(options.out_dir, error);
@@ -610,7 +623,10 @@ Result<CheckReport> run_check(const CheckOptions& options) {
       return make_error(launched.error().message);
     }
     run.launch = std::move(*launched);
-    if (report.audit_library.empty()) {
+    if (!options.record_libraries) {
+      run.loaded.note = "not asked for (--no-library-record)";
+      run.loaded.blas_name = run.loaded.allocator = "not recorded";
+    } else if (report.audit_library.empty()) {
       run.loaded.note = "libmemdet-audit.so was not found beside the memdet binary";
       run.loaded.blas_name = run.loaded.allocator = "not recorded";
     } else {

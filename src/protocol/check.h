@@ -23,6 +23,9 @@ struct CheckOptions {
   std::string out_dir;  // campaign directory; empty: a new one under .memdet/
   launch::Controls controls;
   std::optional<double> timeout_seconds;
+  // Loads memdet's LD_AUDIT library into each run to record the shared
+  // objects it loaded.
+  bool record_libraries = true;
   bool show_output = false;
   bool echo_to_stderr = false;  // with show_output: the runs' stdout goes to stderr
   bool stop_at_first_difference = false;
