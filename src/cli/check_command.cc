@@ -63,6 +63,10 @@ struct CheckCliOptions {
   std::vector<std::string> artifacts;
   bool no_stdout = false;
   bool no_library_record = false;
+  std::vector<std::string> masks;
+  std::string step_regex;
+  std::string dtype;
+  std::string keep = "diverged";
   std::string out_dir;
   double timeout = 0;
   bool show_output = false;
@@ -111,6 +115,12 @@ int check(const CheckCliOptions& cli) {
   options.artifact_patterns = cli.artifacts;
   options.include_stdout = !cli.no_stdout;
   options.record_libraries = !cli.no_library_record;
+  options.masks = cli.masks;
+  options.step_regex = cli.step_regex;
+  options.dtype = cli.dtype;
+  options.keep = cli.keep == "all"    ? protocol::CheckOptions::Keep::kAll
+                 : cli.keep == "none" ? protocol::CheckOptions::Keep::kNone
+                                      : protocol::CheckOptions::Keep::kDiverged;
   options.out_dir = cli.out_dir;
   options.controls = to_controls(cli.controls, 2);
   if (cli.timeout > 0) {
@@ -155,6 +165,24 @@ Registered add_check_command(CLI::App& parent) {
                   "{run_dir} are replaced as in the command")
       ->allow_extra_args(false);
   app->add_flag("--no-stdout", options->no_stdout, "do not compare the runs' stdout");
+  app->add_option("--mask", options->masks,
+                  "a regex blanked out of stdout and text artifacts before they are compared: "
+                  "step times, dates, PIDs (repeatable); the run's own directory is always "
+                  "blanked out of stdout")
+      ->allow_extra_args(false);
+  app->add_option("--step-regex", options->step_regex,
+                  "a regex whose capture group is the step number in text artifacts, e.g. "
+                  "'^step (\\d+)': the report names the first step whose numbers differ");
+  app->add_option("--dtype", options->dtype,
+                  "how to read files that carry no dtype: raw arrays (f16, bf16, f32, f64), "
+                  "numbers in text (f32, f64; inferred when not given), and untyped .npy "
+                  "(bf16 for '<V2')")
+      ->check(CLI::IsMember({"f16", "bf16", "f32", "f64"}));
+  app->add_option("--keep", options->keep,
+                  "which runs keep a copy of their artifacts: all, diverged (the first run of "
+                  "each distinct outcome) or none")
+      ->check(CLI::IsMember({"all", "diverged", "none"}))
+      ->capture_default_str();
   app->add_flag("--no-library-record", options->no_library_record,
                 "do not load memdet's LD_AUDIT library into the runs, so their records do not "
                 "say which BLAS and allocator they loaded (it adds a linker namespace, and sets "

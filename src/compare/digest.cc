@@ -68,6 +68,20 @@ Result<std::string> digest_file(const std::string& path) {
   return to_hex(hash);
 }
 
+Digester::Digester() : state_(XXH3_createState()) {
+  XXH3_128bits_reset(static_cast<XXH3_state_t*>(state_));
+}
+
+Digester::~Digester() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
+
+void Digester::update(std::string_view bytes) {
+  XXH3_128bits_update(static_cast<XXH3_state_t*>(state_), bytes.data(), bytes.size());
+}
+
+std::string Digester::finish() {
+  return to_hex(XXH3_128bits_digest(static_cast<XXH3_state_t*>(state_)));
+}
+
 std::string digest_bytes(std::string_view bytes) {
   return to_hex(XXH3_128bits(bytes.data(), bytes.size()));
 }

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "compare/ulp.h"
@@ -35,6 +37,7 @@ constexpr size_t kArrayAlign = 64;
 // numpy's.
 constexpr size_t kGrowthAxisMaxDigits = 21;
 constexpr size_t kChunkBytes = 1 << 20;
+constexpr std::string_view kBfloat16Descr = "bfloat16";
 
 class ScopedFd {
  public:
@@ -315,6 +318,17 @@ class HeaderParser {
     const auto unsupported = [&] { return make_error("unsupported dtype " + quoted(descr)); };
     if (descr.empty()) return unsupported();
 
+    // numpy cannot load this descr, but it is what saving ml_dtypes'
+    // bfloat16 by str(array.dtype) gives, the workaround its users share for
+    // np.save losing the type. The data comes from tofile() on the host,
+    // little-endian on every machine that trains in bfloat16.
+    if (descr == kBfloat16Descr) {
+      header.byte_order = '<';
+      header.kind = 'V';
+      header.item_size = 2;
+      return {};
+    }
+
     const char order = descr[0];
     if (order == '=')
       return make_error("dtype " + quoted(descr) + " has host-dependent byte order");
@@ -429,6 +443,24 @@ bool write_full(int fd, const char* buffer, size_t size) {
 
 Error shrank() { return make_error("file shrank while being read"); }
 
+struct OpenFile {
+  ScopedFd fd;
+  uint64_t size = 0;
+};
+
+// Opens a regular file for reading and takes its size from the descriptor,
+// so what is read later is the file that was measured.
+Result<OpenFile> open_regular(const std::string& path) {
+  // O_NONBLOCK: a FIFO in the artifact's place must not stall the open.
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return errno_error("cannot open");
+
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat");
+  if (!S_ISREG(st.st_mode)) return make_error("not a regular file");
+  return OpenFile{std::move(fd), static_cast<uint64_t>(st.st_size)};
+}
+
 struct OpenNpy {
   ScopedFd fd;
   NpyHeader header;
@@ -437,14 +469,10 @@ struct OpenNpy {
 // Opens the file and parses its header; the descriptor stays open so the
 // data read later comes from the file whose header was checked.
 Result<OpenNpy> open_npy(const std::string& path) {
-  // O_NONBLOCK: a FIFO in the artifact's place must not stall the open.
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return errno_error("cannot open");
-
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat");
-  if (!S_ISREG(st.st_mode)) return make_error("not a regular file");
-  const auto file_size = static_cast<uint64_t>(st.st_size);
+  auto file = open_regular(path);
+  if (!file) return file.error();
+  ScopedFd fd = std::move(file->fd);
+  const uint64_t file_size = file->size;
 
   std::string start(std::min<uint64_t>(file_size, kPreambleMax), '\0');
   auto got = pread_full(fd.get(), start.data(), start.size(), 0);
@@ -479,22 +507,192 @@ std::string shape_repr(const std::vector<uint64_t>& shape) {
   return text + ")";
 }
 
-// Folds element pairs of one floating-point type into a NumericDiff.
-template <typename Float, typename Bits>
-class DiffAccumulator {
+// The element types compared as numbers.
+enum class ElementType {
+  kF16,
+  kBF16,
+  kF32,
+  kF64,
+  kI8,
+  kI16,
+  kI32,
+  kI64,
+  kU8,
+  kU16,
+  kU32,
+  kU64,
+  kBool
+};
+
+// How a file's elements are stored: their type and whether their bytes are
+// in the opposite order to the host's.
+struct Encoding {
+  ElementType type;
+  bool swapped;
+};
+
+bool host_is_big_endian() { return std::endian::native == std::endian::big; }
+
+ElementType raw_element_type(RawDtype dtype) {
+  switch (dtype) {
+    case RawDtype::kF16:
+      return ElementType::kF16;
+    case RawDtype::kBF16:
+      return ElementType::kBF16;
+    case RawDtype::kF32:
+      return ElementType::kF32;
+    case RawDtype::kF64:
+      break;
+  }
+  return ElementType::kF64;
+}
+
+// Which element type a header's descr stands for, if any compared here.
+std::optional<ElementType> element_type(const NpyHeader& header, const CompareOptions& options) {
+  if (header.descr == kBfloat16Descr) return ElementType::kBF16;
+
+  const size_t size = header.item_size;
+  const auto pick = [size](ElementType one, ElementType two, ElementType four,
+                           ElementType eight) -> std::optional<ElementType> {
+    switch (size) {
+      case 1:
+        return one;
+      case 2:
+        return two;
+      case 4:
+        return four;
+      case 8:
+        return eight;
+      default:
+        return std::nullopt;
+    }
+  };
+  switch (header.kind) {
+    case 'f':
+      // 'f1' does not parse, and 12- and 16-byte long doubles are x87 or
+      // quad formats this does not decode.
+      if (size == 2) return ElementType::kF16;
+      if (size == 4) return ElementType::kF32;
+      if (size == 8) return ElementType::kF64;
+      return std::nullopt;
+    case 'i':
+      return pick(ElementType::kI8, ElementType::kI16, ElementType::kI32, ElementType::kI64);
+    case 'u':
+      return pick(ElementType::kU8, ElementType::kU16, ElementType::kU32, ElementType::kU64);
+    case 'b':
+      return ElementType::kBool;
+    case 'V':
+      if (options.dtype && raw_dtype_size(*options.dtype) == size) {
+        return raw_element_type(*options.dtype);
+      }
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<Encoding> encoding(const NpyHeader& header, const CompareOptions& options) {
+  const std::optional<ElementType> type = element_type(header, options);
+  if (!type) return std::nullopt;
+  const bool big = header.byte_order == '>';
+  const bool swapped = header.item_size > 1 && big != host_is_big_endian();
+  return Encoding{*type, swapped};
+}
+
+// With at most one dimension above 1, C and Fortran order put the elements
+// in the same sequence.
+bool order_is_immaterial(const std::vector<uint64_t>& shape) {
+  return std::count_if(shape.begin(), shape.end(), [](uint64_t d) { return d > 1; }) <= 1;
+}
+
+// The position in the array of the element at offset flat in storage
+// order: the last index varies fastest in C order, the first in Fortran.
+std::vector<uint64_t> storage_index(uint64_t flat, const std::vector<uint64_t>& shape,
+                                    bool fortran_order) {
+  std::vector<uint64_t> index(shape.size(), 0);
+  for (size_t step = 0; step < shape.size(); ++step) {
+    const size_t axis = fortran_order ? step : shape.size() - 1 - step;
+    index[axis] = flat % shape[axis];
+    flat /= shape[axis];
+  }
+  return index;
+}
+
+template <typename Bits>
+Bits byteswap(Bits bits) {
+  if constexpr (sizeof(Bits) == 1) {
+    return bits;
+  } else if constexpr (sizeof(Bits) == 2) {
+    return __builtin_bswap16(bits);
+  } else if constexpr (sizeof(Bits) == 4) {
+    return __builtin_bswap32(bits);
+  } else {
+    return __builtin_bswap64(bits);
+  }
+}
+
+// Copies n elements out of a chunk buffer, which carries no alignment
+// promise, so they are not read through a cast pointer; and puts them in
+// host byte order.
+template <typename Bits>
+void load_block(Bits* block, const char* bytes, uint64_t n, bool swapped) {
+  std::memcpy(block, bytes, n * sizeof(Bits));
+  if (swapped) {
+    for (uint64_t i = 0; i < n; ++i) block[i] = byteswap(block[i]);
+  }
+}
+
+// Bit layout and widening of each floating-point format. The magnitudes of
+// one sign are ordered like their bit patterns in all four, which is what
+// the ULP arithmetic below relies on.
+struct F16Format {
+  using Bits = uint16_t;
+  static constexpr Bits kExponent = 0x7c00;
+  static constexpr const char* kName = "float16";
+  static double value(Bits bits) { return f16_to_double(bits); }
+};
+
+struct BF16Format {
+  using Bits = uint16_t;
+  static constexpr Bits kExponent = 0x7f80;
+  static constexpr const char* kName = "bfloat16";
+  static double value(Bits bits) { return bf16_to_double(bits); }
+};
+
+struct F32Format {
+  using Bits = uint32_t;
+  static constexpr Bits kExponent = std::bit_cast<Bits>(std::numeric_limits<float>::infinity());
+  static constexpr const char* kName = "float32";
+  static double value(Bits bits) { return static_cast<double>(std::bit_cast<float>(bits)); }
+};
+
+struct F64Format {
+  using Bits = uint64_t;
+  static constexpr Bits kExponent = std::bit_cast<Bits>(std::numeric_limits<double>::infinity());
+  static constexpr const char* kName = "float64";
+  static double value(Bits bits) { return std::bit_cast<double>(bits); }
+};
+
+// Folds element pairs of one floating-point format into a NumericDiff.
+template <typename Format>
+class FloatAccumulator {
  public:
-  explicit DiffAccumulator(NumericDiff& diff) : diff_(diff) {}
+  using Bits = typename Format::Bits;
+  static constexpr const char* kName = Format::kName;
+  static constexpr bool kHasUlp = true;
+
+  FloatAccumulator(NumericDiff& diff, bool swapped_a, bool swapped_b)
+      : diff_(diff), swapped_a_(swapped_a), swapped_b_(swapped_b) {}
 
   void add(const char* a, const char* b, uint64_t count, uint64_t first_flat) {
     for (uint64_t start = 0; start < count; start += kBlock) {
       const uint64_t n = std::min(kBlock, count - start);
-      // The chunk buffers carry no alignment promise, so the values are
-      // copied out rather than read through a cast pointer.
-      std::memcpy(block_a_, a + start * sizeof(Bits), n * sizeof(Bits));
-      std::memcpy(block_b_, b + start * sizeof(Bits), n * sizeof(Bits));
+      load_block(block_a_, a + start * sizeof(Bits), n, swapped_a_);
+      load_block(block_b_, b + start * sizeof(Bits), n, swapped_b_);
       if (!add_finite_block(n, first_flat + start)) {
         for (uint64_t i = 0; i < n; ++i) {
-          if (block_a_[i] != block_b_[i]) add_differing(block_a_[i], block_b_[i], first_flat + start + i);
+          if (block_a_[i] != block_b_[i])
+            add_differing(block_a_[i], block_b_[i], first_flat + start + i);
         }
       }
     }
@@ -506,9 +704,20 @@ class DiffAccumulator {
 
  private:
   static constexpr uint64_t kBlock = 1024;
-  static constexpr Bits kSign = Bits{1} << (sizeof(Bits) * 8 - 1);
-  static constexpr Bits kExponent =
-      std::bit_cast<Bits>(std::numeric_limits<Float>::infinity());
+  static constexpr Bits kSign = static_cast<Bits>(Bits{1} << (sizeof(Bits) * 8 - 1));
+  static constexpr Bits kMagnitude = static_cast<Bits>(~kSign);
+  static constexpr Bits kExponent = Format::kExponent;
+
+  // Steps between two non-NaN values: a difference of magnitudes on one
+  // side of zero and a sum across it, so +0 and -0 are 0 apart.
+  static uint64_t ulp(Bits a, Bits b) {
+    const uint64_t magnitude_a = a & kMagnitude;
+    const uint64_t magnitude_b = b & kMagnitude;
+    const bool same_sign = ((a ^ b) & kSign) == 0;
+    const uint64_t apart =
+        magnitude_a > magnitude_b ? magnitude_a - magnitude_b : magnitude_b - magnitude_a;
+    return same_sign ? apart : magnitude_a + magnitude_b;
+  }
 
   // The common case, a block of finite values, in loops without branches
   // so the compiler can vectorise them. Returns false, having changed
@@ -521,7 +730,8 @@ class DiffAccumulator {
       differing += block_a_[i] != block_b_[i];
       const Bits exponent_a = block_a_[i] & kExponent;
       const Bits exponent_b = block_b_[i] & kExponent;
-      special |= static_cast<Bits>(exponent_a == kExponent) | static_cast<Bits>(exponent_b == kExponent);
+      special |=
+          static_cast<Bits>(exponent_a == kExponent) | static_cast<Bits>(exponent_b == kExponent);
     }
     if (differing == 0) return true;
     if (special != 0) return false;
@@ -530,21 +740,14 @@ class DiffAccumulator {
     double max_rel = 0;
     uint64_t max_ulp = 0;
     for (uint64_t i = 0; i < n; ++i) {
-      const auto x = static_cast<double>(std::bit_cast<Float>(block_a_[i]));
-      const auto y = static_cast<double>(std::bit_cast<Float>(block_b_[i]));
+      const double x = Format::value(block_a_[i]);
+      const double y = Format::value(block_b_[i]);
       const double abs_diff = std::fabs(x - y);
       const double scale = std::max(std::fabs(x), std::fabs(y));
       const double rel_diff = scale > 0 ? abs_diff / scale : 0.0;
       max_abs = std::max(max_abs, abs_diff);
       max_rel = std::max(max_rel, rel_diff);
-
-      const uint64_t magnitude_a = block_a_[i] & ~kSign;
-      const uint64_t magnitude_b = block_b_[i] & ~kSign;
-      const bool same_sign = ((block_a_[i] ^ block_b_[i]) & kSign) == 0;
-      const uint64_t apart = magnitude_a > magnitude_b ? magnitude_a - magnitude_b
-                                                       : magnitude_b - magnitude_a;
-      const uint64_t ulp = same_sign ? apart : magnitude_a + magnitude_b;
-      max_ulp = std::max(max_ulp, ulp);
+      max_ulp = std::max(max_ulp, ulp(block_a_[i], block_b_[i]));
     }
     if (std::isinf(max_abs)) return false;
 
@@ -553,8 +756,8 @@ class DiffAccumulator {
       while (block_a_[i] == block_b_[i]) ++i;
       have_first_ = true;
       first_flat_ = flat + i;
-      diff_.first_a = static_cast<double>(std::bit_cast<Float>(block_a_[i]));
-      diff_.first_b = static_cast<double>(std::bit_cast<Float>(block_b_[i]));
+      diff_.first_a = Format::value(block_a_[i]);
+      diff_.first_b = Format::value(block_b_[i]);
     }
     diff_.differing += differing;
     diff_.max_abs = std::max(diff_.max_abs, max_abs);
@@ -564,8 +767,108 @@ class DiffAccumulator {
   }
 
   void add_differing(Bits a_bits, Bits b_bits, uint64_t flat) {
-    const auto a = std::bit_cast<Float>(a_bits);
-    const auto b = std::bit_cast<Float>(b_bits);
+    const double a = Format::value(a_bits);
+    const double b = Format::value(b_bits);
+    ++diff_.differing;
+    if (!have_first_) {
+      have_first_ = true;
+      first_flat_ = flat;
+      diff_.first_a = a;
+      diff_.first_b = b;
+    }
+
+    const bool a_nan = (a_bits & kMagnitude) > kExponent;
+    const bool b_nan = (b_bits & kMagnitude) > kExponent;
+    if (a_nan || b_nan) {
+      if (a_nan != b_nan) ++diff_.nan_mismatch;
+      return;
+    }
+
+    double abs_diff = 0;
+    double rel_diff = 0;
+    if ((a_bits & kMagnitude) == kExponent || (b_bits & kMagnitude) == kExponent) {
+      if (a != b) abs_diff = rel_diff = std::numeric_limits<double>::infinity();
+    } else if (a != b) {
+      const double scale = std::max(std::fabs(a), std::fabs(b));
+      abs_diff = std::fabs(a - b);
+      // Far apart doubles of opposite sign overflow |a - b|; scaling first
+      // keeps the relative difference finite.
+      rel_diff = std::isinf(abs_diff) ? std::fabs(a / scale - b / scale) : abs_diff / scale;
+    }
+    diff_.max_abs = std::max(diff_.max_abs, abs_diff);
+    diff_.max_rel = std::max(diff_.max_rel, rel_diff);
+    diff_.max_ulp = std::max(diff_.max_ulp, ulp(a_bits, b_bits));
+  }
+
+  NumericDiff& diff_;
+  const bool swapped_a_;
+  const bool swapped_b_;
+  Bits block_a_[kBlock];
+  Bits block_b_[kBlock];
+  bool have_first_ = false;
+  uint64_t first_flat_ = 0;
+};
+
+template <typename Int>
+constexpr const char* integer_name() {
+  constexpr bool kSigned = std::is_signed_v<Int>;
+  switch (sizeof(Int)) {
+    case 1:
+      return kSigned ? "int8" : "uint8";
+    case 2:
+      return kSigned ? "int16" : "uint16";
+    case 4:
+      return kSigned ? "int32" : "uint32";
+    default:
+      return kSigned ? "int64" : "uint64";
+  }
+}
+
+// Folds element pairs of one integer type, or of bools, into a NumericDiff.
+// Differences are taken exactly in 64 bits before they become doubles, so
+// INT64_MIN against INT64_MAX does not overflow.
+template <typename Int, bool kIsBool = false>
+class IntegerAccumulator {
+ public:
+  using Bits = std::make_unsigned_t<Int>;
+  static constexpr const char* kName = kIsBool ? "bool" : integer_name<Int>();
+  static constexpr bool kHasUlp = false;
+
+  IntegerAccumulator(NumericDiff& diff, bool swapped_a, bool swapped_b)
+      : diff_(diff), swapped_a_(swapped_a), swapped_b_(swapped_b) {}
+
+  void add(const char* a, const char* b, uint64_t count, uint64_t first_flat) {
+    for (uint64_t start = 0; start < count; start += kBlock) {
+      const uint64_t n = std::min(kBlock, count - start);
+      load_block(block_a_, a + start * sizeof(Bits), n, swapped_a_);
+      load_block(block_b_, b + start * sizeof(Bits), n, swapped_b_);
+      for (uint64_t i = 0; i < n; ++i) {
+        if (block_a_[i] != block_b_[i])
+          add_differing(block_a_[i], block_b_[i], first_flat + start + i);
+      }
+    }
+    diff_.elements += count;
+  }
+
+  bool found_first() const { return have_first_; }
+  uint64_t first_flat() const { return first_flat_; }
+
+ private:
+  static constexpr uint64_t kBlock = 1024;
+
+  // numpy writes True as 1, but reads any nonzero byte as True; the bytes
+  // still count as differing, like +0 against -0.
+  static Int value(Bits bits) {
+    if constexpr (kIsBool) {
+      return static_cast<Int>(bits != 0);
+    } else {
+      return static_cast<Int>(bits);
+    }
+  }
+
+  void add_differing(Bits a_bits, Bits b_bits, uint64_t flat) {
+    const Int a = value(a_bits);
+    const Int b = value(b_bits);
     ++diff_.differing;
     if (!have_first_) {
       have_first_ = true;
@@ -573,66 +876,70 @@ class DiffAccumulator {
       diff_.first_a = static_cast<double>(a);
       diff_.first_b = static_cast<double>(b);
     }
+    if (a == b) return;
 
-    if (std::isnan(a) || std::isnan(b)) {
-      if (std::isnan(a) != std::isnan(b)) ++diff_.nan_mismatch;
-      return;
-    }
-
-    double abs_diff = 0;
-    double rel_diff = 0;
-    if (std::isinf(a) || std::isinf(b)) {
-      if (a != b) abs_diff = rel_diff = std::numeric_limits<double>::infinity();
-    } else if (a != b) {
-      const auto da = static_cast<double>(a);
-      const auto db = static_cast<double>(b);
-      const double scale = std::max(std::fabs(da), std::fabs(db));
-      abs_diff = std::fabs(da - db);
-      // Far apart doubles of opposite sign overflow |a - b|; scaling first
-      // keeps the relative difference finite.
-      rel_diff = std::isinf(abs_diff) ? std::fabs(da / scale - db / scale) : abs_diff / scale;
-    }
+    // Modulo 2^64 the difference of the widened values is exact, and the
+    // larger minus the smaller is its true size.
+    const auto wide_a = static_cast<uint64_t>(a);
+    const auto wide_b = static_cast<uint64_t>(b);
+    const double abs_diff = static_cast<double>(a > b ? wide_a - wide_b : wide_b - wide_a);
+    const double scale =
+        std::max(std::fabs(static_cast<double>(a)), std::fabs(static_cast<double>(b)));
     diff_.max_abs = std::max(diff_.max_abs, abs_diff);
-    diff_.max_rel = std::max(diff_.max_rel, rel_diff);
-    diff_.max_ulp = std::max(diff_.max_ulp, ulp_distance(a, b));
+    diff_.max_rel = std::max(diff_.max_rel, abs_diff / scale);
   }
 
   NumericDiff& diff_;
+  const bool swapped_a_;
+  const bool swapped_b_;
   Bits block_a_[kBlock];
   Bits block_b_[kBlock];
   bool have_first_ = false;
   uint64_t first_flat_ = 0;
 };
 
-Status read_chunk(const std::string& path, const OpenNpy& file, std::vector<char>& buffer,
-                  size_t bytes, uint64_t offset) {
-  auto got = pread_full(file.fd.get(), buffer.data(), bytes, offset);
-  if (!got) return make_error(path + ": " + got.error().message);
-  if (*got < bytes) return make_error(path + ": " + shrank().message);
+// Where one file's elements start, and how they are stored.
+struct DataSource {
+  const std::string& path;
+  int fd;
+  uint64_t offset;
+  bool swapped;
+};
+
+Status read_chunk(const DataSource& source, std::vector<char>& buffer, size_t bytes,
+                  uint64_t offset) {
+  auto got = pread_full(source.fd, buffer.data(), bytes, source.offset + offset);
+  if (!got) return make_error(source.path + ": " + got.error().message);
+  if (*got < bytes) return make_error(source.path + ": " + shrank().message);
   return {};
 }
 
-template <typename Float, typename Bits>
-Status diff_data(const std::string& path_a, const OpenNpy& a, const std::string& path_b,
-                 const OpenNpy& b, NumericDiff& diff) {
-  const uint64_t count = a.header.element_count;
+// Streams count element pairs through an Accumulator, and gives the
+// storage-order offset of the first differing pair, if any.
+template <typename Accumulator>
+Result<std::optional<uint64_t>> diff_stream(const DataSource& a, const DataSource& b,
+                                            uint64_t count, NumericDiff& diff) {
+  using Bits = typename Accumulator::Bits;
   const uint64_t chunk_elements = kChunkBytes / sizeof(Bits);
   std::vector<char> buffer_a(kChunkBytes);
   std::vector<char> buffer_b(kChunkBytes);
-  DiffAccumulator<Float, Bits> accumulator(diff);
+  Accumulator accumulator(diff, a.swapped, b.swapped);
+  diff.dtype = Accumulator::kName;
+  diff.has_ulp = Accumulator::kHasUlp;
+  // Equal bytes mean equal elements only when both files order them alike.
+  const bool same_bytes_same_values = a.swapped == b.swapped;
 
   for (uint64_t done = 0; done < count;) {
     const uint64_t n = std::min(chunk_elements, count - done);
     const size_t bytes = static_cast<size_t>(n * sizeof(Bits));
-    const uint64_t offset_a = a.header.data_offset + done * sizeof(Bits);
-    const uint64_t offset_b = b.header.data_offset + done * sizeof(Bits);
+    const uint64_t offset = done * sizeof(Bits);
 
-    if (Status read = read_chunk(path_a, a, buffer_a, bytes, offset_a); !read) return read;
-    if (Status read = read_chunk(path_b, b, buffer_b, bytes, offset_b); !read) return read;
+    if (Status read = read_chunk(a, buffer_a, bytes, offset); !read) return read.error();
+    if (Status read = read_chunk(b, buffer_b, bytes, offset); !read) return read.error();
 
     // Runs that agree are the common case; memcmp settles a whole chunk of
     // them at memory speed.
-    if (std::memcmp(buffer_a.data(), buffer_b.data(), bytes) == 0) {
+    if (same_bytes_same_values && std::memcmp(buffer_a.data(), buffer_b.data(), bytes) == 0) {
       diff.elements += n;
     } else {
       accumulator.add(buffer_a.data(), buffer_b.data(), n, done);
@@ -640,22 +947,42 @@ Status diff_data(const std::string& path_a, const OpenNpy& a, const std::string&
     done += n;
   }
 
-  if (accumulator.found_first()) {
-    const std::vector<uint64_t>& shape = a.header.shape;
-    diff.first_index.assign(shape.size(), 0);
-    uint64_t flat = accumulator.first_flat();
-    for (size_t i = shape.size(); i-- > 0;) {
-      diff.first_index[i] = flat % shape[i];
-      flat /= shape[i];
-    }
-  }
-  return {};
+  if (!accumulator.found_first()) return std::optional<uint64_t>();
+  return std::optional<uint64_t>(accumulator.first_flat());
 }
 
-bool numerically_comparable(const NpyHeader& a, const NpyHeader& b) {
-  const bool is_float = a.kind == 'f' && (a.item_size == 4 || a.item_size == 8);
-  return is_float && a.byte_order == '<' && !a.fortran_order && !b.fortran_order &&
-         a.descr == b.descr && a.shape == b.shape;
+Result<std::optional<uint64_t>> diff_elements(ElementType type, const DataSource& a,
+                                              const DataSource& b, uint64_t count,
+                                              NumericDiff& diff) {
+  switch (type) {
+    case ElementType::kF16:
+      return diff_stream<FloatAccumulator<F16Format>>(a, b, count, diff);
+    case ElementType::kBF16:
+      return diff_stream<FloatAccumulator<BF16Format>>(a, b, count, diff);
+    case ElementType::kF32:
+      return diff_stream<FloatAccumulator<F32Format>>(a, b, count, diff);
+    case ElementType::kF64:
+      return diff_stream<FloatAccumulator<F64Format>>(a, b, count, diff);
+    case ElementType::kI8:
+      return diff_stream<IntegerAccumulator<int8_t>>(a, b, count, diff);
+    case ElementType::kI16:
+      return diff_stream<IntegerAccumulator<int16_t>>(a, b, count, diff);
+    case ElementType::kI32:
+      return diff_stream<IntegerAccumulator<int32_t>>(a, b, count, diff);
+    case ElementType::kI64:
+      return diff_stream<IntegerAccumulator<int64_t>>(a, b, count, diff);
+    case ElementType::kU8:
+      return diff_stream<IntegerAccumulator<uint8_t>>(a, b, count, diff);
+    case ElementType::kU16:
+      return diff_stream<IntegerAccumulator<uint16_t>>(a, b, count, diff);
+    case ElementType::kU32:
+      return diff_stream<IntegerAccumulator<uint32_t>>(a, b, count, diff);
+    case ElementType::kU64:
+      return diff_stream<IntegerAccumulator<uint64_t>>(a, b, count, diff);
+    case ElementType::kBool:
+      break;
+  }
+  return diff_stream<IntegerAccumulator<uint8_t, true>>(a, b, count, diff);
 }
 
 }  // namespace
@@ -766,21 +1093,96 @@ Status write_npy_f32(const std::string& path, const float* data,
   return {};
 }
 
-Result<std::optional<NumericDiff>> compare_npy(const std::string& path_a,
-                                               const std::string& path_b) {
+Result<RawDtype> parse_raw_dtype(std::string_view name) {
+  for (RawDtype dtype : {RawDtype::kF16, RawDtype::kBF16, RawDtype::kF32, RawDtype::kF64}) {
+    if (name == raw_dtype_name(dtype)) return dtype;
+  }
+  return make_error("unknown dtype " + quoted(name) + ": expected f16, bf16, f32 or f64");
+}
+
+std::string_view raw_dtype_name(RawDtype dtype) {
+  switch (dtype) {
+    case RawDtype::kF16:
+      return "f16";
+    case RawDtype::kBF16:
+      return "bf16";
+    case RawDtype::kF32:
+      return "f32";
+    case RawDtype::kF64:
+      break;
+  }
+  return "f64";
+}
+
+size_t raw_dtype_size(RawDtype dtype) {
+  switch (dtype) {
+    case RawDtype::kF16:
+    case RawDtype::kBF16:
+      return 2;
+    case RawDtype::kF32:
+      return 4;
+    case RawDtype::kF64:
+      break;
+  }
+  return 8;
+}
+
+Result<std::optional<NumericDiff>> compare_npy(const std::string& path_a, const std::string& path_b,
+                                               const CompareOptions& options) {
   auto a = open_npy(path_a);
   if (!a) return make_error(path_a + ": " + a.error().message);
   auto b = open_npy(path_b);
   if (!b) return make_error(path_b + ": " + b.error().message);
 
-  if (!numerically_comparable(a->header, b->header)) return std::optional<NumericDiff>();
+  const NpyHeader& header_a = a->header;
+  const NpyHeader& header_b = b->header;
+  const std::optional<Encoding> encoding_a = encoding(header_a, options);
+  const std::optional<Encoding> encoding_b = encoding(header_b, options);
+  const bool comparable =
+      encoding_a && encoding_b && encoding_a->type == encoding_b->type &&
+      header_a.shape == header_b.shape &&
+      (header_a.fortran_order == header_b.fortran_order || order_is_immaterial(header_a.shape));
+  if (!comparable) return std::optional<NumericDiff>();
 
   NumericDiff diff;
-  const Status status = a->header.item_size == 4
-                            ? diff_data<float, uint32_t>(path_a, *a, path_b, *b, diff)
-                            : diff_data<double, uint64_t>(path_a, *a, path_b, *b, diff);
-  if (!status) return status.error();
+  const DataSource source_a{path_a, a->fd.get(), header_a.data_offset, encoding_a->swapped};
+  const DataSource source_b{path_b, b->fd.get(), header_b.data_offset, encoding_b->swapped};
+  auto first = diff_elements(encoding_a->type, source_a, source_b, header_a.element_count, diff);
+  if (!first) return first.error();
+  if (*first) diff.first_index = storage_index(**first, header_a.shape, header_a.fortran_order);
   return std::optional<NumericDiff>(std::move(diff));
+}
+
+Result<NumericDiff> compare_raw(const std::string& path_a, const std::string& path_b,
+                                RawDtype dtype) {
+  auto a = open_regular(path_a);
+  if (!a) return make_error(path_a + ": " + a.error().message);
+  auto b = open_regular(path_b);
+  if (!b) return make_error(path_b + ": " + b.error().message);
+
+  const size_t item_size = raw_dtype_size(dtype);
+  for (const auto& [path, file] : {std::pair{&path_a, &*a}, std::pair{&path_b, &*b}}) {
+    if (file->size % item_size != 0) {
+      return make_error(*path + ": " + std::to_string(file->size) +
+                        " bytes is not a whole number of " + std::to_string(item_size) + "-byte " +
+                        std::string(raw_dtype_name(dtype)) + " values");
+    }
+  }
+  if (a->size != b->size) {
+    return make_error(path_b + ": " + std::to_string(b->size) + " bytes, but " + path_a + " has " +
+                      std::to_string(a->size) + "; raw files of different sizes " +
+                      "cannot be compared element by element");
+  }
+
+  NumericDiff diff;
+  const bool swapped = host_is_big_endian();
+  const DataSource source_a{path_a, a->fd.get(), 0, swapped};
+  const DataSource source_b{path_b, b->fd.get(), 0, swapped};
+  auto first =
+      diff_elements(raw_element_type(dtype), source_a, source_b, a->size / item_size, diff);
+  if (!first) return first.error();
+  if (*first) diff.first_index = {**first};
+  return diff;
 }
 
 }  // namespace memdet::compare

@@ -35,10 +35,29 @@ uint64_t distance(Float a, Float b) {
   return magnitude_distance(std::bit_cast<Bits>(a), std::bit_cast<Bits>(b));
 }
 
+// For a 16-bit format whose exponent field, all ones, is `exponent`: NaNs
+// are the patterns above it once the sign is cleared.
+uint64_t distance16(uint16_t a_bits, uint16_t b_bits, uint16_t exponent) {
+  const bool a_nan = (a_bits & 0x7fffu) > exponent;
+  const bool b_nan = (b_bits & 0x7fffu) > exponent;
+  if (a_nan || b_nan) {
+    return a_nan && b_nan ? 0 : std::numeric_limits<uint64_t>::max();
+  }
+  return magnitude_distance(a_bits, b_bits);
+}
+
 }  // namespace
 
 uint64_t ulp_distance(float a, float b) { return distance<uint32_t>(a, b); }
 
 uint64_t ulp_distance(double a, double b) { return distance<uint64_t>(a, b); }
+
+uint64_t ulp_distance_f16(uint16_t a_bits, uint16_t b_bits) {
+  return distance16(a_bits, b_bits, 0x7c00);
+}
+
+uint64_t ulp_distance_bf16(uint16_t a_bits, uint16_t b_bits) {
+  return distance16(a_bits, b_bits, 0x7f80);
+}
 
 }  // namespace memdet::compare

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "compare/digest.h"
@@ -169,6 +171,32 @@ bool looks_like_npy(const std::string& path) {
 
 constexpr const char* kLoadedObjectsFile = "loaded-objects.txt";
 
+// Text is what has no NUL byte in its first 8 KiB; .npy headers, raw
+// arrays and most binary formats have one early.
+bool looks_like_text(const std::string& path) {
+  auto start = sys::read_prefix(path, 8192);
+  return start && start->find('\0') == std::string::npos;
+}
+
+// The digest of a text file after normalize_text, read a line at a time.
+Result<std::string> digest_normalized(const std::string& path,
+                                      const std::vector<std::regex>& masks,
+                                      const std::string& run_dir) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return make_error(path + ": cannot open");
+  }
+  compare::Digester digester;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!in.eof()) {
+      line += '\n';
+    }
+    digester.update(compare::normalize_text(line, masks, run_dir));
+  }
+  return digester.finish();
+}
+
 std::vector<std::string> base_environment(const std::string& label, const std::string& run_dir,
                                           const std::string& audit_library) {
   std::vector<std::string> env;
@@ -233,13 +261,20 @@ std::string make_campaign_dir(const std::string& requested, std::string& error) 
 }
 
 // Collects what one run wrote. Returns an input error for a malformed .npy.
-Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
+Status collect_artifacts(const CheckOptions& options, const std::vector<std::regex>& masks,
+                         RunRecord& run) {
   if (options.include_stdout) {
+    // A run's stdout often names its own directory, which differs in every
+    // run by design; it is normalised away, as are the masks.
     std::string path = run.dir + "/stdout.txt";
     auto digest = compare::digest_file(path);
     if (digest) {
+      digest = digest_normalized(path, masks, run.dir);
+    }
+    if (digest) {
       std::error_code code;
-      run.artifacts.push_back({"stdout", path, path, *digest, fs::file_size(path, code)});
+      ArtifactRecord artifact{"stdout", path, path, *digest, true, fs::file_size(path, code)};
+      run.artifacts.push_back(artifact);
     } else {
       run.missing.push_back("stdout");
     }
@@ -268,6 +303,14 @@ Status collect_artifacts(const CheckOptions& options, RunRecord& run) {
       }
       artifact.digest = *digest;
       artifact.kept = absolute_path(match);
+      artifact.text = !looks_like_npy(match) && looks_like_text(match);
+      if (artifact.text && !masks.empty()) {
+        auto masked = digest_normalized(match, masks, "");
+        if (!masked) {
+          return make_error(masked.error().message);
+        }
+        artifact.digest = *masked;
+      }
       run.artifacts.push_back(artifact);
       // A run that failed may have died halfway through writing: its files
       // are evidence of the failure, not bad input.
@@ -375,8 +418,22 @@ std::string describe_npy(const std::string& path) {
   return header->descr + (header->fortran_order ? " Fortran-order " : " ") + shape;
 }
 
+compare::TextOptions text_options(const CheckOptions& options) {
+  compare::TextOptions text;
+  text.masks = options.masks;
+  text.step_regex = options.step_regex;
+  if (options.dtype == "f32") {
+    text.dtype = compare::TextOptions::Dtype::kFloat32;
+  } else if (options.dtype == "f64") {
+    text.dtype = compare::TextOptions::Dtype::kFloat64;
+  }
+  return text;
+}
+
 ArtifactComparison compare_artifact(const ArtifactRecord* reference, const ArtifactRecord* other,
-                                    const std::string& key, std::string& input_error) {
+                                    const std::string& key, const CheckOptions& options,
+                                    const RunRecord& reference_run, const RunRecord& other_run,
+                                    std::string& input_error) {
   ArtifactComparison comparison;
   comparison.key = key;
   if (reference == nullptr || other == nullptr) {
@@ -391,8 +448,25 @@ ArtifactComparison compare_artifact(const ArtifactRecord* reference, const Artif
     return comparison;
   }
   comparison.kind = ArtifactComparison::Kind::kDigestDiffers;
-  if (looks_like_npy(reference->kept) && looks_like_npy(other->kept)) {
-    auto numeric = compare::compare_npy(reference->kept, other->kept);
+  if (reference->text && other->text) {
+    // Only the captured stdout names its run directory by design; an
+    // artifact's text is taken as written.
+    bool is_stdout = key == "stdout";
+    auto text = compare::compare_text(reference->kept, other->kept, text_options(options),
+                                      is_stdout ? reference_run.dir : "",
+                                      is_stdout ? other_run.dir : "");
+    if (text) {
+      comparison.kind = ArtifactComparison::Kind::kText;
+      comparison.text = *text;
+    } else {
+      comparison.note = "not compared as text: " + text.error().message;
+    }
+  } else if (looks_like_npy(reference->kept) && looks_like_npy(other->kept)) {
+    compare::CompareOptions npy_options;
+    if (auto raw = compare::parse_raw_dtype(options.dtype)) {
+      npy_options.dtype = *raw;
+    }
+    auto numeric = compare::compare_npy(reference->kept, other->kept, npy_options);
     if (!numeric) {
       input_error = numeric.error().message;
     } else if (numeric->has_value()) {
@@ -401,8 +475,16 @@ ArtifactComparison compare_artifact(const ArtifactRecord* reference, const Artif
     } else {
       comparison.note = "compared by digest: " + describe_npy(reference->kept) + " vs " +
                         describe_npy(other->kept) +
-                        " (element-wise comparison needs little-endian C-order float32 or "
-                        "float64 of one shape)";
+                        " (element by element needs one numeric dtype, one shape and one "
+                        "memory order)";
+    }
+  } else if (auto raw = compare::parse_raw_dtype(options.dtype)) {
+    auto numeric = compare::compare_raw(reference->kept, other->kept, *raw);
+    if (numeric) {
+      comparison.kind = ArtifactComparison::Kind::kNumeric;
+      comparison.numeric = *numeric;
+    } else {
+      comparison.note = "not compared as raw " + options.dtype + ": " + numeric.error().message;
     }
   }
   return comparison;
@@ -458,7 +540,8 @@ void compare_outcomes(CheckReport& report) {
     }
     for (const auto& [key, pair] : pairs) {
       std::string input_error;
-      group.vs_reference.push_back(compare_artifact(pair.first, pair.second, key, input_error));
+      group.vs_reference.push_back(compare_artifact(pair.first, pair.second, key, report.options,
+                                                    reference_run, other_run, input_error));
       if (!input_error.empty() && report.input_error.empty()) {
         report.input_error = input_error;
       }
@@ -486,6 +569,25 @@ void drop_duplicate_copies(CheckReport& report) {
         }
         artifact.kept.clear();
       }
+    }
+  }
+}
+
+// --keep none: the copies served the comparison; only digests and the
+// captured streams stay.
+void drop_all_copies(CheckReport& report) {
+  for (RunRecord& run : report.runs) {
+    for (ArtifactRecord& artifact : run.artifacts) {
+      if (artifact.key == "stdout" || artifact.kept.empty() || !inside(artifact.kept, run.dir)) {
+        continue;
+      }
+      std::error_code code;
+      fs::remove(artifact.kept, code);
+      artifact.kept.clear();
+    }
+    std::error_code code;
+    if (fs::is_empty(run.dir + "/artifacts", code)) {
+      fs::remove(run.dir + "/artifacts", code);
     }
   }
 }
@@ -554,6 +656,25 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     return make_error(failure->message);
   }
 
+  auto compiled = compare::compile_masks(options.masks);
+  if (!compiled) {
+    return make_error("--mask: " + compiled.error().message);
+  }
+  const std::vector<std::regex> masks = std::move(*compiled);
+  if (!options.step_regex.empty()) {
+    try {
+      std::regex step(options.step_regex);
+      if (step.mark_count() < 1) {
+        return make_error("--step-regex '" + options.step_regex +
+                          "' needs a capture group for the step number");
+      }
+    } catch (const std::regex_error& error) {
+      return make_error("--step-regex '" + options.step_regex + "': " + error.what());
+    }
+  }
+  if (!options.dtype.empty() && !compare::parse_raw_dtype(options.dtype)) {
+    return make_error("--dtype '" + options.dtype + "': expected f16, bf16, f32 or f64");
+  }
   report.host = host::read_host_info();
   if (options.record_libraries) {
     report.audit_library = host::audit_library_path();
@@ -632,12 +753,13 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     } else {
       run.loaded = host::read_loaded_libraries(run.dir + "/" + kLoadedObjectsFile);
     }
-    Status collected = collect_artifacts(options, run);
+    Status collected = collect_artifacts(options, masks, run);
     if (!collected) {
       report.input_error = collected.error().message;
     }
-    if (run.completed() && report.input_error.empty() &&
-        signatures.insert(outcome_signature(run)).second) {
+    bool new_outcome = run.completed() && report.input_error.empty() &&
+                       signatures.insert(outcome_signature(run)).second;
+    if (new_outcome || options.keep == CheckOptions::Keep::kAll) {
       Status kept = keep_copies(run);
       if (!kept) {
         report.input_error = kept.error().message;
@@ -686,7 +808,11 @@ Result<CheckReport> run_check(const CheckOptions& options) {
 
   group_outcomes(report);
   compare_outcomes(report);
-  drop_duplicate_copies(report);
+  if (options.keep == CheckOptions::Keep::kDiverged) {
+    drop_duplicate_copies(report);
+  } else if (options.keep == CheckOptions::Keep::kNone) {
+    drop_all_copies(report);
+  }
   decide(report);
   // The records written as each run ended did not yet know its outcome.
   for (const RunRecord& run : report.runs) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "compare/npy.h"
+#include "compare/text.h"
 #include "host/host_info.h"
 #include "host/loaded_libraries.h"
 #include "host/program.h"
@@ -20,6 +21,16 @@ struct CheckOptions {
   std::vector<std::string> command;  // argv; may hold {run} and {run_dir}
   std::vector<std::string> artifact_patterns;
   bool include_stdout = true;
+  // Regexes blanked out of stdout and text artifacts before digests and
+  // comparisons (step times, dates, PIDs).
+  std::vector<std::string> masks;
+  // A regex whose capture group is the step number in text artifacts.
+  std::string step_regex;
+  // How to read files that carry no dtype of their own: raw arrays, and the
+  // numbers in text ("f32", "f64"; raw arrays also "f16", "bf16").
+  std::string dtype;
+  // Which runs keep a copy of their artifacts in their record directory.
+  enum class Keep { kAll, kDiverged, kNone } keep = Keep::kDiverged;
   std::string out_dir;  // campaign directory; empty: a new one under .memdet/
   launch::Controls controls;
   std::optional<double> timeout_seconds;
@@ -43,7 +54,8 @@ struct ArtifactRecord {
   std::string key;        // the same in every run: "stdout", "out/{run}/w.npy"
   std::string written;    // where the run wrote it
   std::string kept;       // where the record holds it now; empty once dropped
-  std::string digest;     // XXH3-128, hex
+  std::string digest;     // XXH3-128, hex; of the masked text for text files
+  bool text = false;      // read as text: masks apply and numbers are compared
   uint64_t bytes = 0;
 };
 
@@ -66,8 +78,9 @@ struct RunRecord {
 
 struct ArtifactComparison {
   std::string key;
-  enum class Kind { kSame, kDigestDiffers, kNumeric, kMissing } kind = Kind::kSame;
+  enum class Kind { kSame, kDigestDiffers, kNumeric, kText, kMissing } kind = Kind::kSame;
   std::optional<compare::NumericDiff> numeric;
+  std::optional<compare::TextDiff> text;
   std::string reference_path;
   std::string other_path;
   std::string note;

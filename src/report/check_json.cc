@@ -36,6 +36,8 @@ const char* comparison_kind(protocol::ArtifactComparison::Kind kind) {
       return "digest_differs";
     case protocol::ArtifactComparison::Kind::kNumeric:
       return "numeric";
+    case protocol::ArtifactComparison::Kind::kText:
+      return "text";
     case protocol::ArtifactComparison::Kind::kMissing:
       return "missing";
   }
@@ -97,8 +99,37 @@ json loaded_json(const host::LoadedLibraries& loaded) {
   return document;
 }
 
+json text_json(const compare::TextDiff& diff) {
+  json document = {{"lines_reference", diff.lines_a},
+                   {"lines_other", diff.lines_b},
+                   {"differing_lines", diff.differing_lines},
+                   {"extra_lines", diff.extra_lines},
+                   {"final_newline_differs", diff.final_newline_differs},
+                   {"first_line", diff.first_line},
+                   {"first_text_reference", diff.first_text_a},
+                   {"first_text_other", diff.first_text_b},
+                   {"first_step", diff.first_step ? json(*diff.first_step) : json(nullptr)},
+                   {"token_count_lines", diff.token_count_lines},
+                   {"first_token_count_line", diff.first_token_count_line},
+                   {"numbers_compared", diff.numbers_compared},
+                   {"numbers_differing", diff.numbers_differing},
+                   {"max_abs", diff.max_abs},
+                   {"max_rel", diff.max_rel},
+                   {"dtype", diff.dtype},
+                   {"dtype_inferred", diff.dtype_inferred},
+                   {"ulp_numbers", diff.ulp_numbers},
+                   {"max_ulp", diff.max_ulp},
+                   {"digit_numbers", diff.digit_numbers},
+                   {"max_digit_units", diff.max_digit_units},
+                   {"nan_mismatch", diff.nan_mismatch},
+                   {"inf_mismatch", diff.inf_mismatch},
+                   {"text_tokens_differing", diff.text_tokens_differing}};
+  return document;
+}
+
 json numeric_json(const compare::NumericDiff& diff) {
-  return {{"elements", diff.elements},         {"differing", diff.differing},
+  return {{"dtype", diff.dtype},               {"has_ulp", diff.has_ulp},
+          {"elements", diff.elements},         {"differing", diff.differing},
           {"max_abs", diff.max_abs},           {"max_rel", diff.max_rel},
           {"max_ulp", diff.max_ulp},           {"first_index", diff.first_index},
           {"first_reference", diff.first_a},   {"first_other", diff.first_b},
@@ -150,6 +181,7 @@ json run_json(const protocol::RunRecord& run) {
                          {"written", artifact.written},
                          {"kept", artifact.kept.empty() ? json(nullptr) : json(artifact.kept)},
                          {"digest", artifact.digest},
+                         {"text", artifact.text},
                          {"bytes", artifact.bytes}});
   }
   return {{"schema", kRunSchema},
@@ -181,6 +213,9 @@ json check_json(const protocol::CheckReport& report) {
       json entry = {{"key", comparison.key}, {"kind", comparison_kind(comparison.kind)}};
       if (comparison.numeric) {
         entry["numeric"] = numeric_json(*comparison.numeric);
+      }
+      if (comparison.text) {
+        entry["text"] = text_json(*comparison.text);
       }
       if (!comparison.note.empty()) {
         entry["note"] = comparison.note;
@@ -231,6 +266,13 @@ json check_json(const protocol::CheckReport& report) {
           {"runs_requested", options.runs},
           {"artifact_patterns", options.artifact_patterns},
           {"stdout_compared", options.include_stdout},
+          {"masks", options.masks},
+          {"step_regex", options.step_regex},
+          {"dtype", options.dtype},
+          {"keep", options.keep == protocol::CheckOptions::Keep::kAll
+                       ? "all"
+                       : options.keep == protocol::CheckOptions::Keep::kNone ? "none"
+                                                                              : "diverged"},
           {"timeout_seconds",
            options.timeout_seconds ? json(*options.timeout_seconds) : json(nullptr)},
           {"controls", controls},

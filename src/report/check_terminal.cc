@@ -1,5 +1,6 @@
 #include "report/check_terminal.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -46,6 +47,49 @@ std::string command_line(const std::vector<std::string>& argv) {
   return text;
 }
 
+void print_text_comparison(const protocol::ArtifactComparison& comparison, std::FILE* out) {
+  const compare::TextDiff& diff = *comparison.text;
+  auto count = [](uint64_t value) { return static_cast<unsigned long long>(value); };
+  std::fprintf(out, "    %s: %llu of %llu lines differ", comparison.key.c_str(),
+               count(diff.differing_lines), count(std::min(diff.lines_a, diff.lines_b)));
+  if (diff.extra_lines > 0) {
+    std::fprintf(out, ", %llu more lines in one", count(diff.extra_lines));
+  }
+  if (diff.first_line == 0 && diff.final_newline_differs) {
+    std::fprintf(out, "; only the final line break differs");
+  }
+  std::fprintf(out, "\n");
+  if (diff.first_line > 0) {
+    std::fprintf(out, "      first at line %llu%s%s:\n        %s\n        %s\n",
+                 count(diff.first_line), diff.first_step ? ", step " : "",
+                 diff.first_step ? diff.first_step->c_str() : "",
+                 printable(diff.first_text_a).c_str(), printable(diff.first_text_b).c_str());
+  }
+  if (diff.numbers_differing > 0) {
+    std::fprintf(out, "      %llu of %llu numbers differ; max abs %.3g, max rel %.3g",
+                 count(diff.numbers_differing), count(diff.numbers_compared), diff.max_abs,
+                 diff.max_rel);
+    if (diff.ulp_numbers > 0) {
+      std::fprintf(out, "; max %llu ULP of %s (%s, %llu printed to round-trip)",
+                   count(diff.max_ulp), diff.dtype.c_str(),
+                   diff.dtype_inferred ? "inferred" : "given", count(diff.ulp_numbers));
+    }
+    if (diff.digit_numbers > 0) {
+      std::fprintf(out, "; max %.0f units of the last printed digit (%llu printed short)",
+                   diff.max_digit_units, count(diff.digit_numbers));
+    }
+    std::fprintf(out, "\n");
+  }
+  if (diff.token_count_lines > 0) {
+    std::fprintf(out, "      %llu lines have different numbers of tokens (first: line %llu)\n",
+                 count(diff.token_count_lines), count(diff.first_token_count_line));
+  }
+  if (diff.nan_mismatch + diff.inf_mismatch > 0) {
+    std::fprintf(out, "      %llu NaN and %llu infinity mismatches\n", count(diff.nan_mismatch),
+                 count(diff.inf_mismatch));
+  }
+}
+
 void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE* out) {
   using Kind = protocol::ArtifactComparison::Kind;
   switch (comparison.kind) {
@@ -58,15 +102,19 @@ void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE*
       std::fprintf(out, "    %s: bytes differ%s%s\n", comparison.key.c_str(),
                    comparison.note.empty() ? "" : "; ", comparison.note.c_str());
       return;
+    case Kind::kText:
+      print_text_comparison(comparison, out);
+      return;
     case Kind::kNumeric:
       break;
   }
   const compare::NumericDiff& diff = *comparison.numeric;
-  std::fprintf(out,
-               "    %s: %llu of %llu elements differ; max abs %.3g, max rel %.3g, max ULP %llu\n",
-               comparison.key.c_str(), static_cast<unsigned long long>(diff.differing),
+  std::string ulp = diff.has_ulp ? ", max ULP " + std::to_string(diff.max_ulp) : "";
+  std::fprintf(out, "    %s (%s): %llu of %llu elements differ; max abs %.3g, max rel %.3g%s\n",
+               comparison.key.c_str(), diff.dtype.c_str(),
+               static_cast<unsigned long long>(diff.differing),
                static_cast<unsigned long long>(diff.elements), diff.max_abs, diff.max_rel,
-               static_cast<unsigned long long>(diff.max_ulp));
+               ulp.c_str());
   if (diff.differing > 0) {
     std::fprintf(out, "      first at %s: %.9g (reference) vs %.9g\n",
                  format_index(diff.first_index).c_str(), diff.first_a, diff.first_b);
