@@ -549,6 +549,17 @@ void compare_outcomes(CheckReport& report) {
   }
 }
 
+// Removes a copy the record holds, and the folders it leaves empty up to
+// the run directory; fs::remove refuses a folder that still holds anything.
+void remove_kept(ArtifactRecord& artifact, const RunRecord& run) {
+  std::error_code code;
+  fs::remove(artifact.kept, code);
+  for (fs::path dir = fs::path(artifact.kept).parent_path();
+       dir.string().size() > run.dir.size() && fs::remove(dir, code); dir = dir.parent_path()) {
+  }
+  artifact.kept.clear();
+}
+
 // One copy of each distinct outcome is enough to compare and replay; the
 // digests of every run stay in the records.
 void drop_duplicate_copies(CheckReport& report) {
@@ -559,15 +570,7 @@ void drop_duplicate_copies(CheckReport& report) {
         if (artifact.key == "stdout" || !inside(artifact.kept, run.dir)) {
           continue;
         }
-        std::error_code code;
-        fs::remove(artifact.kept, code);
-        // Folders the file leaves empty go too; fs::remove refuses any
-        // that still hold something.
-        for (fs::path dir = fs::path(artifact.kept).parent_path();
-             dir.string().size() > run.dir.size() && fs::remove(dir, code);
-             dir = dir.parent_path()) {
-        }
-        artifact.kept.clear();
+        remove_kept(artifact, run);
       }
     }
   }
@@ -581,13 +584,7 @@ void drop_all_copies(CheckReport& report) {
       if (artifact.key == "stdout" || artifact.kept.empty() || !inside(artifact.kept, run.dir)) {
         continue;
       }
-      std::error_code code;
-      fs::remove(artifact.kept, code);
-      artifact.kept.clear();
-    }
-    std::error_code code;
-    if (fs::is_empty(run.dir + "/artifacts", code)) {
-      fs::remove(run.dir + "/artifacts", code);
+      remove_kept(artifact, run);
     }
   }
 }

@@ -17,8 +17,8 @@ online=$(getconf _NPROCESSORS_ONLN)
 # Relative artifact and output paths, as a user would write them: the runs
 # start in the scratch directory, and {run} keeps their outputs apart.
 run_memdet divergent check -n 20 --stop-at-first-difference --timeout 200 --out divergent \
-    --json divergent.json --artifact 'out/{run}/*.npy' \
-    -- "$PYTHON" "$example" --out 'out/{run}'
+    --json divergent.json --artifact 'out/{run}/*.npy' --artifact 'out/{run}/loss.txt' \
+    --step-regex '^(\d+) ' -- "$PYTHON" "$example" --out 'out/{run}'
 expect_status divergent 1
 expect_json divergent.json 'd["result"]["verdict"] == "differs"'
 expect_json divergent.json 'd["result"]["failed_runs"] == 0'
@@ -34,6 +34,15 @@ keys=$(json_value divergent.json \
               if c["kind"] == "numeric")')
 runs=$(json_value divergent.json 'len(d["runs"])')
 checked "default training: exit 1, differs after $runs runs; numeric: $keys"
+
+# The loss log, printed with repr() of float32 losses, names the step where
+# the runs part and measures the distance in float32 ULP.
+expect_json divergent.json \
+    'any(c["key"] == "out/{run}/loss.txt" and c["kind"] == "text" and c["text"]["first_step"] is not None and c["text"]["dtype"] == "float32" and c["text"]["ulp_numbers"] > 0 and c["text"]["max_ulp"] > 0 for o in d["outcomes"] for c in o["vs_reference"])' \
+    "the loss log names the first differing step, in float32 ULP"
+step=$(json_value divergent.json \
+    '[c["text"]["first_step"] for o in d["outcomes"] for c in o["vs_reference"] if c["kind"] == "text"][0]')
+checked "the loss logs first differ at step $step"
 
 run_memdet deterministic check -n 5 --timeout 200 --out deterministic \
     --json deterministic.json --artifact 'out/{run}/*.npy' \
