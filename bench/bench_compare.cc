@@ -31,7 +31,8 @@ double read_and_memcmp(const std::string& a, const std::string& b) {
     if (ga <= 0 || gb <= 0) {
       break;
     }
-    differing_chunks += std::memcmp(ba.data(), bb.data(), static_cast<size_t>(std::min(ga, gb))) != 0;
+    differing_chunks +=
+        std::memcmp(ba.data(), bb.data(), static_cast<size_t>(std::min(ga, gb))) != 0;
   }
   ::close(fa);
   ::close(fb);
@@ -93,8 +94,8 @@ int main(int argc, char** argv) {
   std::printf("  read + memcmp (floor)    %7.3f s  %6.2f GB/s\n", floor, gigabytes / floor);
   std::printf("  compare_npy              %7.3f s  %6.2f GB/s  x%.2f of the floor's time\n",
               compare, gigabytes / compare, compare / floor);
-  std::printf("  XXH3-128 digest of both  %7.3f s  %6.2f GB/s  x%.2f\n", digest,
-              gigabytes / digest, digest / floor);
+  std::printf("  XXH3-128 digest of both  %7.3f s  %6.2f GB/s  x%.2f\n", digest, gigabytes / digest,
+              digest / floor);
 
   ::unlink(a.c_str());
   ::unlink(b.c_str());

@@ -49,7 +49,7 @@ __attribute__((visibility("default"))) unsigned int la_version(unsigned int vers
 }
 
 __attribute__((visibility("default"))) unsigned int la_objopen(struct link_map* map, Lmid_t,
-                                                             uintptr_t*) {
+                                                               uintptr_t*) {
   if (g_out < 0 || map->l_name == nullptr || map->l_name[0] == '\0') {
     return 0;
   }

@@ -46,12 +46,14 @@ Registered add_canary_command(CLI::App& parent) {
       "atomic sums gradients with atomic float adds in thread-arrival order (differs between "
       "runs); ordered sums fixed blocks in a fixed order (repeats at any thread count)");
   sgd->add_option("--threads", options->threads, "worker threads")
-      ->capture_default_str()->check(CLI::Range(1, 256));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   sgd->add_option("--reduce", options->reduce, "atomic or ordered")
       ->capture_default_str()
       ->check(CLI::IsMember({"atomic", "ordered"}));
   sgd->add_option("--steps", options->steps, "training steps")
-      ->capture_default_str()->check(CLI::Range(1, 1000000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   sgd->add_option("--out", options->out_dir, "output directory")->required();
   return {sgd, [options] { return run_sgd(*options); }, 2};
 }

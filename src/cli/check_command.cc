@@ -54,7 +54,7 @@ class InterruptGuard {
   static int index(int signal_number) {
     return signal_number == SIGINT ? 0 : signal_number == SIGTERM ? 1 : 2;
   }
-  struct sigaction saved_[3] {};
+  struct sigaction saved_[3]{};
 };
 
 struct CheckCliOptions {
@@ -95,8 +95,8 @@ protocol::CheckReport run_check_campaign(protocol::CheckOptions options, std::FI
   if (!report) {
     throw usage_error(report.error().message);
   }
-  Status written = report::write_json(report::check_json(*report),
-                                      report->campaign_dir + "/check.json");
+  Status written =
+      report::write_json(report::check_json(*report), report->campaign_dir + "/check.json");
   if (!written) {
     std::fprintf(stderr, "memdet check: %s\n", written.error().message.c_str());
   }
@@ -129,8 +129,7 @@ int check(const CheckCliOptions& cli) {
   options.show_output = cli.show_output;
   options.echo_to_stderr = cli.json_path == "-";
   options.stop_at_first_difference = cli.stop_at_first_difference;
-  options.stdin_mode =
-      cli.stdin_terminal ? launch::StdinMode::kTerminal : launch::StdinMode::kNull;
+  options.stdin_mode = cli.stdin_terminal ? launch::StdinMode::kTerminal : launch::StdinMode::kNull;
   if (options.artifact_patterns.empty() && !options.include_stdout) {
     throw usage_error("nothing to compare: --no-stdout and no --artifact");
   }

@@ -24,8 +24,8 @@ protocol::CheckOptions canary_check(const std::string& reduce, int runs,
                                     const std::string& out_dir) {
   protocol::CheckOptions options;
   options.runs = runs;
-  options.command = {self_executable(), "canary", "sgd", "--threads", "2", "--reduce", reduce,
-                     "--steps", "200", "--out", "{run_dir}/out"};
+  options.command = {self_executable(), "canary", "sgd",   "--threads",    "2", "--reduce", reduce,
+                     "--steps",         "200",    "--out", "{run_dir}/out"};
   options.artifact_patterns = {"{run_dir}/out/weights.npy", "{run_dir}/out/loss.txt"};
   options.out_dir = out_dir + "/" + reduce;
   options.timeout_seconds = 120;
@@ -85,14 +85,16 @@ int demo(const DemoOptions& options) {
         "  bit at any thread count. That is the cure for the atomic version.\n",
         ordered.completed_runs);
   } else {
-    std::printf("- ordered: results differed, which this canary should never do: please report "
-                "it with the records under %s.\n",
-                out_dir.c_str());
+    std::printf(
+        "- ordered: results differed, which this canary should never do: please report "
+        "it with the records under %s.\n",
+        out_dir.c_str());
   }
-  std::printf("\nRecords: %s\nA real PyTorch job, from the source tree:\n"
-              "  %s check -n 5 --artifact 'out/{run}/*.npy' -- /usr/bin/python3 "
-              "examples/pytorch/train_embedding.py --out 'out/{run}'\n",
-              out_dir.c_str(), self_executable().c_str());
+  std::printf(
+      "\nRecords: %s\nA real PyTorch job, from the source tree:\n"
+      "  %s check -n 5 --artifact 'out/{run}/*.npy' -- /usr/bin/python3 "
+      "examples/pytorch/train_embedding.py --out 'out/{run}'\n",
+      out_dir.c_str(), self_executable().c_str());
   return 0;
 }
 
@@ -103,7 +105,8 @@ Registered add_demo_command(CLI::App& parent) {
   CLI::App* app = parent.add_subcommand(
       "demo", "Run check on the built-in canary: a training loop that differs, and its cure");
   app->add_option("-n,--runs", options->runs, "runs of each canary")
-      ->capture_default_str()->check(CLI::Range(2, 1000));
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1000));
   app->add_option("--out", options->out_dir, "where the records go (default .memdet/demo-TIME)");
   return {app, [options] { return demo(*options); }, 2};
 }

@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
       }
     }
     if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr && !stray.empty()) {
-      std::fprintf(stderr, "memdet: unknown option or stray argument: %s (the command goes after --)\n",
+      std::fprintf(stderr,
+                   "memdet: unknown option or stray argument: %s (the command goes after --)\n",
                    printable(stray).c_str());
     } else {
       std::fprintf(stderr, "memdet: %s\n", printable(error.what()).c_str());

@@ -29,8 +29,9 @@ int run(const RunOptions& options) {
   if (options.json_path == "-") {
     // The workload writes to memdet's stdout, so JSON there would be mixed
     // with whatever it prints.
-    throw CommandError(125, "--json - is not possible with run: the workload's output goes to "
-                            "stdout; give --json a file");
+    throw CommandError(125,
+                       "--json - is not possible with run: the workload's output goes to "
+                       "stdout; give --json a file");
   }
   launch::LaunchSpec spec;
   std::string executable;
@@ -48,7 +49,8 @@ int run(const RunOptions& options) {
   if (options.timeout > 0) {
     spec.timeout_seconds = options.timeout;
   }
-  spec.stdin_mode = options.stdin_terminal ? launch::StdinMode::kTerminal : launch::StdinMode::kNull;
+  spec.stdin_mode =
+      options.stdin_terminal ? launch::StdinMode::kTerminal : launch::StdinMode::kNull;
 
   auto result = launch::launch(spec);
   if (!result) {
@@ -95,9 +97,9 @@ Registered add_run_command(CLI::App& parent) {
       ->check(timeout_validator());
   app->add_flag("--stdin", options->stdin_terminal,
                 "give the workload memdet's stdin (and the terminal) instead of /dev/null");
-  app->add_option("--json", options->json_path, "write the run record as JSON to FILE (- for stdout)");
-  app->add_option("command", options->command, "the command to run, after --")
-      ->required();
+  app->add_option("--json", options->json_path,
+                  "write the run record as JSON to FILE (- for stdout)");
+  app->add_option("command", options->command, "the command to run, after --")->required();
   return {app, [options] { return run(*options); }, 125};
 }
 

@@ -48,10 +48,10 @@ std::string libc_version() {
 std::vector<std::string> numeric_vector_extensions(const std::string& flags_line) {
   // x86 flags first, then Arm's "Features" names.
   static const char* const kKnown[] = {
-      "sse2",        "sse4_1",      "sse4_2",       "avx",       "f16c",     "fma",
-      "avx2",        "avx512f",     "avx512dq",     "avx512bw",  "avx512vl", "avx512_vnni",
-      "avx512_bf16", "avx512_fp16", "amx_bf16",     "amx_tile",  "asimd",    "asimdhp",
-      "sve",         "sve2",        "bf16",         "i8mm"};
+      "sse2",        "sse4_1",      "sse4_2",   "avx",      "f16c",     "fma",
+      "avx2",        "avx512f",     "avx512dq", "avx512bw", "avx512vl", "avx512_vnni",
+      "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "asimd",    "asimdhp",
+      "sve",         "sve2",        "bf16",     "i8mm"};
   std::set<std::string> present;
   std::istringstream words(flags_line);
   std::string word;

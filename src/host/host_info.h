@@ -10,12 +10,12 @@ namespace memdet::host {
 
 struct HostInfo {
   std::string hostname;
-  std::string kernel;       // release, as in /proc/sys/kernel/osrelease
-  std::string machine;      // x86_64, aarch64
-  std::string cpu_model;    // the first "model name" in /proc/cpuinfo
+  std::string kernel;                          // release, as in /proc/sys/kernel/osrelease
+  std::string machine;                         // x86_64, aarch64
+  std::string cpu_model;                       // the first "model name" in /proc/cpuinfo
   std::vector<std::string> vector_extensions;  // of the ones that change numerics
   long online_cpus = 0;
-  std::string libc;         // "glibc 2.36"
+  std::string libc;  // "glibc 2.36"
 };
 
 // `root` is "/" on a live machine; a test points it at a directory holding

@@ -16,9 +16,7 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-bool starts_with(const std::string& text, const char* prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
+bool starts_with(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
 
 bool is_blas(const std::string& name) {
   return starts_with(name, "libblas.so") || starts_with(name, "libopenblas") ||
@@ -83,8 +81,9 @@ LoadedLibraries read_loaded_libraries(const std::string& path) {
   LoadedLibraries loaded;
   std::ifstream in(path);
   if (!in) {
-    loaded.note = "no list of loaded objects: the program did not load memdet's audit library "
-                  "(a static or setuid program, or LD_AUDIT refused)";
+    loaded.note =
+        "no list of loaded objects: the program did not load memdet's audit library "
+        "(a static or setuid program, or LD_AUDIT refused)";
     loaded.blas_name = "not recorded";
     loaded.allocator = "not recorded";
     return loaded;

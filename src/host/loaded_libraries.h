@@ -16,11 +16,11 @@ struct LoadedLibrary {
 struct LoadedLibraries {
   bool recorded = false;  // false: no list was written (see `note`)
   std::string note;
-  int processes = 0;      // distinct pids that wrote lines
+  int processes = 0;                   // distinct pids that wrote lines
   std::vector<LoadedLibrary> objects;  // unique, in load order
   std::vector<LoadedLibrary> blas;     // every BLAS-like object loaded
-  std::string blas_name;  // "OpenBLAS (pthread)", "reference BLAS", "none loaded", ...
-  std::string allocator;  // "glibc malloc", "jemalloc", "tcmalloc", "mimalloc"
+  std::string blas_name;               // "OpenBLAS (pthread)", "reference BLAS", "none loaded", ...
+  std::string allocator;               // "glibc malloc", "jemalloc", "tcmalloc", "mimalloc"
   std::string allocator_path;
 };
 

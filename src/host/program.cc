@@ -51,9 +51,9 @@ void find_script(ProgramRecord& record, Interpreter kind, const std::vector<std:
   for (size_t i = first; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (kind == Interpreter::kPython && (arg == "-c" || arg == "-m")) {
-      record.note = arg == "-c" ? "code given with -c"
-                                : "module " + (i + 1 < args.size() ? args[i + 1] : "") +
-                                      " run with -m";
+      record.note = arg == "-c"
+                        ? "code given with -c"
+                        : "module " + (i + 1 < args.size() ? args[i + 1] : "") + " run with -m";
       return;
     }
     if (kind == Interpreter::kShell && arg == "-c") {
@@ -95,7 +95,8 @@ ProgramRecord identify_program(const std::string& executable,
   // env [-i] [-u NAME] [NAME=VALUE]... PROGRAM ARGS: what runs is PROGRAM.
   if (base_name(program) == "env") {
     size_t i = 1;
-    while (i < argv.size() && (starts_with(argv[i], "-") || argv[i].find('=') != std::string::npos)) {
+    while (i < argv.size() &&
+           (starts_with(argv[i], "-") || argv[i].find('=') != std::string::npos)) {
       i += (argv[i] == "-u" || argv[i] == "-C" || argv[i] == "-S") ? 2 : 1;
     }
     if (i >= argv.size()) {
@@ -124,12 +125,30 @@ ProgramRecord identify_program(const std::string& executable,
 }
 
 std::vector<std::string> numeric_environment(const std::vector<std::string>& env) {
-  static const char* const kPrefixes[] = {
-      "OMP_",    "KMP_",   "MKL_",    "OPENBLAS_", "GOMP_",   "BLIS_",     "CUDA_",
-      "CUBLAS_", "CUDNN_", "NCCL_",   "TF_DETERMINISTIC", "TF_CUDNN", "TF_ENABLE_ONEDNN",
-      "TF_NUM_", "TORCH_",  "PYTORCH_",  "XLA_",
-      "MALLOC_", "TCMALLOC_", "GLIBC_TUNABLES=", "PYTHONHASHSEED=", "LD_PRELOAD=",
-      "LD_LIBRARY_PATH=", "LD_AUDIT="};
+  static const char* const kPrefixes[] = {"OMP_",
+                                          "KMP_",
+                                          "MKL_",
+                                          "OPENBLAS_",
+                                          "GOMP_",
+                                          "BLIS_",
+                                          "CUDA_",
+                                          "CUBLAS_",
+                                          "CUDNN_",
+                                          "NCCL_",
+                                          "TF_DETERMINISTIC",
+                                          "TF_CUDNN",
+                                          "TF_ENABLE_ONEDNN",
+                                          "TF_NUM_",
+                                          "TORCH_",
+                                          "PYTORCH_",
+                                          "XLA_",
+                                          "MALLOC_",
+                                          "TCMALLOC_",
+                                          "GLIBC_TUNABLES=",
+                                          "PYTHONHASHSEED=",
+                                          "LD_PRELOAD=",
+                                          "LD_LIBRARY_PATH=",
+                                          "LD_AUDIT="};
   std::vector<std::string> steering;
   for (const std::string& entry : env) {
     for (const char* prefix : kPrefixes) {

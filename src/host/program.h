@@ -8,8 +8,8 @@
 namespace memdet::host {
 
 struct ProgramRecord {
-  std::string executable;  // resolved path
-  std::string digest;      // XXH3-128 of the executable file
+  std::string executable;   // resolved path
+  std::string digest;       // XXH3-128 of the executable file
   std::string interpreter;  // "python3.11", "bash", ... when it runs a script
   std::string script;       // the script's path as given; empty if none
   std::string script_digest;

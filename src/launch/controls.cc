@@ -33,8 +33,8 @@ std::string describe_personality(const ProcSnapshot& snapshot) {
          (aslr_disabled(snapshot) ? " (ADDR_NO_RANDOMIZE)" : " (randomized)");
 }
 
-void judge(const ProcSnapshot& snapshot, CheckState& state, std::string& observed,
-           bool matches, const std::string& description) {
+void judge(const ProcSnapshot& snapshot, CheckState& state, std::string& observed, bool matches,
+           const std::string& description) {
   if (!snapshot.valid) {
     state = CheckState::kUnread;
     observed = snapshot.error;

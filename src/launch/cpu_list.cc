@@ -62,8 +62,8 @@ Result<CpuSet> parse_cpu_list(std::string_view text) {
         return last.error();
       }
       if (*last < *first) {
-        return make_error("bad CPU list '" + std::string(whole) + "': range '" +
-                          std::string(item) + "' runs backwards");
+        return make_error("bad CPU list '" + std::string(whole) + "': range '" + std::string(item) +
+                          "' runs backwards");
       }
       for (int cpu = *first; cpu <= *last; ++cpu) {
         cpus.insert(cpu);

@@ -541,8 +541,8 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
       return make_error("/dev/null: " + sys::errno_text(errno));
     }
   }
-  auto out = plumb(spec.stdout_spec,
-                   spec.stdout_spec.echo_to_stderr ? STDERR_FILENO : STDOUT_FILENO);
+  auto out =
+      plumb(spec.stdout_spec, spec.stdout_spec.echo_to_stderr ? STDERR_FILENO : STDOUT_FILENO);
   if (!out) {
     return out.error();
   }
@@ -632,8 +632,8 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
       reap_now(status);
       result.outcome = Outcome::kControlFailed;
       result.checks = early;
-      result.message = "asked for " + check.name + " " + check.requested +
-                       ", the child shows " + check.observed_start;
+      result.message = "asked for " + check.name + " " + check.requested + ", the child shows " +
+                       check.observed_start;
       if (check.name == "cpus") {
         result.message += " (the kernel drops CPUs that do not exist or are not allowed)";
       }

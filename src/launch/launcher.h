@@ -20,15 +20,15 @@ enum class StdinMode {
 // Where one of the workload's output streams goes.
 struct OutputSpec {
   enum class Mode { kInherit, kFile, kTee } mode = Mode::kInherit;
-  std::string path;  // for kFile and kTee
+  std::string path;             // for kFile and kTee
   bool echo_to_stderr = false;  // kTee: pass the stream through to stderr
 };
 
 struct LaunchSpec {
-  std::string executable;          // resolved path given to execve
-  std::vector<std::string> argv;   // argv[0] as the user wrote it
-  std::vector<std::string> env;    // "NAME=value" entries, exactly as passed
-  std::string working_dir;         // empty: memdet's own
+  std::string executable;         // resolved path given to execve
+  std::vector<std::string> argv;  // argv[0] as the user wrote it
+  std::vector<std::string> env;   // "NAME=value" entries, exactly as passed
+  std::string working_dir;        // empty: memdet's own
   Controls controls;
   std::optional<double> timeout_seconds;
   StdinMode stdin_mode = StdinMode::kNull;
@@ -55,9 +55,9 @@ struct LeftBehind {
 struct LaunchResult {
   Outcome outcome = Outcome::kExited;
   int exit_code = 0;
-  int signal = 0;       // kSignaled: the signal; kStopped: the stop signal
+  int signal = 0;  // kSignaled: the signal; kStopped: the stop signal
   int exec_errno = 0;
-  std::string message;  // kControlFailed / kExecFailed: what went wrong
+  std::string message;     // kControlFailed / kExecFailed: what went wrong
   int interrupted_by = 0;  // SIGINT, SIGTERM or SIGHUP memdet received and forwarded
 
   int pid = 0;

@@ -179,8 +179,7 @@ bool looks_like_text(const std::string& path) {
 }
 
 // The digest of a text file after normalize_text, read a line at a time.
-Result<std::string> digest_normalized(const std::string& path,
-                                      const std::vector<std::regex>& masks,
+Result<std::string> digest_normalized(const std::string& path, const std::vector<std::regex>& masks,
                                       const std::string& run_dir) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -369,8 +368,8 @@ Status keep_copies(RunRecord& run) {
     if (inside(artifact.kept, run.dir)) {
       continue;
     }
-    std::string copy = unique_path(run.dir + "/artifacts/" + contained_path(artifact.written),
-                                   used);
+    std::string copy =
+        unique_path(run.dir + "/artifacts/" + contained_path(artifact.written), used);
     std::error_code code;
     fs::create_directories(fs::path(copy).parent_path(), code);
     if (!code) {
@@ -452,9 +451,9 @@ ArtifactComparison compare_artifact(const ArtifactRecord* reference, const Artif
     // Only the captured stdout names its run directory by design; an
     // artifact's text is taken as written.
     bool is_stdout = key == "stdout";
-    auto text = compare::compare_text(reference->kept, other->kept, text_options(options),
-                                      is_stdout ? reference_run.dir : "",
-                                      is_stdout ? other_run.dir : "");
+    auto text =
+        compare::compare_text(reference->kept, other->kept, text_options(options),
+                              is_stdout ? reference_run.dir : "", is_stdout ? other_run.dir : "");
     if (text) {
       comparison.kind = ArtifactComparison::Kind::kText;
       comparison.text = *text;
@@ -717,8 +716,8 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     spec.controls = options.controls;
     spec.timeout_seconds = options.timeout_seconds;
     spec.stdin_mode = options.stdin_mode;
-    auto mode = options.show_output ? launch::OutputSpec::Mode::kTee
-                                    : launch::OutputSpec::Mode::kFile;
+    auto mode =
+        options.show_output ? launch::OutputSpec::Mode::kTee : launch::OutputSpec::Mode::kFile;
     spec.stdout_spec = {mode, run.dir + "/stdout.txt", options.echo_to_stderr};
     spec.stderr_spec = {mode, run.dir + "/stderr.txt"};
 
@@ -726,9 +725,9 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     // not, runs would start from different stack addresses.
     size_t this_footprint = exec_footprint(spec.executable, spec.argv, spec.env);
     if (index > 1 && this_footprint != footprint) {
-      return make_error("run " + run.label + " would start with " +
-                        std::to_string(this_footprint) + " bytes of argv and environment, run " +
-                        report.runs.front().label + " with " + std::to_string(footprint) +
+      return make_error("run " + run.label + " would start with " + std::to_string(this_footprint) +
+                        " bytes of argv and environment, run " + report.runs.front().label +
+                        " with " + std::to_string(footprint) +
                         "; the command's placeholders must expand to equal lengths");
     }
     footprint = this_footprint;
@@ -776,9 +775,8 @@ Result<CheckReport> run_check(const CheckOptions& options) {
 
     // A control the host refuses, or a command that cannot be executed, will
     // fail the same way in every run: stop before running the rest.
-    if (report.input_error.empty() &&
-        (done.launch.outcome == launch::Outcome::kControlFailed ||
-         done.launch.outcome == launch::Outcome::kExecFailed)) {
+    if (report.input_error.empty() && (done.launch.outcome == launch::Outcome::kControlFailed ||
+                                       done.launch.outcome == launch::Outcome::kExecFailed)) {
       report.input_error = done.launch.message;
     }
     if (!report.input_error.empty()) {

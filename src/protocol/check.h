@@ -51,11 +51,11 @@ struct CheckOptions {
 };
 
 struct ArtifactRecord {
-  std::string key;        // the same in every run: "stdout", "out/{run}/w.npy"
-  std::string written;    // where the run wrote it
-  std::string kept;       // where the record holds it now; empty once dropped
-  std::string digest;     // XXH3-128, hex; of the masked text for text files
-  bool text = false;      // read as text: masks apply and numbers are compared
+  std::string key;      // the same in every run: "stdout", "out/{run}/w.npy"
+  std::string written;  // where the run wrote it
+  std::string kept;     // where the record holds it now; empty once dropped
+  std::string digest;   // XXH3-128, hex; of the masked text for text files
+  bool text = false;    // read as text: masks apply and numbers are compared
   uint64_t bytes = 0;
 };
 
@@ -87,8 +87,8 @@ struct ArtifactComparison {
 };
 
 struct OutcomeGroup {
-  std::string signature;   // digest over every (key, digest) pair
-  std::vector<int> runs;   // run indices, ascending
+  std::string signature;                         // digest over every (key, digest) pair
+  std::vector<int> runs;                         // run indices, ascending
   std::vector<ArtifactComparison> vs_reference;  // empty for the reference
 };
 

@@ -54,10 +54,13 @@ json snapshot_json(const launch::ProcSnapshot& snapshot) {
 }
 
 json host_json(const host::HostInfo& info) {
-  return {{"hostname", info.hostname},         {"kernel", info.kernel},
-          {"machine", info.machine},           {"cpu_model", info.cpu_model},
+  return {{"hostname", info.hostname},
+          {"kernel", info.kernel},
+          {"machine", info.machine},
+          {"cpu_model", info.cpu_model},
           {"vector_extensions", info.vector_extensions},
-          {"online_cpus", info.online_cpus},   {"libc", info.libc}};
+          {"online_cpus", info.online_cpus},
+          {"libc", info.libc}};
 }
 
 json program_json(const host::ProgramRecord& program) {
@@ -84,12 +87,9 @@ json loaded_json(const host::LoadedLibraries& loaded) {
   for (const host::LoadedLibrary& library : loaded.objects) {
     objects.push_back(library.resolved);
   }
-  json document = {{"recorded", loaded.recorded},
-                   {"blas", loaded.blas_name},
-                   {"blas_objects", blas},
-                   {"allocator", loaded.allocator},
-                   {"processes", loaded.processes},
-                   {"objects", objects}};
+  json document = {{"recorded", loaded.recorded},   {"blas", loaded.blas_name},
+                   {"blas_objects", blas},          {"allocator", loaded.allocator},
+                   {"processes", loaded.processes}, {"objects", objects}};
   if (!loaded.allocator_path.empty()) {
     document["allocator_path"] = loaded.allocator_path;
   }
@@ -128,11 +128,16 @@ json text_json(const compare::TextDiff& diff) {
 }
 
 json numeric_json(const compare::NumericDiff& diff) {
-  return {{"dtype", diff.dtype},               {"has_ulp", diff.has_ulp},
-          {"elements", diff.elements},         {"differing", diff.differing},
-          {"max_abs", diff.max_abs},           {"max_rel", diff.max_rel},
-          {"max_ulp", diff.max_ulp},           {"first_index", diff.first_index},
-          {"first_reference", diff.first_a},   {"first_other", diff.first_b},
+  return {{"dtype", diff.dtype},
+          {"has_ulp", diff.has_ulp},
+          {"elements", diff.elements},
+          {"differing", diff.differing},
+          {"max_abs", diff.max_abs},
+          {"max_rel", diff.max_rel},
+          {"max_ulp", diff.max_ulp},
+          {"first_index", diff.first_index},
+          {"first_reference", diff.first_a},
+          {"first_other", diff.first_b},
           {"nan_mismatch", diff.nan_mismatch}};
 }
 
@@ -230,20 +235,17 @@ json check_json(const protocol::CheckReport& report) {
   }
 
   const protocol::CheckOptions& options = report.options;
-  json controls = {{"aslr_off", options.controls.aslr_off},
-                   {"threads", options.controls.threads ? json(*options.controls.threads)
-                                                        : json(nullptr)},
-                   {"cpus", options.controls.cpus
-                                ? json(launch::format_cpu_list(*options.controls.cpus))
-                                : json(nullptr)},
-                   {"env_preset", options.controls.env_deterministic ? "deterministic" : ""}};
+  json controls = {
+      {"aslr_off", options.controls.aslr_off},
+      {"threads", options.controls.threads ? json(*options.controls.threads) : json(nullptr)},
+      {"cpus", options.controls.cpus ? json(launch::format_cpu_list(*options.controls.cpus))
+                                     : json(nullptr)},
+      {"env_preset", options.controls.env_deterministic ? "deterministic" : ""}};
 
-  json verdict = {{"verdict", verdict_name(report.verdict)},
-                  {"completed_runs", report.completed_runs},
-                  {"failed_runs", report.failed_runs},
-                  {"distinct_outcomes", report.outcomes.size()},
-                  {"stopped_early", report.stopped_early},
-                  {"exit_status", report.exit_status()}};
+  json verdict = {
+      {"verdict", verdict_name(report.verdict)}, {"completed_runs", report.completed_runs},
+      {"failed_runs", report.failed_runs},       {"distinct_outcomes", report.outcomes.size()},
+      {"stopped_early", report.stopped_early},   {"exit_status", report.exit_status()}};
   if (report.verdict == protocol::Verdict::kNoDifferenceSeen) {
     verdict["difference_probability_below"] = report.difference_bound();
     verdict["confidence"] = 0.95;
@@ -257,28 +259,27 @@ json check_json(const protocol::CheckReport& report) {
     verdict["input_error"] = report.input_error;
   }
 
-  return {{"schema", kCheckSchema},
-          {"campaign_dir", report.campaign_dir},
-          {"started_unix", report.started_unix},
-          {"host", host_json(report.host)},
-          {"command", report.command},
-          {"executable", report.executable},
-          {"runs_requested", options.runs},
-          {"artifact_patterns", options.artifact_patterns},
-          {"stdout_compared", options.include_stdout},
-          {"masks", options.masks},
-          {"step_regex", options.step_regex},
-          {"dtype", options.dtype},
-          {"keep", options.keep == protocol::CheckOptions::Keep::kAll
-                       ? "all"
-                       : options.keep == protocol::CheckOptions::Keep::kNone ? "none"
-                                                                              : "diverged"},
-          {"timeout_seconds",
-           options.timeout_seconds ? json(*options.timeout_seconds) : json(nullptr)},
-          {"controls", controls},
-          {"result", verdict},
-          {"outcomes", outcomes},
-          {"runs", runs}};
+  return {
+      {"schema", kCheckSchema},
+      {"campaign_dir", report.campaign_dir},
+      {"started_unix", report.started_unix},
+      {"host", host_json(report.host)},
+      {"command", report.command},
+      {"executable", report.executable},
+      {"runs_requested", options.runs},
+      {"artifact_patterns", options.artifact_patterns},
+      {"stdout_compared", options.include_stdout},
+      {"masks", options.masks},
+      {"step_regex", options.step_regex},
+      {"dtype", options.dtype},
+      {"keep", options.keep == protocol::CheckOptions::Keep::kAll    ? "all"
+               : options.keep == protocol::CheckOptions::Keep::kNone ? "none"
+                                                                     : "diverged"},
+      {"timeout_seconds", options.timeout_seconds ? json(*options.timeout_seconds) : json(nullptr)},
+      {"controls", controls},
+      {"result", verdict},
+      {"outcomes", outcomes},
+      {"runs", runs}};
 }
 
 void write_run_record(const protocol::RunRecord& run) {

@@ -110,11 +110,10 @@ void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE*
   }
   const compare::NumericDiff& diff = *comparison.numeric;
   std::string ulp = diff.has_ulp ? ", max ULP " + std::to_string(diff.max_ulp) : "";
-  std::fprintf(out, "    %s (%s): %llu of %llu elements differ; max abs %.3g, max rel %.3g%s\n",
-               comparison.key.c_str(), diff.dtype.c_str(),
-               static_cast<unsigned long long>(diff.differing),
-               static_cast<unsigned long long>(diff.elements), diff.max_abs, diff.max_rel,
-               ulp.c_str());
+  std::fprintf(
+      out, "    %s (%s): %llu of %llu elements differ; max abs %.3g, max rel %.3g%s\n",
+      comparison.key.c_str(), diff.dtype.c_str(), static_cast<unsigned long long>(diff.differing),
+      static_cast<unsigned long long>(diff.elements), diff.max_abs, diff.max_rel, ulp.c_str());
   if (diff.differing > 0) {
     std::fprintf(out, "      first at %s: %.9g (reference) vs %.9g\n",
                  format_index(diff.first_index).c_str(), diff.first_a, diff.first_b);
@@ -203,14 +202,14 @@ void print_loaded(const protocol::CheckReport& report, std::FILE* out) {
   if (!first.blas.empty()) {
     blas += " (" + first.blas.front().resolved + ")";
   }
-  std::fprintf(out, "loaded (run %s): BLAS %s; allocator %s\n",
-               report.runs.front().label.c_str(), blas.c_str(), first.allocator.c_str());
+  std::fprintf(out, "loaded (run %s): BLAS %s; allocator %s\n", report.runs.front().label.c_str(),
+               blas.c_str(), first.allocator.c_str());
   for (const protocol::RunRecord& run : report.runs) {
-    if (run.loaded.recorded && (run.loaded.blas_name != first.blas_name ||
-                                run.loaded.allocator != first.allocator)) {
+    if (run.loaded.recorded &&
+        (run.loaded.blas_name != first.blas_name || run.loaded.allocator != first.allocator)) {
       std::fprintf(out, "warning: run %s loaded BLAS %s and allocator %s, unlike run %s\n",
-                   run.label.c_str(), run.loaded.blas_name.c_str(),
-                   run.loaded.allocator.c_str(), report.runs.front().label.c_str());
+                   run.label.c_str(), run.loaded.blas_name.c_str(), run.loaded.allocator.c_str(),
+                   report.runs.front().label.c_str());
     }
   }
 }
@@ -251,8 +250,8 @@ void print_campaign_start(const protocol::CheckReport& report, std::FILE* out) {
 }
 
 void print_run_progress(const protocol::RunRecord& run, int total, std::FILE* out) {
-  std::fprintf(out, "  run %s/%d %8.2f s  %s\n", run.label.c_str(), total,
-               run.launch.wall_seconds, run_status(run).c_str());
+  std::fprintf(out, "  run %s/%d %8.2f s  %s\n", run.label.c_str(), total, run.launch.wall_seconds,
+               run_status(run).c_str());
   std::fflush(out);
 }
 
@@ -371,8 +370,7 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
                    protocol::runs_for_bound(0.10), protocol::runs_for_bound(0.05));
       break;
     case protocol::Verdict::kTooFewRuns:
-      std::fprintf(out, "verdict: too few completed runs to compare (%d)\n",
-                   report.completed_runs);
+      std::fprintf(out, "verdict: too few completed runs to compare (%d)\n", report.completed_runs);
       break;
   }
   if (report.failed_runs > 0) {

@@ -18,7 +18,9 @@ extern char** environ;
 namespace memdet::launch {
 namespace {
 
-std::string helper(const std::string& name) { return std::string(MEMDET_TEST_HELPER_DIR) + "/" + name; }
+std::string helper(const std::string& name) {
+  return std::string(MEMDET_TEST_HELPER_DIR) + "/" + name;
+}
 
 std::string scratch_dir() {
   std::string pattern = testing::TempDir() + "memdet-launch-XXXXXX";

@@ -18,8 +18,8 @@ TEST(CpuList, IgnoresTheNewlineProcLeaves) {
 }
 
 TEST(CpuList, RejectsMalformedLists) {
-  for (const char* bad : {"", " ", "a", "1,", ",1", "3-1", "1-", "-1", "1--2", "0x1", "1 2",
-                          "99999", "1,,2"}) {
+  for (const char* bad :
+       {"", " ", "a", "1,", ",1", "3-1", "1-", "-1", "1--2", "0x1", "1 2", "99999", "1,,2"}) {
     auto cpus = parse_cpu_list(bad);
     EXPECT_FALSE(cpus.ok()) << "accepted '" << bad << "'";
     if (!cpus.ok()) {

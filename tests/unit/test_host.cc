@@ -55,8 +55,7 @@ TEST(HostInfo, ReadsArmFeatures) {
   Scratch root;
   root.write("proc/cpuinfo", "processor\t: 0\nFeatures\t: fp asimd asimdhp sve bf16\n");
   HostInfo info = read_host_info(root.path());
-  EXPECT_EQ(info.vector_extensions,
-            (std::vector<std::string>{"asimd", "asimdhp", "sve", "bf16"}));
+  EXPECT_EQ(info.vector_extensions, (std::vector<std::string>{"asimd", "asimdhp", "sve", "bf16"}));
 }
 
 TEST(LoadedLibraries, NamesTheBlasBehindDebiansLink) {
@@ -67,8 +66,8 @@ TEST(LoadedLibraries, NamesTheBlasBehindDebiansLink) {
   fs::create_directories(fs::path(dir.path()) / "lib");
   std::string link = dir.path() + "/lib/libblas.so.3";
   fs::create_symlink(real, link);
-  std::string list = dir.write("objects.txt", "100\t/lib/x86_64-linux-gnu/libc.so.6\n100\t" +
-                                                  link + "\n101\t" + link + "\n");
+  std::string list = dir.write("objects.txt", "100\t/lib/x86_64-linux-gnu/libc.so.6\n100\t" + link +
+                                                  "\n101\t" + link + "\n");
   LoadedLibraries loaded = read_loaded_libraries(list);
   ASSERT_TRUE(loaded.recorded);
   EXPECT_EQ(loaded.processes, 2);
@@ -114,8 +113,7 @@ TEST(Program, FindsThePythonScriptPastOptions) {
 TEST(Program, LooksThroughEnv) {
   Scratch dir;
   std::string script = dir.write("run.sh", "echo hi\n");
-  ProgramRecord record =
-      identify_program("/usr/bin/env", {"env", "-u", "X", "A=1", "sh", script});
+  ProgramRecord record = identify_program("/usr/bin/env", {"env", "-u", "X", "A=1", "sh", script});
   EXPECT_EQ(record.interpreter, "sh");
   EXPECT_EQ(record.script, script);
   EXPECT_NE(record.executable, "/usr/bin/env");
@@ -136,9 +134,9 @@ TEST(Program, KeepsOnlyTheVariablesThatSteerNumerics) {
   std::vector<std::string> kept = numeric_environment(
       {"HOME=/root", "OMP_NUM_THREADS=2", "PYTHONHASHSEED=0", "TF_CLI_CONFIG_FILE=x",
        "CUBLAS_WORKSPACE_CONFIG=:4096:8", "PATH=/bin", "MALLOC_ARENA_MAX=1"});
-  EXPECT_EQ(kept, (std::vector<std::string>{"OMP_NUM_THREADS=2", "PYTHONHASHSEED=0",
-                                            "CUBLAS_WORKSPACE_CONFIG=:4096:8",
-                                            "MALLOC_ARENA_MAX=1"}));
+  EXPECT_EQ(kept,
+            (std::vector<std::string>{"OMP_NUM_THREADS=2", "PYTHONHASHSEED=0",
+                                      "CUBLAS_WORKSPACE_CONFIG=:4096:8", "MALLOC_ARENA_MAX=1"}));
 }
 
 }  // namespace
