@@ -669,7 +669,7 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
 
     // The step matters only up to the first difference, and the long lines
     // the masks skip are skipped here for the same reason.
-    if (step && more_a && diff.first_line == 0 && raw_a.size() <= kMaxMaskedLength) {
+    if (step && more_a && diff.first_number_line == 0 && raw_a.size() <= kMaxMaskedLength) {
       std::smatch match;
       if (std::regex_search(raw_a, match, *step) && match[1].matched) last_step = match[1].str();
     }
@@ -694,7 +694,12 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
     }
     if (more_a && more_b) {
       ++diff.differing_lines;
+      const uint64_t numbers_before = diff.numbers_differing;
       comparison.differing_line(tokens_a, tokens_b, line_number);
+      if (diff.first_number_line == 0 && diff.numbers_differing > numbers_before) {
+        diff.first_number_line = line_number;
+        diff.first_number_step = last_step;
+      }
     } else {
       ++diff.extra_lines;
       comparison.lone_line(more_a ? tokens_a : tokens_b);

@@ -107,6 +107,10 @@ struct TextDiff {
   // nearest line of file a at or above it that matches. Empty when
   // step_regex is, or when no such line exists.
   std::optional<std::string> first_step;
+  // The same for the first line in which numbers differ, which may come
+  // after lines that differ in text only; 0 and empty when no number does.
+  uint64_t first_number_line = 0;
+  std::optional<std::string> first_number_step;
 
   // Lines whose token counts differ; their tokens are not paired, since a
   // count that differs shifts every token after the change.

@@ -65,6 +65,11 @@ void print_text_comparison(const protocol::ArtifactComparison& comparison, std::
                  diff.first_step ? diff.first_step->c_str() : "",
                  printable(diff.first_text_a).c_str(), printable(diff.first_text_b).c_str());
   }
+  if (diff.first_number_line > diff.first_line) {
+    std::fprintf(out, "      numbers first differ at line %llu%s%s\n",
+                 count(diff.first_number_line), diff.first_number_step ? ", step " : "",
+                 diff.first_number_step ? diff.first_number_step->c_str() : "");
+  }
   if (diff.numbers_differing > 0) {
     std::fprintf(out, "      %llu of %llu numbers differ; max abs %.3g, max rel %.3g",
                  count(diff.numbers_differing), count(diff.numbers_compared), diff.max_abs,

@@ -311,6 +311,24 @@ TEST_F(TextFiles, NamesTheStepOfTheFirstDifference) {
   EXPECT_FALSE(before_any_step.first_step.has_value());
 }
 
+TEST_F(TextFiles, NamesTheStepWhereNumbersFirstDiffer) {
+  TextOptions options;
+  options.step_regex = R"(^step (\d+))";
+  // Step 1 differs in a word only; the numbers part at step 2.
+  const TextDiff diff = compare("step 1 loss 0.5 host alpha\nstep 2 loss 0.25\n",
+                                "step 1 loss 0.5 host beta\nstep 2 loss 0.26\n", options);
+  EXPECT_EQ(diff.first_line, 1u);
+  ASSERT_TRUE(diff.first_step.has_value());
+  EXPECT_EQ(*diff.first_step, "1");
+  EXPECT_EQ(diff.first_number_line, 2u);
+  ASSERT_TRUE(diff.first_number_step.has_value());
+  EXPECT_EQ(*diff.first_number_step, "2");
+
+  const TextDiff text_only = compare("step 1 a\n", "step 1 b\n", options);
+  EXPECT_EQ(text_only.first_number_line, 0u);
+  EXPECT_FALSE(text_only.first_number_step.has_value());
+}
+
 TEST_F(TextFiles, RefusesAStepRegexWithoutAGroup) {
   TextOptions options;
   options.step_regex = "^step \\d+";
