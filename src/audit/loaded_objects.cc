@@ -44,6 +44,21 @@ __attribute__((visibility("default"))) unsigned int la_version(unsigned int vers
   if (path != nullptr && path[0] != '\0') {
     g_out = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   }
+  // The program itself, marked with '!': memdet checks that the audit
+  // reached the program it meant to watch, and not only a wrapper such as
+  // `env -i` that dropped LD_AUDIT before exec.
+  if (g_out >= 0) {
+    char line[4096 + 32];
+    size_t length = format_number(static_cast<long>(::getpid()), line);
+    line[length++] = '\t';
+    line[length++] = '!';
+    ssize_t got = ::readlink("/proc/self/exe", line + length, 4096);
+    if (got > 0) {
+      length += static_cast<size_t>(got);
+      line[length++] = '\n';
+      [[maybe_unused]] ssize_t ignored = ::write(g_out, line, length);
+    }
+  }
   // Returning the linker's own version accepts its interface as it is.
   return version <= LAV_CURRENT ? version : LAV_CURRENT;
 }

@@ -1,5 +1,7 @@
 #include "compare/text.h"
 
+#include <re2/re2.h>
+
 #include <fcntl.h>
 #include <locale.h>
 #include <stdlib.h>
@@ -302,8 +304,10 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
 }
 
 // Normalizes one line, which holds no '\n', appending the result to out.
-void normalize_line(std::string_view line, const std::vector<std::regex>& masks,
-                    std::string_view run_dir, std::string& out) {
+// Each piece between carriage returns is masked on its own, so every update
+// of a progress bar is its own piece and "^" and "$" anchor at its ends.
+void normalize_line(std::string_view line, const Masks& masks, std::string_view run_dir,
+                    std::string& out) {
   std::string text(line);
   replace_all(text, run_dir, kRunDirText);
   if (masks.empty()) {
@@ -315,10 +319,8 @@ void normalize_line(std::string_view line, const std::vector<std::regex>& masks,
   for (;;) {
     const size_t end = std::min(text.find('\r', start), text.size());
     std::string piece = text.substr(start, end - start);
-    if (piece.size() <= kMaxMaskedLength) {
-      for (const std::regex& mask : masks) {
-        piece = std::regex_replace(piece, mask, std::string(kMaskedText));
-      }
+    for (const Mask& mask : masks) {
+      re2::RE2::GlobalReplace(&piece, *mask, std::string(kMaskedText));
     }
     out += piece;
     if (end == text.size()) break;
@@ -585,8 +587,7 @@ std::optional<ParsedNumber> parse_number(std::string_view token) {
   return number;
 }
 
-std::string normalize_text(std::string_view text, const std::vector<std::regex>& masks,
-                           std::string_view run_dir) {
+std::string normalize_text(std::string_view text, const Masks& masks, std::string_view run_dir) {
   std::string out;
   out.reserve(text.size());
   size_t start = 0;
@@ -600,22 +601,50 @@ std::string normalize_text(std::string_view text, const std::vector<std::regex>&
   return out;
 }
 
-Result<std::vector<std::regex>> compile_masks(const std::vector<std::string>& patterns) {
-  std::vector<std::regex> masks;
+namespace {
+
+Result<Mask> compile(const std::string& pattern, const char* what) {
+  re2::RE2::Options options;
+  options.set_log_errors(false);
+  auto compiled = std::make_shared<const re2::RE2>(pattern, options);
+  if (!compiled->ok()) {
+    return make_error(std::string(what) + " '" + pattern +
+                      "' is not a valid regex: " + compiled->error());
+  }
+  return Mask(compiled);
+}
+
+}  // namespace
+
+Result<Masks> compile_masks(const std::vector<std::string>& patterns) {
+  Masks masks;
   masks.reserve(patterns.size());
   for (const std::string& pattern : patterns) {
-    // std::regex reports a bad pattern only by throwing; the exception stops
-    // here and becomes an Error like any other.
-    try {
-      masks.emplace_back(pattern, std::regex::ECMAScript);
-    } catch (const std::regex_error& error) {
-      return make_error("mask '" + pattern + "' is not a valid regex: " + error.what());
+    auto mask = compile(pattern, "mask");
+    if (!mask) return mask.error();
+    // A mask that can match nothing would insert "<masked>" between
+    // characters; try it where empty matches happen: at the ends, between
+    // words and between digits.
+    for (const char* sample : {"", "a", "a b", "t=1", "1.5"}) {
+      re2::StringPiece input(sample);
+      re2::StringPiece whole;
+      if ((*mask)->Match(input, 0, input.size(), re2::RE2::UNANCHORED, &whole, 1) &&
+          whole.empty()) {
+        return make_error("mask '" + pattern + "' matches the empty string");
+      }
     }
-    if (std::regex_match(std::string(), masks.back())) {
-      return make_error("mask '" + pattern + "' matches the empty string");
-    }
+    masks.push_back(*mask);
   }
   return masks;
+}
+
+Result<Mask> compile_step_regex(const std::string& pattern) {
+  auto step = compile(pattern, "step regex");
+  if (!step) return step.error();
+  if ((*step)->NumberOfCapturingGroups() < 1) {
+    return make_error("step regex '" + pattern + "' has no capture group");
+  }
+  return step;
 }
 
 Result<TextDiff> compare_text(const std::string& path_a, const std::string& path_b,
@@ -623,16 +652,11 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
                               std::string_view run_dir_b) {
   auto masks = compile_masks(options.masks);
   if (!masks) return masks.error();
-  std::optional<std::regex> step;
+  Mask step;
   if (!options.step_regex.empty()) {
-    try {
-      step.emplace(options.step_regex, std::regex::ECMAScript);
-    } catch (const std::regex_error& error) {
-      return make_error("step regex '" + options.step_regex + "' is not valid: " + error.what());
-    }
-    if (step->mark_count() < 1) {
-      return make_error("step regex '" + options.step_regex + "' has no capture group");
-    }
+    auto compiled = compile_step_regex(options.step_regex);
+    if (!compiled) return compiled.error();
+    step = *compiled;
   }
 
   LineReader reader_a;
@@ -667,11 +691,12 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
     diff.lines_a += more_a ? 1 : 0;
     diff.lines_b += more_b ? 1 : 0;
 
-    // The step matters only up to the first difference, and the long lines
-    // the masks skip are skipped here for the same reason.
-    if (step && more_a && diff.first_number_line == 0 && raw_a.size() <= kMaxMaskedLength) {
-      std::smatch match;
-      if (std::regex_search(raw_a, match, *step) && match[1].matched) last_step = match[1].str();
+    // The step matters only up to the first line whose numbers differ.
+    if (step && more_a && diff.first_number_line == 0) {
+      re2::StringPiece captured;
+      if (re2::RE2::PartialMatch(raw_a, *step, &captured) && captured.data() != nullptr) {
+        last_step = std::string(captured);
+      }
     }
 
     line_a.clear();

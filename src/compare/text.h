@@ -11,18 +11,22 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/result.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace memdet::compare {
 
 struct TextOptions {
-  // ECMAScript regexes; every match is replaced by "<masked>" before lines
+  // RE2 regexes; every match is replaced by "<masked>" before lines
   // are compared, so that timings, dates and hostnames do not count.
   std::vector<std::string> masks;
   // Optional regex with one capture group, the step number, e.g.
@@ -37,24 +41,26 @@ struct TextOptions {
 inline constexpr std::string_view kMaskedText = "<masked>";
 // Replaces a run's own directory, which its stdout often prints.
 inline constexpr std::string_view kRunDirText = "{run_dir}";
-// libstdc++'s regex matcher recurses once per character it tries to match,
-// and a mask such as "\S+" over a 50,000-character word overflows an 8 MiB
-// stack. Masks therefore skip any piece of text longer than this between
-// line breaks ('\n' or '\r', so each update of a progress bar is its own
-// piece); such a piece is compared unmasked.
-inline constexpr size_t kMaxMaskedLength = 8192;
+// Masks and step regexes are RE2 patterns: RE2 matches in time linear in
+// the text, so a pattern such as "(a+)+$" cannot stall a comparison the way
+// a backtracking engine does (measured: std::regex took 32 s on a 29-byte
+// line). RE2's syntax is Perl's without backreferences and lookaround.
+using Mask = std::shared_ptr<const re2::RE2>;
+using Masks = std::vector<Mask>;
 
 // The text after run_dir (when not empty) has become "{run_dir}" and every
 // mask match "<masked>": what memdet digests and compares. Masks apply to
 // each piece between line breaks on its own, so a match never spans a line
 // break and "^" and "$" anchor at the piece's ends.
-std::string normalize_text(std::string_view text, const std::vector<std::regex>& masks,
-                           std::string_view run_dir);
+std::string normalize_text(std::string_view text, const Masks& masks, std::string_view run_dir);
 
 // Compiles mask patterns as ECMAScript. The error names the pattern at
 // fault, also when it matches the empty string, which would insert
 // "<masked>" between every two characters.
-Result<std::vector<std::regex>> compile_masks(const std::vector<std::string>& patterns);
+Result<Masks> compile_masks(const std::vector<std::string>& patterns);
+
+// Compiles a step regex; it must have a capture group, the step number.
+Result<Mask> compile_step_regex(const std::string& pattern);
 
 // A line's tokens: it is split on whitespace and on , ; : = ( ) [ ] { } and
 // quotes. Signs, dots and exponents stay inside tokens, so "1e-05", "-3.5"

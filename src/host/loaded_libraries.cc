@@ -1,5 +1,6 @@
 #include "host/loaded_libraries.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
@@ -100,6 +101,14 @@ LoadedLibraries read_loaded_libraries(const std::string& path) {
     }
     pids.insert(line.substr(0, tab));
     std::string object = line.substr(tab + 1);
+    if (!object.empty() && object[0] == '!') {
+      std::string program = resolve(object.substr(1));
+      if (std::find(loaded.programs.begin(), loaded.programs.end(), program) ==
+          loaded.programs.end()) {
+        loaded.programs.push_back(program);
+      }
+      continue;
+    }
     if (!seen.insert(object).second) {
       continue;
     }
@@ -132,6 +141,21 @@ LoadedLibraries read_loaded_libraries(const std::string& path) {
     loaded.allocator = "glibc malloc";
   }
   return loaded;
+}
+
+void require_program(LoadedLibraries& loaded, const std::string& program) {
+  if (!loaded.recorded) {
+    return;
+  }
+  std::string wanted = resolve(program);
+  if (std::find(loaded.programs.begin(), loaded.programs.end(), wanted) != loaded.programs.end()) {
+    return;
+  }
+  loaded = LoadedLibraries{};
+  loaded.note = "the audit library never ran in " + wanted +
+                ": something between memdet and it dropped LD_AUDIT (env -i?)";
+  loaded.blas_name = "not recorded";
+  loaded.allocator = "not recorded";
 }
 
 std::string audit_library_path() {

@@ -17,6 +17,7 @@ struct LoadedLibraries {
   bool recorded = false;  // false: no list was written (see `note`)
   std::string note;
   int processes = 0;                   // distinct pids that wrote lines
+  std::vector<std::string> programs;   // executables the audit library ran in
   std::vector<LoadedLibrary> objects;  // unique, in load order
   std::vector<LoadedLibrary> blas;     // every BLAS-like object loaded
   std::string blas_name;               // "OpenBLAS (pthread)", "reference BLAS", "none loaded", ...
@@ -28,6 +29,11 @@ struct LoadedLibraries {
 // program loaded no audit library: static, setuid, or not dynamically
 // linked.
 LoadedLibraries read_loaded_libraries(const std::string& path);
+
+// Marks the record as not recorded when the audit library never ran inside
+// `program` (resolved path): a wrapper dropped LD_AUDIT before it started,
+// and the objects listed are the wrapper's.
+void require_program(LoadedLibraries& loaded, const std::string& program);
 
 // The name a person would give the BLAS at `resolved`.
 std::string describe_blas(const std::string& resolved);

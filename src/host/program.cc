@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "compare/digest.h"
+#include "core/sys.h"
 #include "launch/launcher.h"
 
 namespace memdet::host {
@@ -92,18 +93,48 @@ ProgramRecord identify_program(const std::string& executable,
 
   std::string program = executable;
   size_t first = 1;
+
+  // A script run directly: the kernel runs the interpreter on its "#!" line.
+  if (auto start = sys::read_prefix(executable, 256); start && start->rfind("#!", 0) == 0) {
+    std::string line = start->substr(2, start->find('\n') - 2);
+    size_t begin = line.find_first_not_of(" \t");
+    size_t end = line.find_first_of(" \t", begin);
+    std::string interpreter = begin == std::string::npos ? "" : line.substr(begin, end - begin);
+    record.interpreter = interpreter;
+    record.script = executable;
+    record.script_digest = record.digest;
+    if (auto inner = compare::digest_file(interpreter)) {
+      record.executable = interpreter;
+      record.digest = *inner;
+    }
+    return record;
+  }
   // env [-i] [-u NAME] [NAME=VALUE]... PROGRAM ARGS: what runs is PROGRAM.
   if (base_name(program) == "env") {
     size_t i = 1;
+    std::string path_given;
+    bool cleared = false;
     while (i < argv.size() &&
            (starts_with(argv[i], "-") || argv[i].find('=') != std::string::npos)) {
+      cleared = cleared || argv[i] == "-i" || argv[i] == "--ignore-environment" || argv[i] == "-";
+      if (starts_with(argv[i], "PATH=")) {
+        path_given = argv[i].substr(5);
+      }
       i += (argv[i] == "-u" || argv[i] == "-C" || argv[i] == "-S") ? 2 : 1;
     }
     if (i >= argv.size()) {
       return record;
     }
+    if (cleared) {
+      record.note = "env cleared the environment: the recorded variables are what env received";
+    }
+    // env searches the PATH it was given, or the cleared environment's
+    // default, not memdet's.
     std::string resolved;
-    if (!launch::resolve_executable(argv[i], resolved)) {
+    std::string search = !path_given.empty() ? path_given
+                         : cleared           ? "/usr/local/bin:/usr/bin:/bin"
+                                             : "";
+    if (!launch::resolve_executable(argv[i], resolved, search)) {
       program = resolved;
       record.interpreter = "env " + argv[i];
       auto inner = compare::digest_file(resolved);

@@ -466,7 +466,8 @@ int LaunchResult::run_exit_status() const {
   return 125;
 }
 
-std::optional<ResolveError> resolve_executable(const std::string& name, std::string& path_out) {
+std::optional<ResolveError> resolve_executable(const std::string& name, std::string& path_out,
+                                               const std::string& search_override) {
   if (name.empty()) {
     return ResolveError{127, "the command is empty"};
   }
@@ -494,7 +495,9 @@ std::optional<ResolveError> resolve_executable(const std::string& name, std::str
   }
 
   const char* path_env = std::getenv("PATH");
-  std::string search = path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin";
+  std::string search = !search_override.empty() ? search_override
+                       : path_env != nullptr    ? path_env
+                                                : "/usr/local/bin:/usr/bin:/bin";
   bool found_unexecutable = false;
   size_t begin = 0;
   while (begin <= search.size()) {

@@ -84,7 +84,9 @@ struct ResolveError {
   int status;
   std::string message;
 };
-std::optional<ResolveError> resolve_executable(const std::string& name, std::string& path_out);
+// `search` replaces $PATH when not empty.
+std::optional<ResolveError> resolve_executable(const std::string& name, std::string& path_out,
+                                               const std::string& search = "");
 
 // Runs the workload to completion. Fails only when memdet itself cannot set
 // up the launch (no pipe, no fork, an output file that cannot be opened);

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "compare/digest.h"
@@ -171,15 +170,48 @@ bool looks_like_npy(const std::string& path) {
 
 constexpr const char* kLoadedObjectsFile = "loaded-objects.txt";
 
-// Text is what has no NUL byte in its first 8 KiB; .npy headers, raw
-// arrays and most binary formats have one early.
+// Text is what reads as UTF-8 without control characters (tabs, line
+// breaks, form feeds and the escapes of coloured logs aside) over its first
+// 8 KiB. The bytes of a raw float array almost never do, even when they hold
+// no NUL byte.
 bool looks_like_text(const std::string& path) {
   auto start = sys::read_prefix(path, 8192);
-  return start && start->find('\0') == std::string::npos;
+  if (!start) {
+    return false;
+  }
+  const std::string& bytes = *start;
+  size_t i = 0;
+  while (i < bytes.size()) {
+    auto byte = static_cast<unsigned char>(bytes[i]);
+    if (byte < 0x80) {
+      bool control = byte < 0x20 && byte != '\t' && byte != '\n' && byte != '\r' && byte != '\f' &&
+                     byte != '\v' && byte != 0x1b;
+      if (control || byte == 0x7f) {
+        return false;
+      }
+      ++i;
+      continue;
+    }
+    size_t length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc2 ? 2 : 0;
+    if (length == 0 || byte > 0xf4) {
+      return false;
+    }
+    if (i + length > bytes.size()) {
+      // A character cut by the 8 KiB window.
+      return true;
+    }
+    for (size_t k = 1; k < length; ++k) {
+      if ((static_cast<unsigned char>(bytes[i + k]) & 0xc0) != 0x80) {
+        return false;
+      }
+    }
+    i += length;
+  }
+  return true;
 }
 
 // The digest of a text file after normalize_text, read a line at a time.
-Result<std::string> digest_normalized(const std::string& path, const std::vector<std::regex>& masks,
+Result<std::string> digest_normalized(const std::string& path, const compare::Masks& masks,
                                       const std::string& run_dir) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -260,8 +292,7 @@ std::string make_campaign_dir(const std::string& requested, std::string& error) 
 }
 
 // Collects what one run wrote. Returns an input error for a malformed .npy.
-Status collect_artifacts(const CheckOptions& options, const std::vector<std::regex>& masks,
-                         RunRecord& run) {
+Status collect_artifacts(const CheckOptions& options, const compare::Masks& masks, RunRecord& run) {
   if (options.include_stdout) {
     // A run's stdout often names its own directory, which differs in every
     // run by design; it is normalised away, as are the masks.
@@ -656,16 +687,11 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   if (!compiled) {
     return make_error("--mask: " + compiled.error().message);
   }
-  const std::vector<std::regex> masks = std::move(*compiled);
+  const compare::Masks masks = std::move(*compiled);
   if (!options.step_regex.empty()) {
-    try {
-      std::regex step(options.step_regex);
-      if (step.mark_count() < 1) {
-        return make_error("--step-regex '" + options.step_regex +
-                          "' needs a capture group for the step number");
-      }
-    } catch (const std::regex_error& error) {
-      return make_error("--step-regex '" + options.step_regex + "': " + error.what());
+    auto step = compare::compile_step_regex(options.step_regex);
+    if (!step) {
+      return make_error("--step-regex: " + step.error().message);
     }
   }
   if (!options.dtype.empty() && !compare::parse_raw_dtype(options.dtype)) {
@@ -748,6 +774,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
       run.loaded.blas_name = run.loaded.allocator = "not recorded";
     } else {
       run.loaded = host::read_loaded_libraries(run.dir + "/" + kLoadedObjectsFile);
+      host::require_program(run.loaded, run.program.executable);
     }
     Status collected = collect_artifacts(options, masks, run);
     if (!collected) {

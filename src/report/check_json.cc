@@ -87,9 +87,13 @@ json loaded_json(const host::LoadedLibraries& loaded) {
   for (const host::LoadedLibrary& library : loaded.objects) {
     objects.push_back(library.resolved);
   }
-  json document = {{"recorded", loaded.recorded},   {"blas", loaded.blas_name},
-                   {"blas_objects", blas},          {"allocator", loaded.allocator},
-                   {"processes", loaded.processes}, {"objects", objects}};
+  json document = {{"recorded", loaded.recorded},
+                   {"blas", loaded.blas_name},
+                   {"blas_objects", blas},
+                   {"allocator", loaded.allocator},
+                   {"processes", loaded.processes},
+                   {"programs", loaded.programs},
+                   {"objects", objects}};
   if (!loaded.allocator_path.empty()) {
     document["allocator_path"] = loaded.allocator_path;
   }

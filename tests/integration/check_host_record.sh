@@ -42,6 +42,16 @@ else
     echo "note: libjemalloc2 is not installed; the allocator case was not tried"
 fi
 
+# env -i drops LD_AUDIT: the objects env itself loaded are not passed off
+# as the program's.
+run_memdet cleared check -n 2 --out cleared -- /usr/bin/env -i PATH=/usr/bin python3 multiply.py
+expect_json cleared/run-01/record.json \
+    'not d["loaded"]["recorded"] and "never ran in" in d["loaded"]["note"]' \
+    "a wrapper that dropped LD_AUDIT is not recorded as the program"
+expect_json cleared/run-01/record.json 'd["program"]["script"] == "multiply.py"' \
+    "env's own PATH finds the interpreter and its script"
+checked "env -i: loaded libraries honestly not recorded"
+
 # A static program loads no audit library: the record says so.
 if [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; then
     run_memdet static check -n 2 --out static -- /bin/busybox true

@@ -50,6 +50,17 @@ expect_json raw/check.json \
     "a raw f32 file is compared element by element"
 checked "--dtype f32 reads a raw array"
 
+# Float bytes with no NUL among them are still a raw array, not text.
+run_memdet rawnonul check -n 2 --no-stdout --out rawnonul --dtype f32 --artifact b.bin -- "$PYTHON" -c '
+import os, struct
+v = 1.1 if os.environ["MEMDET_RUN"] == "01" else 1.1000001
+open("b.bin", "wb").write(struct.pack("<8f", *([1.1] * 7 + [v])))'
+expect_status rawnonul 1
+expect_json rawnonul/check.json \
+    'd["outcomes"][1]["vs_reference"][0]["kind"] == "numeric"' \
+    "a raw array without NUL bytes is compared as numbers"
+checked "raw float bytes are not mistaken for text"
+
 # --keep all keeps a copy for every run, --keep none for none.
 run_memdet keepall check -n 3 --out keepall --keep all --artifact 'k/{run}.txt' -- \
     /bin/sh -c 'mkdir -p k; echo same > "k/$MEMDET_RUN.txt"'

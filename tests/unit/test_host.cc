@@ -87,6 +87,34 @@ TEST(LoadedLibraries, FindsAPreloadedAllocator) {
   EXPECT_EQ(loaded.blas_name, "none loaded");
 }
 
+TEST(LoadedLibraries, ObjectsOfAWrapperAreNotTakenForTheProgram) {
+  Scratch dir;
+  std::string list =
+      dir.write("objects.txt", "9\t!/usr/bin/env\n9\t/lib/x86_64-linux-gnu/libc.so.6\n");
+  LoadedLibraries loaded = read_loaded_libraries(list);
+  ASSERT_TRUE(loaded.recorded);
+  EXPECT_EQ(loaded.programs, std::vector<std::string>{"/usr/bin/env"});
+  EXPECT_EQ(loaded.objects.size(), 1u);
+
+  LoadedLibraries reached = loaded;
+  require_program(reached, "/usr/bin/env");
+  EXPECT_TRUE(reached.recorded);
+
+  require_program(loaded, "/bin/true");
+  EXPECT_FALSE(loaded.recorded);
+  EXPECT_NE(loaded.note.find("never ran in"), std::string::npos);
+  EXPECT_EQ(loaded.blas_name, "not recorded");
+}
+
+TEST(Program, NamesTheInterpreterOfAShebangScript) {
+  Scratch dir;
+  std::string script = dir.write("run.py", "#!/usr/bin/python3 -u\nprint(1)\n");
+  ProgramRecord record = identify_program(script, {script});
+  EXPECT_EQ(record.interpreter, "/usr/bin/python3");
+  EXPECT_EQ(record.script, script);
+  EXPECT_EQ(record.executable, "/usr/bin/python3");
+}
+
 TEST(LoadedLibraries, AMissingListSaysWhy) {
   LoadedLibraries loaded = read_loaded_libraries("/nonexistent/objects.txt");
   EXPECT_FALSE(loaded.recorded);
