@@ -92,8 +92,9 @@ int demo(const DemoOptions& options) {
   }
   std::printf(
       "\nRecords: %s\nA real PyTorch job, from the source tree:\n"
-      "  %s check -n 5 --artifact 'out/{run}/*.npy' -- /usr/bin/python3 "
-      "examples/pytorch/train_embedding.py --out 'out/{run}'\n",
+      "  %s check -n 5 --artifact 'out/{run}/*.npy' --artifact 'out/{run}/loss.txt' "
+      "--step-regex '^(\\d+) ' -- /usr/bin/python3 examples/pytorch/train_embedding.py "
+      "--out 'out/{run}'\n",
       out_dir.c_str(), self_executable().c_str());
   return 0;
 }
