@@ -673,15 +673,16 @@ struct F64Format {
   static double value(Bits bits) { return std::bit_cast<double>(bits); }
 };
 
-// Folds element pairs of one floating-point format into a NumericDiff.
-template <typename Format>
-class FloatAccumulator {
+// What every accumulator shares: the stream cut into blocks in host byte
+// order, and the first differing element. Derived supplies add_block(n,
+// flat), which folds block_a_[0..n) against block_b_[0..n), and
+// add_differing(a, b, flat) for one pair whose bits differ.
+template <typename Derived, typename BitsT>
+class BlockAccumulator {
  public:
-  using Bits = typename Format::Bits;
-  static constexpr const char* kName = Format::kName;
-  static constexpr bool kHasUlp = true;
+  using Bits = BitsT;
 
-  FloatAccumulator(NumericDiff& diff, bool swapped_a, bool swapped_b)
+  BlockAccumulator(NumericDiff& diff, bool swapped_a, bool swapped_b)
       : diff_(diff), swapped_a_(swapped_a), swapped_b_(swapped_b) {}
 
   void add(const char* a, const char* b, uint64_t count, uint64_t first_flat) {
@@ -689,12 +690,7 @@ class FloatAccumulator {
       const uint64_t n = std::min(kBlock, count - start);
       load_block(block_a_, a + start * sizeof(Bits), n, swapped_a_);
       load_block(block_b_, b + start * sizeof(Bits), n, swapped_b_);
-      if (!add_finite_block(n, first_flat + start)) {
-        for (uint64_t i = 0; i < n; ++i) {
-          if (block_a_[i] != block_b_[i])
-            add_differing(block_a_[i], block_b_[i], first_flat + start + i);
-        }
-      }
+      static_cast<Derived*>(this)->add_block(n, first_flat + start);
     }
     diff_.elements += count;
   }
@@ -702,8 +698,60 @@ class FloatAccumulator {
   bool found_first() const { return have_first_; }
   uint64_t first_flat() const { return first_flat_; }
 
- private:
+ protected:
   static constexpr uint64_t kBlock = 1024;
+
+  // The element-by-element path over the current block.
+  void add_each_differing(uint64_t n, uint64_t flat) {
+    for (uint64_t i = 0; i < n; ++i) {
+      if (block_a_[i] != block_b_[i]) {
+        static_cast<Derived*>(this)->add_differing(block_a_[i], block_b_[i], flat + i);
+      }
+    }
+  }
+
+  void note_first(uint64_t flat, double a, double b) {
+    if (!have_first_) {
+      have_first_ = true;
+      first_flat_ = flat;
+      diff_.first_a = a;
+      diff_.first_b = b;
+    }
+  }
+
+  NumericDiff& diff_;
+  Bits block_a_[kBlock];
+  Bits block_b_[kBlock];
+
+ private:
+  const bool swapped_a_;
+  const bool swapped_b_;
+  bool have_first_ = false;
+  uint64_t first_flat_ = 0;
+};
+
+// Folds element pairs of one floating-point format into a NumericDiff.
+template <typename Format>
+class FloatAccumulator : public BlockAccumulator<FloatAccumulator<Format>, typename Format::Bits> {
+  using Base = BlockAccumulator<FloatAccumulator<Format>, typename Format::Bits>;
+  friend Base;
+
+ public:
+  using Bits = typename Format::Bits;
+  static constexpr const char* kName = Format::kName;
+  static constexpr bool kHasUlp = true;
+
+  using Base::Base;
+
+ private:
+  using Base::block_a_;
+  using Base::block_b_;
+  using Base::diff_;
+
+  void add_block(uint64_t n, uint64_t flat) {
+    if (!add_finite_block(n, flat)) this->add_each_differing(n, flat);
+  }
+
   static constexpr Bits kSign = static_cast<Bits>(Bits{1} << (sizeof(Bits) * 8 - 1));
   static constexpr Bits kMagnitude = static_cast<Bits>(~kSign);
   static constexpr Bits kExponent = Format::kExponent;
@@ -751,13 +799,10 @@ class FloatAccumulator {
     }
     if (std::isinf(max_abs)) return false;
 
-    if (!have_first_) {
+    if (!this->found_first()) {
       uint64_t i = 0;
       while (block_a_[i] == block_b_[i]) ++i;
-      have_first_ = true;
-      first_flat_ = flat + i;
-      diff_.first_a = Format::value(block_a_[i]);
-      diff_.first_b = Format::value(block_b_[i]);
+      this->note_first(flat + i, Format::value(block_a_[i]), Format::value(block_b_[i]));
     }
     diff_.differing += differing;
     diff_.max_abs = std::max(diff_.max_abs, max_abs);
@@ -770,12 +815,7 @@ class FloatAccumulator {
     const double a = Format::value(a_bits);
     const double b = Format::value(b_bits);
     ++diff_.differing;
-    if (!have_first_) {
-      have_first_ = true;
-      first_flat_ = flat;
-      diff_.first_a = a;
-      diff_.first_b = b;
-    }
+    this->note_first(flat, a, b);
 
     const bool a_nan = (a_bits & kMagnitude) > kExponent;
     const bool b_nan = (b_bits & kMagnitude) > kExponent;
@@ -799,14 +839,6 @@ class FloatAccumulator {
     diff_.max_rel = std::max(diff_.max_rel, rel_diff);
     diff_.max_ulp = std::max(diff_.max_ulp, ulp(a_bits, b_bits));
   }
-
-  NumericDiff& diff_;
-  const bool swapped_a_;
-  const bool swapped_b_;
-  Bits block_a_[kBlock];
-  Bits block_b_[kBlock];
-  bool have_first_ = false;
-  uint64_t first_flat_ = 0;
 };
 
 template <typename Int>
@@ -828,33 +860,22 @@ constexpr const char* integer_name() {
 // Differences are taken exactly in 64 bits before they become doubles, so
 // INT64_MIN against INT64_MAX does not overflow.
 template <typename Int, bool kIsBool = false>
-class IntegerAccumulator {
+class IntegerAccumulator
+    : public BlockAccumulator<IntegerAccumulator<Int, kIsBool>, std::make_unsigned_t<Int>> {
+  using Base = BlockAccumulator<IntegerAccumulator<Int, kIsBool>, std::make_unsigned_t<Int>>;
+  friend Base;
+
  public:
   using Bits = std::make_unsigned_t<Int>;
   static constexpr const char* kName = kIsBool ? "bool" : integer_name<Int>();
   static constexpr bool kHasUlp = false;
 
-  IntegerAccumulator(NumericDiff& diff, bool swapped_a, bool swapped_b)
-      : diff_(diff), swapped_a_(swapped_a), swapped_b_(swapped_b) {}
-
-  void add(const char* a, const char* b, uint64_t count, uint64_t first_flat) {
-    for (uint64_t start = 0; start < count; start += kBlock) {
-      const uint64_t n = std::min(kBlock, count - start);
-      load_block(block_a_, a + start * sizeof(Bits), n, swapped_a_);
-      load_block(block_b_, b + start * sizeof(Bits), n, swapped_b_);
-      for (uint64_t i = 0; i < n; ++i) {
-        if (block_a_[i] != block_b_[i])
-          add_differing(block_a_[i], block_b_[i], first_flat + start + i);
-      }
-    }
-    diff_.elements += count;
-  }
-
-  bool found_first() const { return have_first_; }
-  uint64_t first_flat() const { return first_flat_; }
+  using Base::Base;
 
  private:
-  static constexpr uint64_t kBlock = 1024;
+  using Base::diff_;
+
+  void add_block(uint64_t n, uint64_t flat) { this->add_each_differing(n, flat); }
 
   // numpy writes True as 1, but reads any nonzero byte as True; the bytes
   // still count as differing, like +0 against -0.
@@ -870,12 +891,7 @@ class IntegerAccumulator {
     const Int a = value(a_bits);
     const Int b = value(b_bits);
     ++diff_.differing;
-    if (!have_first_) {
-      have_first_ = true;
-      first_flat_ = flat;
-      diff_.first_a = static_cast<double>(a);
-      diff_.first_b = static_cast<double>(b);
-    }
+    this->note_first(flat, static_cast<double>(a), static_cast<double>(b));
     if (a == b) return;
 
     // Modulo 2^64 the difference of the widened values is exact, and the
@@ -888,14 +904,6 @@ class IntegerAccumulator {
     diff_.max_abs = std::max(diff_.max_abs, abs_diff);
     diff_.max_rel = std::max(diff_.max_rel, abs_diff / scale);
   }
-
-  NumericDiff& diff_;
-  const bool swapped_a_;
-  const bool swapped_b_;
-  Bits block_a_[kBlock];
-  Bits block_b_[kBlock];
-  bool have_first_ = false;
-  uint64_t first_flat_ = 0;
 };
 
 // Where one file's elements start, and how they are stored.
