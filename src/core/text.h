@@ -10,6 +10,12 @@ namespace memdet {
 // read from a lying file cannot move the cursor or change colours.
 std::string printable(std::string_view text);
 
+// `text` without leading and trailing spaces, tabs and line breaks.
+std::string_view trim(std::string_view text);
+
+// The last component of a path: "libblas.so.3" for "/usr/lib/libblas.so.3".
+std::string_view base_name(std::string_view path);
+
 // One argument as a POSIX shell would need it quoted to mean itself.
 std::string shell_quote(std::string_view arg);
 

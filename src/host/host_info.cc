@@ -7,18 +7,10 @@
 #include <sstream>
 
 #include "core/sys.h"
+#include "core/text.h"
 
 namespace memdet::host {
 namespace {
-
-std::string trim(const std::string& text) {
-  size_t first = text.find_first_not_of(" \t\n");
-  if (first == std::string::npos) {
-    return {};
-  }
-  size_t last = text.find_last_not_of(" \t\n");
-  return text.substr(first, last - first + 1);
-}
 
 // The value of the first "key : value" line of /proc/cpuinfo.
 std::string cpuinfo_field(const std::string& cpuinfo, const std::string& key) {
@@ -27,7 +19,7 @@ std::string cpuinfo_field(const std::string& cpuinfo, const std::string& key) {
   while (std::getline(lines, line)) {
     size_t colon = line.find(':');
     if (colon != std::string::npos && trim(line.substr(0, colon)) == key) {
-      return trim(line.substr(colon + 1));
+      return std::string(trim(line.substr(colon + 1)));
     }
   }
   return {};
@@ -78,7 +70,7 @@ HostInfo read_host_info(const std::string& root) {
     info.machine = names.machine;
   }
   if (auto release = sys::read_small_file(base + "proc/sys/kernel/osrelease")) {
-    info.kernel = trim(*release);
+    info.kernel = std::string(trim(*release));
   }
 
   if (auto cpuinfo = sys::read_small_file(base + "proc/cpuinfo")) {

@@ -9,32 +9,26 @@
 
 #include <unistd.h>
 
+#include "core/text.h"
+
 namespace memdet::host {
 namespace {
 
-std::string base_name(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
+bool is_blas(std::string_view name) {
+  for (const char* prefix : {"libblas.so", "libopenblas", "libmkl_rt", "libblis", "libflexiblas",
+                             "libcblas.so", "libscipy_openblas"}) {
+    if (name.starts_with(prefix)) {
+      return true;
+    }
+  }
+  return false;
 }
 
-bool starts_with(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
-
-bool is_blas(const std::string& name) {
-  return starts_with(name, "libblas.so") || starts_with(name, "libopenblas") ||
-         starts_with(name, "libmkl_rt") || starts_with(name, "libblis") ||
-         starts_with(name, "libflexiblas") || starts_with(name, "libcblas.so") ||
-         starts_with(name, "libscipy_openblas");
-}
-
-std::string allocator_of(const std::string& name) {
-  if (starts_with(name, "libjemalloc")) {
-    return "jemalloc";
-  }
-  if (starts_with(name, "libtcmalloc")) {
-    return "tcmalloc";
-  }
-  if (starts_with(name, "libmimalloc")) {
-    return "mimalloc";
+std::string allocator_of(std::string_view name) {
+  for (const char* allocator : {"jemalloc", "tcmalloc", "mimalloc"}) {
+    if (name.starts_with(std::string("lib") + allocator)) {
+      return allocator;
+    }
   }
   return {};
 }
@@ -50,30 +44,22 @@ std::string resolve(const std::string& path) {
 }  // namespace
 
 std::string describe_blas(const std::string& resolved) {
-  auto has = [&](const char* part) { return resolved.find(part) != std::string::npos; };
-  if (has("openblas-pthread")) {
-    return "OpenBLAS (pthread)";
-  }
-  if (has("openblas-openmp")) {
-    return "OpenBLAS (OpenMP)";
-  }
-  if (has("openblas-serial")) {
-    return "OpenBLAS (serial)";
-  }
-  if (has("openblas")) {
-    return "OpenBLAS";
-  }
-  if (has("mkl")) {
-    return "Intel MKL";
-  }
-  if (has("blis")) {
-    return "BLIS";
-  }
-  if (has("flexiblas")) {
-    return "FlexiBLAS";
-  }
-  if (has("/blas/")) {
-    return "reference BLAS";
+  // The first part of the resolved path that matches names it; the
+  // OpenBLAS builds come before plain "openblas".
+  static const std::pair<const char*, const char*> kKnown[] = {
+      {"openblas-pthread", "OpenBLAS (pthread)"},
+      {"openblas-openmp", "OpenBLAS (OpenMP)"},
+      {"openblas-serial", "OpenBLAS (serial)"},
+      {"openblas", "OpenBLAS"},
+      {"mkl", "Intel MKL"},
+      {"blis", "BLIS"},
+      {"flexiblas", "FlexiBLAS"},
+      {"/blas/", "reference BLAS"},
+  };
+  for (const auto& [part, name] : kKnown) {
+    if (resolved.find(part) != std::string::npos) {
+      return name;
+    }
   }
   return "unknown BLAS";
 }
@@ -115,7 +101,7 @@ LoadedLibraries read_loaded_libraries(const std::string& path) {
     LoadedLibrary library{object, resolve(object)};
     loaded.objects.push_back(library);
 
-    std::string name = base_name(object);
+    std::string_view name = base_name(object);
     if (is_blas(name)) {
       loaded.blas.push_back(library);
     }
@@ -132,7 +118,7 @@ LoadedLibraries read_loaded_libraries(const std::string& path) {
   // the same library under its own name.
   loaded.blas_name = "none loaded";
   for (const LoadedLibrary& library : loaded.blas) {
-    if (starts_with(base_name(library.loaded_as), "libblas.so") ||
+    if (base_name(library.loaded_as).starts_with("libblas.so") ||
         loaded.blas_name == "none loaded") {
       loaded.blas_name = describe_blas(library.resolved);
     }

@@ -4,19 +4,11 @@
 
 #include "compare/digest.h"
 #include "core/sys.h"
+#include "core/text.h"
 #include "launch/launcher.h"
 
 namespace memdet::host {
 namespace {
-
-std::string base_name(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
 
 bool is_regular_file(const std::string& path) {
   struct stat info {};
@@ -25,8 +17,8 @@ bool is_regular_file(const std::string& path) {
 
 enum class Interpreter { kNone, kPython, kShell, kOther };
 
-Interpreter interpreter_kind(const std::string& name) {
-  if (starts_with(name, "python")) {
+Interpreter interpreter_kind(std::string_view name) {
+  if (name.starts_with("python")) {
     return Interpreter::kPython;
   }
   for (const char* shell : {"sh", "bash", "dash", "zsh", "ksh"}) {
@@ -35,7 +27,7 @@ Interpreter interpreter_kind(const std::string& name) {
     }
   }
   for (const char* other : {"perl", "ruby", "node", "Rscript", "julia", "lua"}) {
-    if (starts_with(name, other)) {
+    if (name.starts_with(other)) {
       return Interpreter::kOther;
     }
   }
@@ -64,7 +56,7 @@ void find_script(ProgramRecord& record, Interpreter kind, const std::vector<std:
     if (arg == "--") {
       continue;
     }
-    if (starts_with(arg, "-") && arg != "-") {
+    if (arg.starts_with("-") && arg != "-") {
       if (kind == Interpreter::kPython && python_option_takes_value(arg)) {
         ++i;
       }
@@ -115,9 +107,9 @@ ProgramRecord identify_program(const std::string& executable,
     std::string path_given;
     bool cleared = false;
     while (i < argv.size() &&
-           (starts_with(argv[i], "-") || argv[i].find('=') != std::string::npos)) {
+           (argv[i].starts_with("-") || argv[i].find('=') != std::string::npos)) {
       cleared = cleared || argv[i] == "-i" || argv[i] == "--ignore-environment" || argv[i] == "-";
-      if (starts_with(argv[i], "PATH=")) {
+      if (argv[i].starts_with("PATH=")) {
         path_given = argv[i].substr(5);
       }
       i += (argv[i] == "-u" || argv[i] == "-C" || argv[i] == "-S") ? 2 : 1;
@@ -150,7 +142,7 @@ ProgramRecord identify_program(const std::string& executable,
   if (kind == Interpreter::kNone) {
     return record;
   }
-  record.interpreter = base_name(program);
+  record.interpreter = std::string(base_name(program));
   find_script(record, kind, argv, first);
   return record;
 }
@@ -183,7 +175,7 @@ std::vector<std::string> numeric_environment(const std::vector<std::string>& env
   std::vector<std::string> steering;
   for (const std::string& entry : env) {
     for (const char* prefix : kPrefixes) {
-      if (starts_with(entry, prefix)) {
+      if (entry.starts_with(prefix)) {
         steering.push_back(entry);
         break;
       }

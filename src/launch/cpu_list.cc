@@ -4,18 +4,10 @@
 
 #include <sched.h>
 
+#include "core/text.h"
+
 namespace memdet::launch {
 namespace {
-
-std::string_view trim(std::string_view text) {
-  const char* space = " \t\r\n";
-  size_t first = text.find_first_not_of(space);
-  if (first == std::string_view::npos) {
-    return {};
-  }
-  size_t last = text.find_last_not_of(space);
-  return text.substr(first, last - first + 1);
-}
 
 Result<int> parse_cpu(std::string_view text, std::string_view whole) {
   int cpu = -1;

@@ -31,3 +31,21 @@ TEST(ShellQuote, QuotesWhatTheShellWouldSplitOrExpand) {
 
 }  // namespace
 }  // namespace memdet
+
+namespace memdet {
+namespace {
+
+TEST(Trim, DropsSpacesTabsAndLineBreaksAtBothEnds) {
+  EXPECT_EQ(trim("  0-3\n"), "0-3");
+  EXPECT_EQ(trim("\t a b \r\n"), "a b");
+  EXPECT_EQ(trim(" \n"), "");
+}
+
+TEST(BaseName, TakesTheLastComponent) {
+  EXPECT_EQ(base_name("/usr/lib/libblas.so.3"), "libblas.so.3");
+  EXPECT_EQ(base_name("python3"), "python3");
+  EXPECT_EQ(base_name("dir/"), "");
+}
+
+}  // namespace
+}  // namespace memdet
