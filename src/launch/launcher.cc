@@ -350,27 +350,30 @@ std::vector<LeftBehind> clean_up_descendants(int group, bool kill_at_once) {
   return left;
 }
 
-// Copies what arrived on a tee'd output pipe to its file and to memdet's own
-// stream. Returns false at EOF.
-bool pump(int from, int file_fd, int echo_fd) {
-  char buffer[65536];
-  ssize_t got = ::read(from, buffer, sizeof buffer);
-  if (got < 0) {
-    return errno == EINTR || errno == EAGAIN;
-  }
-  if (got == 0) {
-    return false;
-  }
-  sys::write_all(file_fd, buffer, static_cast<size_t>(got));
-  sys::write_all(echo_fd, buffer, static_cast<size_t>(got));
-  return true;
-}
-
 struct StreamPlumbing {
   ScopedFd child_end;  // what the child dup2s onto its stream
   ScopedFd file;       // kTee: the capture file
   ScopedFd pipe_read;  // kTee: what the parent pumps
   int echo_fd = -1;
+
+  // When poll saw the pipe ready: copies what arrived to the capture file
+  // and to memdet's own stream, and closes the pipe at EOF.
+  void pump(short revents) {
+    if (revents == 0) {
+      return;
+    }
+    char buffer[65536];
+    ssize_t got = ::read(pipe_read.get(), buffer, sizeof buffer);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) {
+      return;
+    }
+    if (got <= 0) {
+      pipe_read.reset();
+      return;
+    }
+    sys::write_all(file.get(), buffer, static_cast<size_t>(got));
+    sys::write_all(echo_fd, buffer, static_cast<size_t>(got));
+  }
 };
 
 Result<StreamPlumbing> plumb(const OutputSpec& spec, int echo_fd) {
@@ -701,12 +704,8 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
                      {out->pipe_read.get(), POLLIN, 0},
                      {err->pipe_read.get(), POLLIN, 0}};
     ::poll(fds, 3, wait_ms);
-    if (fds[1].revents != 0 && !pump(fds[1].fd, out->file.get(), out->echo_fd)) {
-      out->pipe_read.reset();
-    }
-    if (fds[2].revents != 0 && !pump(fds[2].fd, err->file.get(), err->echo_fd)) {
-      err->pipe_read.reset();
-    }
+    out->pump(fds[1].revents);
+    err->pump(fds[2].revents);
     unsigned char signals[64];
     ssize_t got = ::read(signal_pipe->read.get(), signals, sizeof signals);
     for (ssize_t i = 0; i < got; ++i) {
@@ -730,12 +729,8 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
          sys::monotonic_seconds() < drain_until) {
     pollfd fds[2] = {{out->pipe_read.get(), POLLIN, 0}, {err->pipe_read.get(), POLLIN, 0}};
     ::poll(fds, 2, 100);
-    if (fds[0].revents != 0 && !pump(fds[0].fd, out->file.get(), out->echo_fd)) {
-      out->pipe_read.reset();
-    }
-    if (fds[1].revents != 0 && !pump(fds[1].fd, err->file.get(), err->echo_fd)) {
-      err->pipe_read.reset();
-    }
+    out->pump(fds[0].revents);
+    err->pump(fds[1].revents);
   }
 
   if (timed_out) {
