@@ -86,7 +86,60 @@ void apply_env_controls(const Controls& controls, std::vector<std::string>& env)
   }
 }
 
-ProcSnapshot snapshot_process(int pid) {
+namespace {
+
+std::string status_field(const std::string& status, const std::string& name) {
+  const std::string key = "\n" + name + ":";
+  size_t at = status.find(key);
+  if (at == std::string::npos) {
+    return {};
+  }
+  size_t begin = status.find_first_not_of(" \t", at + key.size());
+  size_t end = status.find('\n', begin);
+  return status.substr(begin, end - begin);
+}
+
+void read_exec_state(const std::string& base, const std::string& status, ProcSnapshot& snapshot) {
+  snapshot.at_exec = true;
+  std::string thp = status_field(status, "THP_enabled");
+  snapshot.thp_enabled = thp.empty() ? -1 : std::atoi(thp.c_str());
+
+  if (auto stat = sys::read_small_file(base + "/stat")) {
+    // Fields after the command name, which may hold spaces and parentheses;
+    // startstack is field 28, the 26th after the name.
+    size_t close = stat->rfind(')');
+    if (close != std::string::npos) {
+      const char* cursor = stat->c_str() + close + 1;
+      for (int field = 3; field < 28 && *cursor != '\0'; ++field) {
+        while (*cursor == ' ') ++cursor;
+        while (*cursor != ' ' && *cursor != '\0') ++cursor;
+      }
+      snapshot.start_stack = std::strtoul(cursor, nullptr, 10);
+    }
+  }
+  if (auto maps = sys::read_small_file(base + "/numa_maps")) {
+    size_t space = maps->find(' ');
+    size_t end = maps->find_first_of(" \n", space + 1);
+    if (space != std::string::npos) {
+      snapshot.numa_policy = maps->substr(space + 1, end - space - 1);
+    }
+  }
+  if (auto environ_text = sys::read_small_file(base + "/environ")) {
+    size_t begin = 0;
+    while (begin < environ_text->size()) {
+      size_t end = environ_text->find('\0', begin);
+      if (end == std::string::npos) {
+        end = environ_text->size();
+      }
+      snapshot.environ.push_back(environ_text->substr(begin, end - begin));
+      begin = end + 1;
+    }
+  }
+}
+
+}  // namespace
+
+ProcSnapshot snapshot_process(int pid, bool at_exec) {
   ProcSnapshot snapshot;
   std::string base = "/proc/" + std::to_string(pid);
 
@@ -102,15 +155,14 @@ ProcSnapshot snapshot_process(int pid) {
     snapshot.error = status.error().message;
     return snapshot;
   }
-  const std::string key = "\nCpus_allowed_list:";
-  size_t at = status->find(key);
-  if (at == std::string::npos) {
+  snapshot.cpus_allowed_list = status_field(*status, "Cpus_allowed_list");
+  if (snapshot.cpus_allowed_list.empty()) {
     snapshot.error = base + "/status has no Cpus_allowed_list";
     return snapshot;
   }
-  size_t begin = status->find_first_not_of(" \t", at + key.size());
-  size_t end = status->find('\n', begin);
-  snapshot.cpus_allowed_list = status->substr(begin, end - begin);
+  if (at_exec) {
+    read_exec_state(base, *status, snapshot);
+  }
   snapshot.valid = true;
   return snapshot;
 }

@@ -20,8 +20,17 @@ struct Controls {
   // Framework determinism knobs that libraries really read (see
   // deterministic_env()).
   bool env_deterministic = false;
+  // prctl(PR_SET_THP_DISABLE) in the child before exec; exec keeps it.
+  bool thp_disable = false;
+  // set_mempolicy in the child before exec: MPOL_BIND or MPOL_INTERLEAVE
+  // over these nodes; empty: the policy memdet has.
+  enum class MemPolicy { kDefault, kBind, kInterleave } mem_policy = MemPolicy::kDefault;
+  std::vector<int> mem_nodes;
 
-  bool any() const { return aslr_off || cpus || threads || env_deterministic; }
+  bool any() const {
+    return aslr_off || cpus || threads || env_deterministic || thp_disable ||
+           mem_policy != MemPolicy::kDefault;
+  }
 };
 
 // What /proc says about the child at one moment.
@@ -30,6 +39,14 @@ struct ProcSnapshot {
   std::string error;  // why it could not be read, when !valid
   unsigned long personality = 0;
   std::string cpus_allowed_list;
+
+  // Read only at the exec stop, where the new program exists but has run
+  // nothing yet.
+  bool at_exec = false;
+  unsigned long start_stack = 0;     // field 28 of stat
+  int thp_enabled = -1;              // THP_enabled of status; -1: the kernel has none
+  std::string numa_policy;           // policy column of the first numa_maps line
+  std::vector<std::string> environ;  // what the program really received
 };
 
 enum class CheckState {
@@ -64,8 +81,10 @@ void apply_env_controls(const Controls& controls, std::vector<std::string>& env)
 std::vector<ControlCheck> verify_controls(const Controls& controls, const ProcSnapshot& start,
                                           const ProcSnapshot& exit);
 
-// Reads /proc/<pid>/personality and the Cpus_allowed_list of its status.
-ProcSnapshot snapshot_process(int pid);
+// Reads /proc/<pid>/personality and the Cpus_allowed_list of its status;
+// with `at_exec`, also startstack, THP_enabled, the NUMA policy and the
+// environment.
+ProcSnapshot snapshot_process(int pid, bool at_exec = false);
 
 // One short line: what was applied and what was verified.
 std::string summarize_checks(const std::vector<ControlCheck>& checks);

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -34,6 +35,9 @@ enum class Stage : int32_t {
   kCpus = 3,
   kChdir = 4,
   kExec = 5,
+  kThp = 6,
+  kMemPolicy = 7,
+  kTraceRefused = 8,  // not fatal: the exec stop is skipped
 };
 
 struct Report {
@@ -93,6 +97,10 @@ struct ChildPlan {
   bool aslr_off;
   bool set_cpus;
   cpu_set_t cpus;
+  bool thp_disable;
+  int mem_policy;  // MPOL_* for set_mempolicy; -1: leave it
+  unsigned long mem_nodes[16];
+  bool stop_at_exec;
   int stdin_fd;
   int stdout_fd;
   int stderr_fd;
@@ -154,6 +162,16 @@ struct ChildPlan {
     child_fail(plan.report_fd, Stage::kCpus, errno, 125);
   }
 
+  if (plan.thp_disable && ::prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) {
+    child_fail(plan.report_fd, Stage::kThp, errno, 125);
+  }
+
+  if (plan.mem_policy >= 0 &&
+      ::syscall(SYS_set_mempolicy, plan.mem_policy, plan.mem_nodes,
+                sizeof plan.mem_nodes * 8 + 1) != 0) {
+    child_fail(plan.report_fd, Stage::kMemPolicy, errno, 125);
+  }
+
   // Ready: the parent now reads /proc, then lets the child go on to exec.
   Report ready{Stage::kReady, 0};
   if (::write(plan.report_fd, &ready, sizeof ready) != sizeof ready) {
@@ -166,6 +184,13 @@ struct ChildPlan {
   } while (got < 0 && errno == EINTR);
   if (got != 1) {
     ::_exit(125);
+  }
+
+  // The kernel stops a traced child right after a successful execve: the
+  // parent reads the new program's /proc there and detaches.
+  if (plan.stop_at_exec && ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) {
+    Report refused{Stage::kTraceRefused, errno};
+    [[maybe_unused]] ssize_t ignored = ::write(plan.report_fd, &refused, sizeof refused);
   }
 
   ::execve(plan.executable, plan.argv.data(), plan.envp.data());
@@ -203,6 +228,11 @@ std::string stage_text(Stage stage) {
       return "cannot enter the working directory";
     case Stage::kExec:
       return "cannot execute";
+    case Stage::kThp:
+      return "prctl(PR_SET_THP_DISABLE) was refused";
+    case Stage::kMemPolicy:
+      return "set_mempolicy refused the NUMA policy";
+    case Stage::kTraceRefused:
     case Stage::kReady:
       break;
   }
@@ -432,6 +462,37 @@ class TerminalHandover {
   bool handed_ = false;
 };
 
+// The child is traced and has called execve: wait for the trap the kernel
+// raises after a successful exec, read /proc while the new program has run
+// nothing, and let it go. Any other stop or an exit is left for the main
+// loop (WNOWAIT), with the signal that stopped it passed on.
+void stop_at_exec(pid_t pid, LaunchResult& result) {
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WSTOPPED | WNOWAIT) != 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      result.exec_stop_note = "waiting for the exec stop: " + sys::errno_text(errno);
+      return;
+    }
+    if (info.si_code != CLD_TRAPPED) {
+      result.exec_stop_note = "the workload ended before its exec stop";
+      return;
+    }
+    int status = 0;
+    ::waitpid(pid, &status, __WALL);
+    if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP) {
+      result.at_start = snapshot_process(pid, true);
+      ::ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+      return;
+    }
+    // A signal arrived before the exec trap: deliver it and keep waiting.
+    int pending = WIFSTOPPED(status) ? WSTOPSIG(status) : 0;
+    ::ptrace(PTRACE_CONT, pid, nullptr, reinterpret_cast<void*>(static_cast<long>(pending)));
+  }
+}
+
 }  // namespace
 
 const char* outcome_name(Outcome outcome) {
@@ -578,6 +639,18 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
       CPU_SET(cpu, &plan.cpus);
     }
   }
+  plan.thp_disable = spec.controls.thp_disable;
+  plan.mem_policy = -1;
+  if (spec.controls.mem_policy != Controls::MemPolicy::kDefault) {
+    // The values of MPOL_BIND and MPOL_INTERLEAVE in <linux/mempolicy.h>.
+    plan.mem_policy = spec.controls.mem_policy == Controls::MemPolicy::kBind ? 2 : 3;
+    for (int node : spec.controls.mem_nodes) {
+      if (node >= 0 && node < static_cast<int>(sizeof plan.mem_nodes * 8)) {
+        plan.mem_nodes[node / 64] |= 1UL << (node % 64);
+      }
+    }
+  }
+  plan.stop_at_exec = spec.stop_at_exec;
   plan.stdin_fd = null_input.valid() ? null_input.get() : -1;
   plan.stdout_fd = out->child_end.valid() ? out->child_end.get() : -1;
   plan.stderr_fd = err->child_end.valid() ? err->child_end.get() : -1;
@@ -629,8 +702,9 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
     return result;
   }
 
-  result.at_start = snapshot_process(pid);
-  std::vector<ControlCheck> early = verify_controls(spec.controls, result.at_start, {});
+  result.at_ready = snapshot_process(pid);
+  result.at_start = result.at_ready;
+  std::vector<ControlCheck> early = verify_controls(spec.controls, result.at_ready, {});
   for (const ControlCheck& check : early) {
     if (check.at_start == CheckState::kDiffers || check.at_start == CheckState::kUnread) {
       ::kill(pid, SIGKILL);
@@ -651,13 +725,28 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
   char go = 1;
   sys::write_all(go_pipe->write.get(), &go, 1);
   go_pipe->write.reset();
-  if (read_report(report_pipe->read.get(), report)) {
+  bool traced = spec.stop_at_exec;
+  bool exec_failed = false;
+  while (read_report(report_pipe->read.get(), report)) {
+    if (report.stage == Stage::kTraceRefused) {
+      traced = false;
+      result.exec_stop_note = "ptrace(PTRACE_TRACEME) refused: " + sys::errno_text(report.error);
+      continue;
+    }
+    exec_failed = true;
+    break;
+  }
+  if (exec_failed) {
     int status = 0;
     reap_now(status);
     result.outcome = Outcome::kExecFailed;
     result.exec_errno = report.error;
     result.message = spec.executable + ": cannot execute: " + sys::errno_text(report.error);
     return result;
+  }
+
+  if (traced) {
+    stop_at_exec(pid, result);
   }
 
   const bool has_deadline = spec.timeout_seconds.has_value();

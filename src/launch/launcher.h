@@ -30,6 +30,9 @@ struct LaunchSpec {
   std::vector<std::string> env;   // "NAME=value" entries, exactly as passed
   std::string working_dir;        // empty: memdet's own
   Controls controls;
+  // Stop the child right after execve (PTRACE_TRACEME) to read the new
+  // program's /proc before it runs.
+  bool stop_at_exec = true;
   std::optional<double> timeout_seconds;
   StdinMode stdin_mode = StdinMode::kNull;
   OutputSpec stdout_spec;
@@ -66,7 +69,9 @@ struct LaunchResult {
   double system_seconds = 0;
   long max_rss_kib = 0;
 
-  ProcSnapshot at_start;
+  ProcSnapshot at_ready;  // memdet's forked copy, controls applied, before exec
+  ProcSnapshot at_start;  // the exec stop; the ready copy when there was none
+  std::string exec_stop_note;  // why there was no exec stop
   ProcSnapshot at_exit;
   std::vector<ControlCheck> checks;
   std::vector<LeftBehind> left_behind;

@@ -231,5 +231,58 @@ TEST(Launcher, EnvironmentArrivesExactly) {
   EXPECT_EQ(slurp(dir + "/out"), "ONE=1\nTWO=two words\n");
 }
 
+TEST(Launcher, ExecStopShowsTheNewProgram) {
+  LaunchSpec spec = spec_for({"/bin/true"});
+  spec.env = {"ONE=1", "TWO=two words"};
+  spec.controls.aslr_off = true;
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result->outcome, Outcome::kExited) << result->message;
+  ASSERT_TRUE(result->at_start.at_exec) << result->exec_stop_note;
+  EXPECT_EQ(result->at_start.environ, spec.env);
+  EXPECT_NE(result->at_start.start_stack, 0u);
+  EXPECT_NE(result->at_start.personality & ADDR_NO_RANDOMIZE, 0u);
+  EXPECT_FALSE(result->at_start.numa_policy.empty());
+}
+
+TEST(Launcher, EqualFootprintsStartTheStackAtOneAddressWithoutAslr) {
+  auto start_stack = [](const std::string& pad) {
+    LaunchSpec spec = spec_for({"/bin/true"});
+    spec.env = {"PAD=" + pad};
+    spec.controls.aslr_off = true;
+    auto result = launch(spec);
+    EXPECT_TRUE(result.ok() && result->at_start.at_exec);
+    return result.ok() ? result->at_start.start_stack : 0;
+  };
+  unsigned long first = start_stack(std::string(100, 'a'));
+  EXPECT_EQ(start_stack(std::string(100, 'b')), first);
+  EXPECT_NE(start_stack(std::string(164, 'a')), first);
+}
+
+TEST(Launcher, ThpDisableReachesTheProgram) {
+  LaunchSpec spec = spec_for({"/bin/true"});
+  spec.controls.thp_disable = true;
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result->outcome, Outcome::kExited) << result->message;
+  if (result->at_start.thp_enabled < 0) {
+    GTEST_SKIP() << "this kernel's /proc/<pid>/status has no THP_enabled";
+  }
+  EXPECT_EQ(result->at_start.thp_enabled, 0);
+  auto plain = launch(spec_for({"/bin/true"}));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->at_start.thp_enabled, 1);
+}
+
+TEST(Launcher, BindPolicyShowsInNumaMaps) {
+  LaunchSpec spec = spec_for({"/bin/true"});
+  spec.controls.mem_policy = Controls::MemPolicy::kBind;
+  spec.controls.mem_nodes = {0};
+  auto result = launch(spec);
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result->outcome, Outcome::kExited) << result->message;
+  EXPECT_EQ(result->at_start.numa_policy, "bind:0");
+}
+
 }  // namespace
 }  // namespace memdet::launch
