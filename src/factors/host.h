@@ -1,0 +1,40 @@
+// What the factors need to know about the machine before the first run:
+// CPUs, NUMA nodes, privileges, THP, allocators, where memdet's preload
+// library is. Read once per campaign, from a root tests can move.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "launch/cpu_list.h"
+
+namespace memdet::factors {
+
+struct NumaNode {
+  int id = 0;
+  launch::CpuSet cpus;
+};
+
+struct Host {
+  launch::CpuSet allowed_cpus;  // memdet's own affinity: what a free run gets
+  std::vector<NumaNode> nodes;  // at least one
+  bool root = false;
+  bool cap_ipc_lock = false;
+  bool memlock_unlimited = false;
+  std::string thp_mode;  // the bracketed word of transparent_hugepage/enabled; empty: no THP
+  // Allocators that can be preloaded, by name; "glibc" maps to "" (libc's own).
+  std::map<std::string, std::string> allocators;
+  std::string preload_library;  // libmemdet_preload.so beside memdet; empty: missing
+  bool system_allowed = false;  // --system was given
+};
+
+// Reads the host. `root` prefixes every /sys and /proc path ("" for the
+// real machine); `self_dir` is the folder of the memdet binary.
+Host read_host(const std::string& root, const std::string& self_dir);
+
+// The NUMA nodes under <root>/sys/devices/system/node; one node holding
+// `fallback` when the folder is missing.
+std::vector<NumaNode> read_numa_nodes(const std::string& root, const launch::CpuSet& fallback);
+
+}  // namespace memdet::factors

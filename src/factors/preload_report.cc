@@ -1,0 +1,112 @@
+#include "factors/preload_report.h"
+
+#include <cstdlib>
+
+#include "core/sys.h"
+
+namespace memdet::factors {
+namespace {
+
+std::vector<std::string> split_tabs(const std::string& line) {
+  std::vector<std::string> fields;
+  size_t begin = 0;
+  for (;;) {
+    size_t tab = line.find('\t', begin);
+    fields.push_back(line.substr(begin, tab == std::string::npos ? tab : tab - begin));
+    if (tab == std::string::npos) {
+      return fields;
+    }
+    begin = tab + 1;
+  }
+}
+
+int cpu_field(const std::string& text) {
+  if (text.empty() || text == "-") {
+    return -1;
+  }
+  return std::atoi(text.c_str());
+}
+
+}  // namespace
+
+std::string encode_preload_config(const std::map<std::string, std::string>& fields) {
+  std::string text;
+  for (const auto& [key, value] : fields) {
+    if (!text.empty()) {
+      text += ';';
+    }
+    text += key + "=" + value;
+  }
+  if (text.size() > kPreloadConfigWidth) {
+    return {};
+  }
+  text.resize(kPreloadConfigWidth, ' ');
+  return text;
+}
+
+const std::string* PreloadReport::find(const std::string& key) const {
+  auto it = values.find(key);
+  return it == values.end() ? nullptr : &it->second;
+}
+
+long long PreloadReport::number(const std::string& key, long long fallback) const {
+  const std::string* text = find(key);
+  if (text == nullptr || text->empty()) {
+    return fallback;
+  }
+  char* end = nullptr;
+  long long value = std::strtoll(text->c_str(), &end, 10);
+  return *end == '\0' ? value : fallback;
+}
+
+PreloadReport parse_preload_report(const std::string& text) {
+  PreloadReport report;
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) {
+      end = text.size();
+    }
+    std::vector<std::string> fields = split_tabs(text.substr(begin, end - begin));
+    begin = end + 1;
+    if (fields.size() < 2) {
+      continue;
+    }
+    if (fields[0] == "thread" && fields.size() >= 6) {
+      PreloadThread thread;
+      thread.ordinal = fields[1];
+      thread.tid = std::atoi(fields[2].c_str());
+      thread.assigned_cpu = cpu_field(fields[3]);
+      thread.seen_cpu = cpu_field(fields[4]);
+      thread.collision = fields[5] == "1";
+      report.threads.push_back(thread);
+    } else if (fields[0] == "unpinned_task") {
+      report.unpinned_tasks.push_back(fields[1] + (fields.size() > 2 ? " " + fields[2] : ""));
+    } else {
+      report.values[fields[0]] = fields[1];
+    }
+  }
+  report.present = report.values.count("memdet-preload") != 0;
+  if (!report.present) {
+    report.error = "not a memdet preload report";
+  }
+  return report;
+}
+
+PreloadReport read_preload_report(const std::string& prefix, int pid) {
+  std::string path = prefix + "." + std::to_string(pid);
+  auto text = sys::read_small_file(path);
+  PreloadReport report;
+  if (!text) {
+    report.path = path;
+    report.error = "no report: " + text.error().message +
+                   " (the workload ended without running exit handlers, or did not load the "
+                   "preload library)";
+    return report;
+  }
+  report = parse_preload_report(*text);
+  report.path = path;
+  return report;
+}
+
+}  // namespace memdet::factors
