@@ -122,7 +122,10 @@ int check(const CheckCliOptions& cli) {
                  : cli.keep == "none" ? protocol::CheckOptions::Keep::kNone
                                       : protocol::CheckOptions::Keep::kDiverged;
   options.out_dir = cli.out_dir;
-  options.controls = to_controls(cli.controls, 2);
+  FactorSetup setup = prepare_factors(cli.controls, 2);
+  options.controls = setup.controls;
+  options.profile = std::move(setup.profile);
+  options.host = std::move(setup.host);
   if (cli.timeout > 0) {
     options.timeout_seconds = cli.timeout;
   }

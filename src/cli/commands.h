@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "factors/profile.h"
 #include "launch/controls.h"
 
 namespace memdet::cli {
@@ -28,18 +29,36 @@ Registered add_run_command(CLI::App& parent);
 Registered add_check_command(CLI::App& parent);
 Registered add_canary_command(CLI::App& parent);
 Registered add_demo_command(CLI::App& parent);
+Registered add_restore_command(CLI::App& parent);
 
-// The controls `run` and `check` share, and their options.
+// The factor flags `run` and `check` share, with the aliases users of
+// numactl, taskset and setarch would guess.
 struct ControlOptions {
+  std::vector<std::string> pins;
+  std::vector<std::string> perturbs;
+  std::string seed;
+  bool system = false;
   std::string aslr;
   std::optional<std::string> cpus;
   int threads = 0;
   std::string env_preset;
+  std::optional<std::string> membind;
+  std::optional<std::string> interleave;
+  std::optional<std::string> cpunodebind;
 };
 void add_control_options(CLI::App& app, ControlOptions& options);
-// Turns the parsed options into controls; throws a CommandError with
-// `usage_status` naming the bad value.
-launch::Controls to_controls(const ControlOptions& options, int usage_status);
+
+// The factors of one command, resolved against this host.
+struct FactorSetup {
+  factors::Host host;
+  factors::Profile profile;
+  launch::Controls controls;  // what no factor owns: the CPU set given with --cpus
+};
+// Throws a CommandError with `usage_status` and one line naming the factor
+// for a bad request. `replay` pins recorded values exactly.
+FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
+                            const std::vector<std::pair<std::string, std::string>>& replay = {});
+
 
 // A validator for --timeout: a finite number of seconds, above zero and at
 // most a year.

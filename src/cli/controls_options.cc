@@ -8,43 +8,134 @@
 #include "core/error.h"
 
 namespace memdet::cli {
+namespace {
 
-void add_control_options(CLI::App& app, ControlOptions& options) {
-  app.add_option("--aslr", options.aslr,
-                 "off: run with address-space randomisation disabled, "
-                 "personality(ADDR_NO_RANDOMIZE), verified in the child's /proc; on: leave it")
-      ->check(CLI::IsMember({"on", "off"}));
-  app.add_option("--cpus", options.cpus,
-                 "pin the workload to these CPUs (taskset syntax: 0-3,8); memdet stops if the "
-                 "kernel grants a different set");
-  app.add_option("--threads", options.threads,
-                 "set OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS (recorded as set; "
-                 "their effect is not observable from outside)")
-      ->check(CLI::Range(1, 4096));
-  app.add_option("--env-preset", options.env_preset,
-                 "deterministic: set the determinism knobs libraries really read "
-                 "(CUBLAS_WORKSPACE_CONFIG=:4096:8 PYTHONHASHSEED=0 TF_DETERMINISTIC_OPS=1 "
-                 "NCCL_ALGO=Ring NCCL_PROTO=Simple MKL_CBWR=COMPATIBLE "
-                 "KMP_DETERMINISTIC_REDUCTION=true OMP_DYNAMIC=false). CUDNN_DETERMINISTIC and "
-                 "similar often-quoted names are left out: no library reads them")
-      ->check(CLI::IsMember({"deterministic"}));
+std::string factor_footer() {
+  std::string text = "Factors (--pin F[=V], --perturb F; all = every one marked *):\n";
+  for (const factors::Factor* factor : factors::all_factors()) {
+    std::string name = factor->name();
+    name += factor->in_all() ? " *" : "";
+    name.resize(16, ' ');
+    text += "  " + name + factor->summary() + "\n";
+  }
+  return text;
 }
 
-launch::Controls to_controls(const ControlOptions& options, int usage_status) {
-  launch::Controls controls;
-  controls.aslr_off = options.aslr == "off";
+std::string self_dir() {
+  std::string self = self_executable();
+  size_t slash = self.rfind('/');
+  return slash == std::string::npos ? "." : self.substr(0, slash);
+}
+
+uint64_t parse_seed(const std::string& text, int usage_status) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long seed = std::strtoull(text.c_str(), &end, 0);
+  if (text.empty() || *end != '\0' || errno != 0 || text[0] == '-') {
+    throw CommandError(usage_status,
+                       "--seed '" + text + "': expected a number (decimal, or hex with 0x)");
+  }
+  return seed;
+}
+
+}  // namespace
+
+void add_control_options(CLI::App& app, ControlOptions& options) {
+  app.add_option("--pin", options.pins,
+                 "hold factor F still, at V or its default (repeatable; all = every factor "
+                 "but mlock and noise); see the list below")
+      ->type_name("F[=V]")
+      ->allow_extra_args(false);
+  app.add_option("--perturb", options.perturbs,
+                 "vary factor F on purpose: run 1 is the reference at the pinned value, every "
+                 "further run takes a different seeded value (heap=random: per allocation too)")
+      ->type_name("F")
+      ->allow_extra_args(false);
+  app.add_option("--seed", options.seed,
+                 "seed for perturbed values (default: drawn, and recorded so runs replay)");
+  app.add_flag("--system", options.system,
+               "allow changes to machine-wide settings (THP mode, NUMA balancing); needs root; "
+               "journaled and restored on every exit");
+  app.add_option("--aslr", options.aslr, "off: same as --pin aslr (setarch -R); on: leave it")
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--cpus,--physcpubind", options.cpus,
+                 "run the workload on these CPUs only (taskset syntax: 0-3,8); memdet stops if "
+                 "the kernel grants a different set");
+  app.add_option("--threads", options.threads, "same as --pin threads=N")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--env-preset", options.env_preset, "deterministic: same as --pin env")
+      ->check(CLI::IsMember({"deterministic"}));
+  app.add_option("--membind", options.membind, "same as --pin numa=bind:NODE");
+  app.add_option("--interleave", options.interleave, "same as --pin numa=interleave:NODES");
+  app.add_option("--cpunodebind", options.cpunodebind,
+                 "run the workload on the CPUs of this NUMA node");
+  app.footer(factor_footer());
+}
+
+FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
+                            const std::vector<std::pair<std::string, std::string>>& replay) {
+  FactorSetup setup;
+  setup.host = factors::read_host("", self_dir());
+  setup.host.system_allowed = options.system;
+
+  factors::Selection selection;
+  selection.pins = options.pins;
+  selection.perturbs = options.perturbs;
+  selection.system = options.system;
+  selection.replay = replay;
+  if (!options.seed.empty()) {
+    selection.seed = parse_seed(options.seed, usage_status);
+  }
+  if (options.aslr == "off") {
+    selection.pins.push_back("aslr=off");
+  }
+  if (options.threads > 0) {
+    selection.pins.push_back("threads=" + std::to_string(options.threads));
+  }
+  if (options.env_preset == "deterministic") {
+    selection.pins.push_back("env=deterministic");
+  }
+  if (options.membind && options.interleave) {
+    throw CommandError(usage_status, "--membind and --interleave contradict each other");
+  }
+  if (options.membind) {
+    selection.pins.push_back("numa=bind:" + *options.membind);
+  }
+  if (options.interleave) {
+    selection.pins.push_back("numa=interleave:" + *options.interleave);
+  }
+
   if (options.cpus) {
     auto cpus = launch::parse_cpu_list(*options.cpus);
     if (!cpus) {
       throw CommandError(usage_status, "--cpus: " + cpus.error().message);
     }
-    controls.cpus = *cpus;
+    setup.controls.cpus = *cpus;
   }
-  if (options.threads > 0) {
-    controls.threads = options.threads;
+  if (options.cpunodebind) {
+    char* end = nullptr;
+    long id = std::strtol(options.cpunodebind->c_str(), &end, 10);
+    const factors::NumaNode* found = nullptr;
+    for (const factors::NumaNode& node : setup.host.nodes) {
+      found = *end == '\0' && node.id == id ? &node : found;
+    }
+    if (found == nullptr || found->cpus.empty()) {
+      throw CommandError(usage_status, "--cpunodebind " + *options.cpunodebind +
+                                           ": no such NUMA node with CPUs");
+    }
+    setup.controls.cpus = found->cpus;
   }
-  controls.env_deterministic = options.env_preset == "deterministic";
-  return controls;
+  // The factors see the CPUs the workload will really get.
+  if (setup.controls.cpus) {
+    setup.host.allowed_cpus = *setup.controls.cpus;
+  }
+
+  auto profile = factors::make_profile(selection, setup.host);
+  if (!profile) {
+    throw CommandError(usage_status, profile.error().message);
+  }
+  setup.profile = std::move(*profile);
+  return setup;
 }
 
 CLI::Validator timeout_validator() {

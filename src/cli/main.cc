@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/text.h"
+#include "factors/system_settings.h"
 
 int main(int argc, char** argv) {
   using namespace memdet;
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
       cli::add_check_command(app),
       cli::add_demo_command(app),
       cli::add_canary_command(app),
+      cli::add_restore_command(app),
   };
 
   // A reader that goes away (`memdet check ... | head`) must not kill memdet
@@ -79,6 +81,17 @@ int main(int argc, char** argv) {
   for (const cli::Registered& command : commands) {
     if (!command.app->parsed()) {
       continue;
+    }
+    // System settings a killed memdet left changed are put back before
+    // anything else runs (or, without root, reported). `restore` does it
+    // itself; `canary` is a workload, not a campaign.
+    const std::string& name = command.app->get_name();
+    if (name == "run" || name == "check" || name == "demo") {
+      std::vector<std::string> messages;
+      (void)factors::recover_journal(messages);
+      for (const std::string& message : messages) {
+        std::fprintf(stderr, "memdet: %s\n", printable(message).c_str());
+      }
     }
     try {
       return command.run();

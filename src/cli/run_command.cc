@@ -4,7 +4,13 @@
 // prints one line on stderr naming what it applied and verified, and exits
 // with the child's status: 128+N for a signal, 124 on timeout, 125 for
 // memdet's own failure, 126 or 127 when the command cannot be executed.
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <filesystem>
+
+#include "core/sys.h"
+#include "factors/launch_setup.h"
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -22,8 +28,90 @@ struct RunOptions {
   double timeout = 0;
   bool stdin_terminal = false;
   std::string json_path;
+  std::string replay;
   std::vector<std::string> command;
 };
+
+// A private folder for the preload report, removed with what it holds.
+class ScratchDir {
+ public:
+  ScratchDir() = default;
+  static ScratchDir make() {
+    ScratchDir dir;
+    std::string pattern = std::filesystem::temp_directory_path().string() + "/memdet-run-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw CommandError(125, "cannot create a scratch folder in " + pattern + ": " +
+                                  sys::errno_text(errno));
+    }
+    dir.path_ = pattern;
+    return dir;
+  }
+  ScratchDir(ScratchDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+  ScratchDir& operator=(ScratchDir&& other) noexcept {
+    std::swap(path_, other.path_);
+    return *this;
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  ~ScratchDir() {
+    if (!path_.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(path_, ignored);
+    }
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// The command and factor values of a recorded run, for --replay.
+struct Replay {
+  std::vector<std::string> argv;
+  std::vector<std::pair<std::string, std::string>> values;
+  std::vector<std::string> not_replayable;
+};
+
+Replay read_replay(const std::string& where) {
+  struct stat info {};
+  std::string path = where;
+  if (::stat(where.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    path = where + "/record.json";
+  }
+  auto text = sys::read_small_file(path);
+  if (!text) {
+    throw CommandError(125, "--replay: " + text.error().message);
+  }
+  nlohmann::json record = nlohmann::json::parse(*text, nullptr, false);
+  if (record.is_discarded() || !record.is_object()) {
+    throw CommandError(125, "--replay: " + path + ": not JSON");
+  }
+  const std::string schema = record.value("schema", "");
+  if (schema != report::kRunSchema) {
+    throw CommandError(125, "--replay: " + path + ": not a memdet run record (schema '" + schema +
+                                "', expected " + report::kRunSchema + ")");
+  }
+  Replay replay;
+  try {
+    replay.argv = record.at("argv").get<std::vector<std::string>>();
+    for (const nlohmann::json& factor : record.value("factors", nlohmann::json::array())) {
+      if (factor.value("applied", "") != "applied") {
+        continue;
+      }
+      const std::string name = factor.at("name").get<std::string>();
+      replay.values.emplace_back(name, factor.at("value").get<std::string>());
+      if (!factor.value("replayable", true)) {
+        replay.not_replayable.push_back(name + " (" + factor.value("note", "") + ")");
+      }
+    }
+  } catch (const nlohmann::json::exception& error) {
+    throw CommandError(125, "--replay: " + path + ": " + error.what());
+  }
+  if (replay.argv.empty()) {
+    throw CommandError(125, "--replay: " + path + ": the record holds no command");
+  }
+  return replay;
+}
 
 int run(const RunOptions& options) {
   if (options.json_path == "-") {
@@ -33,31 +121,76 @@ int run(const RunOptions& options) {
                        "--json - is not possible with run: the workload's output goes to "
                        "stdout; give --json a file");
   }
+  Replay replay;
+  if (!options.replay.empty()) {
+    if (!options.command.empty()) {
+      throw CommandError(125, "--replay runs the recorded command; give no command after --");
+    }
+    if (!options.controls.pins.empty() || !options.controls.perturbs.empty()) {
+      throw CommandError(125, "--replay pins the recorded values; --pin and --perturb cannot "
+                              "be added to it");
+    }
+    replay = read_replay(options.replay);
+  } else if (options.command.empty()) {
+    throw CommandError(125, "no command given after --");
+  }
+  const std::vector<std::string>& command = replay.argv.empty() ? options.command : replay.argv;
+
+  FactorSetup setup = prepare_factors(options.controls, 125, replay.values);
   launch::LaunchSpec spec;
   std::string executable;
-  if (auto failure = launch::resolve_executable(options.command[0], executable)) {
+  if (auto failure = launch::resolve_executable(command[0], executable)) {
     std::fprintf(stderr, "memdet run: %s\n", failure->message.c_str());
     return failure->status;
   }
   spec.executable = executable;
-  spec.argv = options.command;
+  spec.argv = command;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     spec.env.emplace_back(*entry);
   }
-  spec.controls = to_controls(options.controls, 125);
-  launch::apply_env_controls(spec.controls, spec.env);
+  spec.controls = setup.controls;
   if (options.timeout > 0) {
     spec.timeout_seconds = options.timeout;
   }
   spec.stdin_mode =
       options.stdin_terminal ? launch::StdinMode::kTerminal : launch::StdinMode::kNull;
 
+  // A lone run loads the preload library only when a factor needs it, and
+  // takes the first perturbed value of a perturbed factor.
+  factors::RunFactors factors =
+      factors::plan_run(setup.profile, setup.host, setup.profile.any_perturbed() ? 1 : 0);
+  ScratchDir scratch;
+  if (factors.plan.needs_preload) {
+    scratch = ScratchDir::make();
+  }
+  factors::PreloadUse use{false, scratch.path() + "/preload"};
+  Status finished = factors::finish_launch(factors.plan, setup.host, use, spec, factors);
+  if (!finished) {
+    throw CommandError(125, finished.error().message);
+  }
+  for (const std::string& factor : replay.not_replayable) {
+    std::fprintf(stderr, "memdet run: cannot replay %s; recorded as observed\n", factor.c_str());
+  }
+
   auto result = launch::launch(spec);
   if (!result) {
     throw CommandError(125, result.error().message);
   }
+  factors::PreloadReport preload;
+  if (factors.plan.needs_preload) {
+    preload = factors::read_preload_report(use.report_prefix, result->pid);
+  }
+  factors::Observation seen{&*result, &preload, &spec.argv};
+  factors::verify_run(setup.profile, seen, factors);
 
-  std::string line = launch::summarize_checks(result->checks);
+  // One line: the status, then what each factor and control showed.
+  std::string line;
+  for (const factors::FactorRecord& record : factors.records) {
+    line += (line.empty() ? "" : "; ") + report::describe_factor(record);
+  }
+  if (!result->checks.empty() || line.empty()) {
+    line += (line.empty() ? "" : "; ") + launch::summarize_checks(result->checks);
+  }
   switch (result->outcome) {
     case launch::Outcome::kControlFailed:
     case launch::Outcome::kExecFailed:
@@ -77,7 +210,13 @@ int run(const RunOptions& options) {
   }
 
   if (!options.json_path.empty()) {
-    Status written = report::write_json(report::launch_json(*result), options.json_path);
+    nlohmann::json document = report::launch_json(*result);
+    document["schema"] = report::kRunSchema;
+    document["argv"] = command;
+    document["executable"] = executable;
+    document["factors"] = report::factors_json(factors.records);
+    document["seed"] = setup.profile.seed;
+    Status written = report::write_json(document, options.json_path);
     if (!written) {
       throw CommandError(125, written.error().message);
     }
@@ -99,7 +238,10 @@ Registered add_run_command(CLI::App& parent) {
                 "give the workload memdet's stdin (and the terminal) instead of /dev/null");
   app->add_option("--json", options->json_path,
                   "write the run record as JSON to FILE (- for stdout)");
-  app->add_option("command", options->command, "the command to run, after --")->required();
+  app->add_option("--replay", options->replay,
+                  "repeat a recorded run (its directory, or a record.json / --json file) with "
+                  "the same command and factor values");
+  app->add_option("command", options->command, "the command to run, after --");
   return {app, [options] { return run(*options); }, 125};
 }
 

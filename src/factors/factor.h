@@ -64,7 +64,8 @@ struct FactorRecord {
   Mode mode = Mode::kFree;
   std::string value;      // what this run used
   std::string reference;  // the pinned value a perturbed run must differ from
-  uint64_t seed = 0;      // the factor's own seed, for perturbed values
+  bool perturbed = false;  // this run took a perturbed value
+  uint64_t seed = 0;       // the factor's own seed, for perturbed values
   Applied applied = Applied::kFree;
   std::string reason;  // for kNotApplicable and kRefused
   launch::CheckState verified = launch::CheckState::kUnread;

@@ -277,6 +277,7 @@ RunFactors plan_run(const Profile& profile, const Host& host, int perturbed) {
       if (entry.mode == Mode::kPerturb && perturbed > 0) {
         value = entry.factor->perturbed_value(entry.reference, entry.variant, perturbed,
                                               entry.seed, host);
+        record.perturbed = true;
       }
       record.value = value;
       entry.factor->apply(value, host, run.plan);
@@ -310,7 +311,7 @@ std::vector<std::string> compare_with_reference(const RunFactors& reference, Run
     if (match == reference.records.end() || match->measured.empty()) {
       continue;
     }
-    bool perturbed = record.mode == Mode::kPerturb && record.value != record.reference;
+    bool perturbed = record.perturbed;
     bool same = match->measured == record.measured;
     if (perturbed && same) {
       record.note = "measured the same as the reference run (" + record.measured +

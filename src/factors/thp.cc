@@ -33,6 +33,11 @@ class Thp final : public Factor {
                          " changes the machine's mode; add --system (as root), or use "
                          "thp=never, which is per process");
     }
+    // Not system_wide() as a factor, since thp=never is per process, so
+    // the profile's root check does not cover the system-wide modes.
+    if ((mode == "always" || mode == "madvise") && !host.root) {
+      return bad_request("thp=" + mode + " changes the machine's mode, which needs root");
+    }
     return resolved(mode);
   }
 

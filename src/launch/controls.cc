@@ -9,30 +9,6 @@
 namespace memdet::launch {
 namespace {
 
-void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
-  std::string prefix = name + "=";
-  for (std::string& entry : env) {
-    if (entry.compare(0, prefix.size(), prefix) == 0) {
-      entry = prefix + value;
-      return;
-    }
-  }
-  env.push_back(prefix + value);
-}
-
-const char* kThreadVariables[] = {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"};
-
-bool aslr_disabled(const ProcSnapshot& snapshot) {
-  return (snapshot.personality & ADDR_NO_RANDOMIZE) != 0;
-}
-
-std::string describe_personality(const ProcSnapshot& snapshot) {
-  char hex[32];
-  std::snprintf(hex, sizeof hex, "%08lx", snapshot.personality);
-  return std::string("personality 0x") + hex +
-         (aslr_disabled(snapshot) ? " (ADDR_NO_RANDOMIZE)" : " (randomized)");
-}
-
 void judge(const ProcSnapshot& snapshot, CheckState& state, std::string& observed, bool matches,
            const std::string& description) {
   if (!snapshot.valid) {
@@ -71,19 +47,6 @@ std::vector<std::pair<std::string, std::string>> deterministic_env() {
       {"KMP_DETERMINISTIC_REDUCTION", "true"},
       {"OMP_DYNAMIC", "false"},
   };
-}
-
-void apply_env_controls(const Controls& controls, std::vector<std::string>& env) {
-  if (controls.threads) {
-    for (const char* name : kThreadVariables) {
-      set_env(env, name, std::to_string(*controls.threads));
-    }
-  }
-  if (controls.env_deterministic) {
-    for (const auto& [name, value] : deterministic_env()) {
-      set_env(env, name, value);
-    }
-  }
 }
 
 namespace {
@@ -171,17 +134,6 @@ std::vector<ControlCheck> verify_controls(const Controls& controls, const ProcSn
                                           const ProcSnapshot& exit) {
   std::vector<ControlCheck> checks;
 
-  if (controls.aslr_off) {
-    ControlCheck check;
-    check.name = "aslr";
-    check.requested = "off";
-    judge(start, check.at_start, check.observed_start, aslr_disabled(start),
-          describe_personality(start));
-    judge(exit, check.at_exit, check.observed_exit, aslr_disabled(exit),
-          describe_personality(exit));
-    checks.push_back(check);
-  }
-
   if (controls.cpus) {
     ControlCheck check;
     check.name = "cpus";
@@ -197,29 +149,6 @@ std::vector<ControlCheck> verify_controls(const Controls& controls, const ProcSn
     checks.push_back(check);
   }
 
-  auto env_check = [&](const std::string& name, const std::string& requested) {
-    ControlCheck check;
-    check.name = name;
-    check.requested = requested;
-    check.at_start = CheckState::kNotObservable;
-    check.at_exit = CheckState::kNotObservable;
-    checks.push_back(check);
-  };
-  if (controls.threads) {
-    std::string requested;
-    for (const char* name : kThreadVariables) {
-      requested += (requested.empty() ? "" : " ") + std::string(name) + "=" +
-                   std::to_string(*controls.threads);
-    }
-    env_check("threads", requested);
-  }
-  if (controls.env_deterministic) {
-    std::string requested;
-    for (const auto& [name, value] : deterministic_env()) {
-      requested += (requested.empty() ? "" : " ") + name + "=" + value;
-    }
-    env_check("env", requested);
-  }
   return checks;
 }
 

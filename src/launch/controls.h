@@ -15,11 +15,6 @@ struct Controls {
   bool aslr_off = false;
   // sched_setaffinity in the child before exec.
   std::optional<CpuSet> cpus;
-  // OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS.
-  std::optional<int> threads;
-  // Framework determinism knobs that libraries really read (see
-  // deterministic_env()).
-  bool env_deterministic = false;
   // prctl(PR_SET_THP_DISABLE) in the child before exec; exec keeps it.
   bool thp_disable = false;
   // set_mempolicy in the child before exec: MPOL_BIND or MPOL_INTERLEAVE
@@ -28,7 +23,7 @@ struct Controls {
   std::vector<int> mem_nodes;
 
   bool any() const {
-    return aslr_off || cpus || threads || env_deterministic || thp_disable ||
+    return aslr_off || cpus || thp_disable ||
            mem_policy != MemPolicy::kDefault;
   }
 };
@@ -73,11 +68,8 @@ struct ControlCheck {
 // library reads them.
 std::vector<std::pair<std::string, std::string>> deterministic_env();
 
-// Sets (replacing) the variables the controls ask for in `env`, a list of
-// "NAME=value" entries.
-void apply_env_controls(const Controls& controls, std::vector<std::string>& env);
-
-// Compares what the child showed with what was asked.
+// Compares what the child showed with what was asked, for the CPU set; the
+// factors (src/factors/) judge the rest.
 std::vector<ControlCheck> verify_controls(const Controls& controls, const ProcSnapshot& start,
                                           const ProcSnapshot& exit);
 

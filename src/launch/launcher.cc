@@ -495,6 +495,18 @@ void stop_at_exec(pid_t pid, LaunchResult& result) {
 
 }  // namespace
 
+size_t exec_footprint(const std::string& executable, const std::vector<std::string>& argv,
+                      const std::vector<std::string>& env) {
+  size_t bytes = executable.size() + 1;
+  for (const std::string& arg : argv) {
+    bytes += arg.size() + 1;
+  }
+  for (const std::string& entry : env) {
+    bytes += entry.size() + 1;
+  }
+  return bytes;
+}
+
 const char* outcome_name(Outcome outcome) {
   switch (outcome) {
     case Outcome::kExited:

@@ -93,6 +93,12 @@ struct ResolveError {
 std::optional<ResolveError> resolve_executable(const std::string& name, std::string& path_out,
                                                const std::string& search = "");
 
+// Total bytes the kernel copies onto a new process's stack for these
+// strings: every argv and environment entry with its terminating NUL, plus
+// the executable path.
+size_t exec_footprint(const std::string& executable, const std::vector<std::string>& argv,
+                      const std::vector<std::string>& env);
+
 // Runs the workload to completion. Fails only when memdet itself cannot set
 // up the launch (no pipe, no fork, an output file that cannot be opened);
 // everything the workload does is in the result.

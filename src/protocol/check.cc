@@ -13,6 +13,7 @@
 
 #include "compare/digest.h"
 #include "core/sys.h"
+#include "factors/launch_setup.h"
 #include "protocol/placeholders.h"
 #include "report/check_json.h"
 
@@ -169,6 +170,8 @@ bool looks_like_npy(const std::string& path) {
 }
 
 constexpr const char* kLoadedObjectsFile = "loaded-objects.txt";
+// The preload library writes <prefix>.<pid> here.
+constexpr const char* kPreloadReportPrefix = "preload";
 
 // Text is what reads as UTF-8 without control characters (tabs, line
 // breaks, form feeds and the escapes of coloured logs aside) over its first
@@ -535,6 +538,13 @@ void group_outcomes(CheckReport& report) {
     report.outcomes[static_cast<size_t>(it->second)].runs.push_back(run.index);
   }
 
+  // With a perturbed factor the reference is run 1, the only run with every
+  // factor at its pinned value.
+  if (report.options.profile.any_perturbed() && !report.runs.empty() &&
+      report.runs.front().outcome >= 0) {
+    report.reference = report.runs.front().outcome;
+    return;
+  }
   // The most common outcome is the reference; a tie goes to the earliest.
   for (size_t i = 0; i < report.outcomes.size(); ++i) {
     if (report.reference < 0 ||
@@ -738,7 +748,6 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     spec.executable = report.executable;
     spec.argv = run.argv;
     spec.env = base_environment(run.label, run.dir, report.audit_library);
-    launch::apply_env_controls(options.controls, spec.env);
     spec.controls = options.controls;
     spec.timeout_seconds = options.timeout_seconds;
     spec.stdin_mode = options.stdin_mode;
@@ -747,9 +756,20 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     spec.stdout_spec = {mode, run.dir + "/stdout.txt", options.echo_to_stderr};
     spec.stderr_spec = {mode, run.dir + "/stderr.txt"};
 
-    // Equal labels and equal-length directories make this hold; if it did
-    // not, runs would start from different stack addresses.
-    size_t this_footprint = exec_footprint(spec.executable, spec.argv, spec.env);
+    run.perturbed = options.profile.any_perturbed() ? index - 1 : 0;
+    run.factors = factors::plan_run(options.profile, options.host, run.perturbed);
+    factors::PreloadUse preload_use{true, run.dir + "/" + kPreloadReportPrefix};
+    Status finished =
+        factors::finish_launch(run.factors.plan, options.host, preload_use, spec, run.factors);
+    if (!finished) {
+      return make_error(finished.error().message);
+    }
+
+    // Equal labels, equal-length directories and fixed-width factor
+    // variables make this hold; if it did not, runs would start from
+    // different stack addresses. Only a perturbed stack may move it.
+    size_t this_footprint = launch::exec_footprint(spec.executable, spec.argv, spec.env) -
+                            run.factors.plan.stack_extra;
     if (index > 1 && this_footprint != footprint) {
       return make_error("run " + run.label + " would start with " + std::to_string(this_footprint) +
                         " bytes of argv and environment, run " + report.runs.front().label +
@@ -766,6 +786,16 @@ Result<CheckReport> run_check(const CheckOptions& options) {
       return make_error(launched.error().message);
     }
     run.launch = std::move(*launched);
+    if (run.factors.plan.needs_preload) {
+      run.preload = factors::read_preload_report(run.dir + "/" + kPreloadReportPrefix,
+                                                 run.launch.pid);
+    }
+    factors::Observation seen{&run.launch, &run.preload, &run.argv};
+    factors::verify_run(options.profile, seen, run.factors);
+    if (!report.runs.empty()) {
+      run.factor_problems =
+          factors::compare_with_reference(report.runs.front().factors, run.factors);
+    }
     if (!options.record_libraries) {
       run.loaded.note = "not asked for (--no-library-record)";
       run.loaded.blas_name = run.loaded.allocator = "not recorded";

@@ -9,6 +9,7 @@
 
 #include "compare/npy.h"
 #include "compare/text.h"
+#include "factors/profile.h"
 #include "host/host_info.h"
 #include "host/loaded_libraries.h"
 #include "host/program.h"
@@ -33,6 +34,11 @@ struct CheckOptions {
   enum class Keep { kAll, kDiverged, kNone } keep = Keep::kDiverged;
   std::string out_dir;  // campaign directory; empty: a new one under .memdet/
   launch::Controls controls;
+  // What each factor does, and the host it was resolved against. A
+  // campaign with a perturbed factor runs the reference first (run 1, every
+  // factor at its pinned value), then one perturbed value per further run.
+  factors::Profile profile;
+  factors::Host host;
   std::optional<double> timeout_seconds;
   // Loads memdet's LD_AUDIT library into each run to record the shared
   // objects it loaded.
@@ -71,6 +77,12 @@ struct RunRecord {
   host::ProgramRecord program;
   std::vector<std::string> numeric_env;
   host::LoadedLibraries loaded;
+  int perturbed = 0;  // 0: a reference run; k: the k-th perturbed run
+  factors::RunFactors factors;
+  factors::PreloadReport preload;
+  // Factors whose measured quantity did not move as the profile says
+  // relative to the reference run.
+  std::vector<std::string> factor_problems;
   int outcome = -1;  // index into CheckReport::outcomes; -1 when the run failed
 
   bool completed() const { return launch.succeeded() && missing.empty(); }

@@ -31,16 +31,4 @@ std::string substitute(const std::string& text, const std::string& label,
   return result;
 }
 
-size_t exec_footprint(const std::string& executable, const std::vector<std::string>& argv,
-                      const std::vector<std::string>& env) {
-  size_t bytes = executable.size() + 1;
-  for (const std::string& arg : argv) {
-    bytes += arg.size() + 1;
-  }
-  for (const std::string& entry : env) {
-    bytes += entry.size() + 1;
-  }
-  return bytes;
-}
-
 }  // namespace memdet::protocol

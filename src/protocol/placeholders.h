@@ -17,10 +17,4 @@ std::string run_label(int index, int total_runs);
 std::string substitute(const std::string& text, const std::string& label,
                        const std::string& run_dir);
 
-// Total bytes the kernel copies onto a new process's stack for these
-// strings: every argv and environment entry with its terminating NUL, plus
-// the executable path.
-size_t exec_footprint(const std::string& executable, const std::vector<std::string>& argv,
-                      const std::vector<std::string>& env);
-
 }  // namespace memdet::protocol

@@ -186,6 +186,55 @@ json launch_json(const launch::LaunchResult& result) {
   return document;
 }
 
+json factors_json(const std::vector<factors::FactorRecord>& records) {
+  json list = json::array();
+  for (const factors::FactorRecord& record : records) {
+    json entry = {{"name", record.name},
+                  {"mode", factors::mode_name(record.mode)},
+                  {"applied", factors::applied_name(record.applied)}};
+    if (record.applied == factors::Applied::kApplied) {
+      entry["value"] = record.value;
+      entry["reference"] = record.reference;
+      entry["perturbed"] = record.perturbed;
+      entry["seed"] = record.seed;
+      entry["verified"] = launch::check_state_name(record.verified);
+      entry["observed"] = record.observed;
+      entry["measured"] = record.measured;
+      entry["replayable"] = record.replayable;
+    } else {
+      entry["reason"] = record.reason;
+    }
+    if (!record.note.empty()) {
+      entry["note"] = record.note;
+    }
+    list.push_back(entry);
+  }
+  return list;
+}
+
+json profile_json(const factors::Profile& profile) {
+  json entries = json::array();
+  for (const factors::ProfileEntry& entry : profile.entries) {
+    if (entry.mode == factors::Mode::kFree) {
+      continue;
+    }
+    json item = {{"name", entry.factor->name()},
+                 {"mode", factors::mode_name(entry.mode)},
+                 {"explicit", entry.explicit_request},
+                 {"applied", factors::applied_name(entry.applied)}};
+    if (entry.applied == factors::Applied::kApplied) {
+      item["reference"] = entry.reference;
+      if (!entry.variant.empty()) {
+        item["variant"] = entry.variant;
+      }
+    } else {
+      item["reason"] = entry.reason;
+    }
+    entries.push_back(item);
+  }
+  return {{"seed", profile.seed}, {"factors", entries}};
+}
+
 json run_json(const protocol::RunRecord& run) {
   json artifacts = json::array();
   for (const protocol::ArtifactRecord& artifact : run.artifacts) {
@@ -209,7 +258,11 @@ json run_json(const protocol::RunRecord& run) {
           {"moved_before_run", run.moved_before},
           {"program", program_json(run.program)},
           {"numeric_environment", run.numeric_env},
-          {"loaded", loaded_json(run.loaded)}};
+          {"loaded", loaded_json(run.loaded)},
+          {"perturbed_run", run.perturbed},
+          {"factors", factors_json(run.factors.records)},
+          {"factor_problems", run.factor_problems},
+          {"preload_report", run.preload.present ? json(run.preload.path) : json(nullptr)}};
 }
 
 json check_json(const protocol::CheckReport& report) {
@@ -243,11 +296,8 @@ json check_json(const protocol::CheckReport& report) {
 
   const protocol::CheckOptions& options = report.options;
   json controls = {
-      {"aslr_off", options.controls.aslr_off},
-      {"threads", options.controls.threads ? json(*options.controls.threads) : json(nullptr)},
       {"cpus", options.controls.cpus ? json(launch::format_cpu_list(*options.controls.cpus))
-                                     : json(nullptr)},
-      {"env_preset", options.controls.env_deterministic ? "deterministic" : ""}};
+                                     : json(nullptr)}};
 
   json verdict = {
       {"verdict", verdict_name(report.verdict)}, {"completed_runs", report.completed_runs},
@@ -284,6 +334,7 @@ json check_json(const protocol::CheckReport& report) {
                                                                      : "diverged"},
       {"timeout_seconds", options.timeout_seconds ? json(*options.timeout_seconds) : json(nullptr)},
       {"controls", controls},
+      {"profile", profile_json(options.profile)},
       {"result", verdict},
       {"outcomes", outcomes},
       {"runs", runs}};

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/text.h"
+#include "protocol/placeholders.h"
 
 namespace memdet::report {
 namespace {
@@ -248,15 +249,92 @@ std::string run_status(const protocol::RunRecord& run) {
   return status;
 }
 
+std::string describe_profile(const factors::Profile& profile) {
+  std::string pinned;
+  std::string perturbed;
+  std::string not_applicable;
+  for (const factors::ProfileEntry& entry : profile.entries) {
+    std::string name = entry.factor->name();
+    if (entry.mode == factors::Mode::kFree) {
+      continue;
+    }
+    if (entry.applied == factors::Applied::kNotApplicable) {
+      not_applicable += (not_applicable.empty() ? "" : ", ") + name + " (" + entry.reason + ")";
+    } else if (entry.mode == factors::Mode::kPerturb) {
+      perturbed += (perturbed.empty() ? "" : ", ") + name + " (reference " + entry.reference +
+                   (entry.variant.empty() ? "" : ", " + entry.variant) + ")";
+    } else {
+      pinned += (pinned.empty() ? "" : ", ") + name + "=" + entry.reference;
+    }
+  }
+  std::string line;
+  auto add = [&](const char* label, const std::string& list) {
+    if (!list.empty()) {
+      line += (line.empty() ? "" : "; ") + std::string(label) + list;
+    }
+  };
+  add("pinned: ", pinned);
+  add("perturbed: ", perturbed);
+  add("not applicable: ", not_applicable);
+  if (!perturbed.empty()) {
+    char seed[40];
+    std::snprintf(seed, sizeof seed, "; seed 0x%016llx",
+                  static_cast<unsigned long long>(profile.seed));
+    line += seed;
+  }
+  return line.empty() ? "every factor free" : line;
+}
+
+std::string describe_factor(const factors::FactorRecord& record) {
+  std::string line = record.name + " ";
+  if (record.applied == factors::Applied::kNotApplicable ||
+      record.applied == factors::Applied::kRefused) {
+    return line + factors::applied_name(record.applied) + ": " + record.reason;
+  }
+  line += record.perturbed ? "perturbed " + record.value + " (reference " + record.reference + ")"
+                           : "pinned " + record.value;
+  line += std::string(": ") + launch::check_state_name(record.verified);
+  if (!record.observed.empty()) {
+    line += ", " + record.observed;
+  }
+  if (!record.note.empty()) {
+    line += "; " + record.note;
+  }
+  return line;
+}
+
 void print_campaign_start(const protocol::CheckReport& report, std::FILE* out) {
   std::fprintf(out, "%d runs of %s\n  records: %s\n", report.options.runs,
                command_line(report.command).c_str(), report.campaign_dir.c_str());
+  if (!report.options.profile.entries.empty()) {
+    std::fprintf(out, "  factors: %s\n", describe_profile(report.options.profile).c_str());
+    if (report.options.profile.any_perturbed()) {
+      std::fprintf(out, "  run %s is the reference; every further run is perturbed\n",
+                   protocol::run_label(1, report.options.runs).c_str());
+    }
+  }
   std::fflush(out);
 }
 
 void print_run_progress(const protocol::RunRecord& run, int total, std::FILE* out) {
-  std::fprintf(out, "  run %s/%d %8.2f s  %s\n", run.label.c_str(), total, run.launch.wall_seconds,
-               run_status(run).c_str());
+  std::string values;
+  for (const factors::FactorRecord& record : run.factors.records) {
+    if (record.perturbed) {
+      values += "  " + record.name + "=" + record.value;
+    }
+  }
+  std::fprintf(out, "  run %s/%d %8.2f s  %s%s\n", run.label.c_str(), total,
+               run.launch.wall_seconds, run_status(run).c_str(), values.c_str());
+  for (const factors::FactorRecord& record : run.factors.records) {
+    if (record.applied == factors::Applied::kApplied &&
+        record.verified != launch::CheckState::kVerified &&
+        record.verified != launch::CheckState::kNotObservable) {
+      std::fprintf(out, "    %s\n", describe_factor(record).c_str());
+    }
+  }
+  for (const std::string& problem : run.factor_problems) {
+    std::fprintf(out, "    %s\n", problem.c_str());
+  }
   std::fflush(out);
 }
 
@@ -269,10 +347,28 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
                  report.options.runs, command_line(report.command).c_str());
   }
   std::fprintf(out, "records: %s\n", report.campaign_dir.c_str());
-  if (!report.runs.empty()) {
+  if (!report.runs.empty() && !report.runs.front().launch.checks.empty()) {
     std::string controls = launch::summarize_checks(report.runs.front().launch.checks);
     std::fprintf(out, "controls (run %s): %s\n", report.runs.front().label.c_str(),
                  controls.c_str());
+  }
+  if (!report.options.profile.entries.empty()) {
+    std::fprintf(out, "factors: %s\n", describe_profile(report.options.profile).c_str());
+    int unverified = 0;
+    int problems = 0;
+    for (const protocol::RunRecord& run : report.runs) {
+      for (const factors::FactorRecord& record : run.factors.records) {
+        unverified += record.applied == factors::Applied::kApplied &&
+                      record.verified != launch::CheckState::kVerified;
+      }
+      problems += static_cast<int>(run.factor_problems.size());
+    }
+    if (unverified > 0 || problems > 0) {
+      std::fprintf(out,
+                   "  %d factor checks not verified, %d factors that did not move as asked "
+                   "(see the runs' record.json)\n",
+                   unverified, problems);
+    }
   }
   const host::HostInfo& host = report.host;
   std::string extensions;

@@ -16,6 +16,12 @@ void print_campaign_start(const protocol::CheckReport& report, std::FILE* out);
 // One line per finished run, printed while the campaign goes on.
 void print_run_progress(const protocol::RunRecord& run, int total, std::FILE* out);
 
+// One line naming what is pinned, perturbed and not applicable.
+std::string describe_profile(const factors::Profile& profile);
+
+// "heap perturbed 32 (reference 0): verified, 1200 allocations ..."
+std::string describe_factor(const factors::FactorRecord& record);
+
 // "exit 0", "signal 9 (Killed)", "timed out", ...
 std::string describe_status(const launch::LaunchResult& result);
 

@@ -84,7 +84,7 @@ personality=$(tr -d '[:space:]' <aslr.out)
 # ADDR_NO_RANDOMIZE, from <linux/personality.h>.
 (( (16#$personality & 0x0040000) != 0 )) ||
     fail "aslr: personality $personality lacks ADDR_NO_RANDOMIZE (0x0040000)"
-expect_one_memdet_line aslr 'aslr off: at start verified, at exit verified'
+expect_one_memdet_line aslr 'aslr pinned off: verified, personality'
 [ "$(wc -l <aslr.err)" -eq 1 ] || { cat aslr.err >&2; fail "aslr: stderr is not one line"; }
 checked "--aslr off: the child's personality is $personality, one line says aslr was verified"
 

@@ -1,3 +1,4 @@
+#include "launch/launcher.h"
 #include "protocol/placeholders.h"
 
 #include <gtest/gtest.h>
@@ -33,7 +34,7 @@ TEST(Placeholders, SubstitutedTextDoesNotExpandAgain) {
 }
 
 TEST(Placeholders, FootprintCountsTerminatingNuls) {
-  EXPECT_EQ(exec_footprint("/bin/a", {"a", "bc"}, {"X=1"}), 7u + 2u + 3u + 4u);
+  EXPECT_EQ(launch::exec_footprint("/bin/a", {"a", "bc"}, {"X=1"}), 7u + 2u + 3u + 4u);
 }
 
 TEST(Placeholders, RunsOfOneCampaignHaveEqualFootprints) {
@@ -47,7 +48,7 @@ TEST(Placeholders, RunsOfOneCampaignHaveEqualFootprints) {
       argv.push_back(substitute(arg, label, dir));
     }
     size_t footprint =
-        exec_footprint("/usr/bin/python3", argv, {"MEMDET_RUN=" + label, "MEMDET_RUN_DIR=" + dir});
+        launch::exec_footprint("/usr/bin/python3", argv, {"MEMDET_RUN=" + label, "MEMDET_RUN_DIR=" + dir});
     if (index == 1) {
       first = footprint;
     }

@@ -1,0 +1,138 @@
+#include "factors/launch_setup.h"
+
+#include <algorithm>
+
+namespace memdet::factors {
+namespace {
+
+constexpr size_t kStackRounding = 256;
+
+// Removes NAME from env and returns its value ("" when absent).
+std::string take(std::vector<std::string>& env, const std::string& name) {
+  std::string value;
+  const std::string prefix = name + "=";
+  auto it = std::find_if(env.begin(), env.end(),
+                         [&](const std::string& entry) { return entry.rfind(prefix, 0) == 0; });
+  if (it != env.end()) {
+    value = it->substr(prefix.size());
+    env.erase(it);
+  }
+  return value;
+}
+
+void put(std::vector<std::string>& env, const std::string& name, const std::string& value) {
+  take(env, name);
+  env.push_back(name + "=" + value);
+}
+
+Status merge_controls(const launch::Controls& planned, launch::Controls& controls) {
+  controls.aslr_off = controls.aslr_off || planned.aslr_off;
+  controls.thp_disable = controls.thp_disable || planned.thp_disable;
+  if (planned.mem_policy != launch::Controls::MemPolicy::kDefault) {
+    controls.mem_policy = planned.mem_policy;
+    controls.mem_nodes = planned.mem_nodes;
+  }
+  if (planned.cpus) {
+    if (!controls.cpus) {
+      controls.cpus = planned.cpus;
+    } else {
+      launch::CpuSet both;
+      std::set_intersection(controls.cpus->begin(), controls.cpus->end(), planned.cpus->begin(),
+                            planned.cpus->end(), std::inserter(both, both.begin()));
+      if (both.empty()) {
+        return make_error("the CPUs asked for (" + launch::format_cpu_list(*controls.cpus) +
+                          ") and the CPUs a factor needs (" +
+                          launch::format_cpu_list(*planned.cpus) + ") have none in common");
+      }
+      controls.cpus = both;
+    }
+  }
+  return {};
+}
+
+Status pad_stack(const LaunchPlan& plan, launch::LaunchSpec& spec, RunFactors& run) {
+  put(spec.env, "MEMDET_STACK_PAD", "");
+  const size_t footprint = launch::exec_footprint(spec.executable, spec.argv, spec.env);
+  size_t base = 0;
+  if (plan.stack_base == "auto") {
+    base = (footprint / kStackRounding + 1) * kStackRounding;
+  } else {
+    base = static_cast<size_t>(std::stoul(plan.stack_base));
+  }
+  const size_t total = base + plan.stack_extra;
+  if (total < footprint) {
+    return make_error("stack: the command and its environment take " + std::to_string(footprint) +
+                      " bytes, more than the pinned total of " + std::to_string(total));
+  }
+  put(spec.env, "MEMDET_STACK_PAD", std::string(total - footprint, 'x'));
+  for (FactorRecord& record : run.records) {
+    if (record.name == "stack") {
+      record.reference = std::to_string(base);
+      record.value = std::to_string(base) +
+                     (plan.stack_extra > 0 ? "+" + std::to_string(plan.stack_extra) : "");
+      record.observed = std::to_string(total) + " bytes of argv, environment and path";
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Status finish_launch(const LaunchPlan& plan, const Host& host, const PreloadUse& use,
+                     launch::LaunchSpec& spec, RunFactors& run) {
+  Status merged = merge_controls(plan.controls, spec.controls);
+  if (!merged) {
+    return merged;
+  }
+  for (const auto& [name, value] : plan.env) {
+    put(spec.env, name, value);
+  }
+
+  take(spec.env, "MEMDET_PRELOAD");
+  take(spec.env, "MEMDET_STACK_PAD");
+  if (use.always || plan.needs_preload) {
+    if (host.preload_library.empty()) {
+      if (plan.needs_preload) {
+        return make_error("libmemdet_preload.so was not found beside the memdet binary; the "
+                          "factors asked for need it");
+      }
+    } else {
+      std::map<std::string, std::string> fields;
+      if (plan.needs_preload) {
+        fields = plan.preload;
+        fields["report"] = use.report_prefix;
+      }
+      std::string config = encode_preload_config(fields);
+      if (config.empty()) {
+        return make_error("the preload configuration does not fit in " +
+                          std::to_string(kPreloadConfigWidth) + " bytes");
+      }
+      if (!use.always) {
+        config.erase(config.find_last_not_of(' ') + 1);
+      }
+      std::string list = host.preload_library;
+      if (!plan.lower_allocator.empty()) {
+        list += " " + plan.lower_allocator;
+      }
+      std::string user = take(spec.env, "LD_PRELOAD");
+      if (!user.empty()) {
+        list += " " + user;
+      }
+      if (use.always) {
+        if (list.size() > kPreloadListWidth) {
+          return make_error("LD_PRELOAD would exceed " + std::to_string(kPreloadListWidth) +
+                            " bytes");
+        }
+        list.resize(kPreloadListWidth, ' ');
+      }
+      put(spec.env, "LD_PRELOAD", list);
+      put(spec.env, "MEMDET_PRELOAD", config);
+    }
+  }
+  if (!plan.stack_base.empty()) {
+    return pad_stack(plan, spec, run);
+  }
+  return {};
+}
+
+}  // namespace memdet::factors

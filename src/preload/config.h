@@ -1,0 +1,59 @@
+// MEMDET_PRELOAD, parsed without allocating: the fields of CONTRACT.md as a
+// plain struct with fixed-size storage, so it can live in a static and be
+// filled at the first hooked call.
+#pragma once
+
+#include <sched.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace memdet::preload {
+
+enum class Hugepages { kUnset, kHuge, kSmall };
+
+inline constexpr size_t kMaxValue = 4096;     // longest MEMDET_PRELOAD accepted
+inline constexpr size_t kMaxPinCpus = 1024;   // entries in cpus=
+
+struct Config {
+  char report_prefix[kMaxValue] = {};  // empty: no report
+  uint64_t seed = 0;
+  int heap_class = -1;                 // -1: not set
+  bool heap_random = false;
+  int uninit = -1;                     // fill byte, -1: not set
+  Hugepages hugepages = Hugepages::kUnset;
+  bool mlock = false;
+  int pin_cpus[kMaxPinCpus] = {};
+  size_t pin_cpu_count = 0;
+  bool has_free_cpus = false;
+  cpu_set_t free_cpus = {};
+  bool trace_threads = false;
+
+  // Headers in front of every block: the layout itself is perturbed.
+  bool shapes_heap() const { return heap_class >= 0 || heap_random; }
+  // Threads go through the start trampoline: pinned, logged, or given an
+  // ordinal for the seeded heap offsets.
+  bool wraps_threads() const { return pin_cpu_count > 0 || trace_threads || heap_random; }
+  bool logs_threads() const { return pin_cpu_count > 0 || trace_threads; }
+};
+
+enum class ParseOutcome {
+  kPassive,  // absent or blank
+  kActive,
+  kError,    // `error` holds the one line to print; the library stays passive
+};
+
+// Parses `text` (null when the variable is absent) into `config`, which must
+// be freshly constructed (the struct is large: callers keep it static rather
+// than build temporaries on a thread's stack). Fields are
+// `key=value` separated by ';'; spaces around fields are ignored, so is an
+// empty field. On kError, `error` holds "memdet preload: ..." without a
+// newline.
+ParseOutcome parse_config(const char* text, Config& config, char* error, size_t error_size);
+
+// Parses a CPU list in taskset syntax ("0-3,8") into `set`. Returns false on
+// an empty list, a malformed item, a reversed range or a CPU at or past
+// CPU_SETSIZE.
+bool parse_cpu_set(const char* text, size_t size, cpu_set_t& set);
+
+}  // namespace memdet::preload

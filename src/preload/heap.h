@@ -1,0 +1,33 @@
+// The heap perturbations of active mode: offset classes, seeded offsets,
+// uninitialised fill, hugepage advice and mlock.
+#pragma once
+
+#include <cstddef>
+
+namespace memdet::preload {
+
+enum class Fill {
+  kUninit,  // fresh memory: filled with the uninit= byte when that is set
+  kZero,    // calloc: zero, never filled
+};
+
+// Called once from start() in active mode: mlockall when asked.
+void start_heap();
+
+// Re-applies mlockall in a forked child: memory locks are not inherited.
+void heap_after_fork_child();
+
+// Active-mode allocation. `alignment` 0 means malloc's alignment; otherwise a
+// power of two at least sizeof(void*). Returns null on failure without
+// setting errno (callers set the errno or return code their API uses).
+void* heap_allocate(size_t size, size_t alignment, Fill fill);
+void* heap_reallocate(void* pointer, size_t size);
+void heap_free(void* pointer);
+size_t heap_usable_size(void* pointer);
+
+// For the report: mlockall's result (0 or an errno value; -1 when not
+// asked) and whether a freed-then-reallocated block comes back filled.
+int heap_mlock_result();
+bool heap_uninit_probe();
+
+}  // namespace memdet::preload

@@ -1,0 +1,180 @@
+#include "preload/threads.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "preload/heap.h"
+#include "preload/prim.h"
+
+namespace memdet::preload {
+namespace {
+
+ThreadRecord g_records[kMaxThreadRecords];
+std::atomic<size_t> g_record_count{0};
+
+// How many live threads hold each slot of cpus=.
+std::atomic<int> g_slot_holders[kMaxPinCpus];
+
+cpu_set_t g_initial_mask;
+pthread_key_t g_exit_key;
+bool g_have_exit_key = false;
+
+// What the creating thread hands to the trampoline. Allocated from the
+// lower allocator directly, never through the hooks.
+struct StartBlock {
+  void* (*routine)(void*);
+  void* argument;
+  ThreadRecord* record;
+  uint64_t ordinal_hash;
+  int slot;
+  char ordinal[kOrdinalSize];
+};
+
+// Thread-specific data destructors run when the thread returns from its
+// routine and when it calls pthread_exit, so this sees every exit.
+void on_thread_exit(void*) {
+  if (t_self.record != nullptr) {
+    t_self.record->last_cpu.store(::sched_getcpu(), std::memory_order_relaxed);
+    t_self.record->exited.store(true, std::memory_order_release);
+  }
+  if (t_self.slot >= 0 && g_config.pin_cpu_count > 0) {
+    g_slot_holders[t_self.slot].fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void* trampoline(void* opaque) {
+  StartBlock block;
+  std::memcpy(&block, opaque, sizeof block);
+  g_lower.free(opaque);
+
+  t_self.allocations = 0;
+  t_self.ordinal_hash = block.ordinal_hash;
+  t_self.record = block.record;
+  t_self.slot = block.slot;
+  t_self.children = 0;
+  std::memcpy(t_self.ordinal, block.ordinal, kOrdinalSize);
+
+  bool collision = false;
+  int assigned = -1;
+  if (g_config.pin_cpu_count > 0) {
+    collision = g_slot_holders[block.slot].fetch_add(1, std::memory_order_relaxed) > 0;
+    int cpu = g_config.pin_cpus[block.slot];
+    cpu_set_t mask;
+    CPU_ZERO(&mask);
+    CPU_SET(static_cast<size_t>(cpu), &mask);
+    if (::sched_setaffinity(0, sizeof mask, &mask) == 0) {
+      assigned = cpu;
+    }
+  }
+  if (block.record != nullptr) {
+    block.record->assigned_cpu = assigned;
+    block.record->collision = collision;
+    block.record->last_cpu.store(::sched_getcpu(), std::memory_order_relaxed);
+    block.record->tid.store(prim::thread_id(), std::memory_order_release);
+  }
+  if (g_have_exit_key) {
+    // Any non-null value: the destructor reads t_self.
+    ::pthread_setspecific(g_exit_key, &g_exit_key);
+  }
+  return block.routine(block.argument);
+}
+
+void after_fork_in_child() {
+  // Only the forking thread lives on; the child is a process of its own,
+  // with its own report.
+  ::sched_setaffinity(0, sizeof g_initial_mask, &g_initial_mask);
+  reset_counters();
+  g_record_count.store(0, std::memory_order_relaxed);
+  for (auto& holders : g_slot_holders) {
+    holders.store(0, std::memory_order_relaxed);
+  }
+  t_self.record = nullptr;
+  t_self.slot = -1;
+  heap_after_fork_child();
+}
+
+}  // namespace
+
+ThreadRecord* thread_records() { return g_records; }
+
+size_t thread_record_count() {
+  size_t count = g_record_count.load(std::memory_order_acquire);
+  return count < kMaxThreadRecords ? count : kMaxThreadRecords;
+}
+
+const cpu_set_t& initial_cpu_mask() { return g_initial_mask; }
+
+void start_threads() {
+  if (g_config.has_free_cpus) {
+    cpu_set_t current;
+    if (::sched_getaffinity(0, sizeof current, &current) == 0 &&
+        !CPU_EQUAL(&current, &g_config.free_cpus)) {
+      // An exec'd child of a pinned thread inherits the pin.
+      ::sched_setaffinity(0, sizeof g_config.free_cpus, &g_config.free_cpus);
+    }
+  }
+  if (::sched_getaffinity(0, sizeof g_initial_mask, &g_initial_mask) != 0) {
+    CPU_ZERO(&g_initial_mask);
+  }
+  ::pthread_atfork(nullptr, nullptr, after_fork_in_child);
+  if (g_config.wraps_threads()) {
+    g_have_exit_key = ::pthread_key_create(&g_exit_key, on_thread_exit) == 0;
+  }
+}
+
+int create_thread(pthread_t* thread, const pthread_attr_t* attributes, void* (*routine)(void*),
+                  void* argument) {
+  if (!g_config.wraps_threads()) {
+    int result = g_lower.pthread_create(thread, attributes, routine, argument);
+    if (result == 0) {
+      g_counters.threads_created.fetch_add(1, std::memory_order_relaxed);
+    }
+    return result;
+  }
+
+  auto* block = static_cast<StartBlock*>(g_lower.malloc(sizeof(StartBlock)));
+  if (block == nullptr) {
+    return EAGAIN;
+  }
+  unsigned index = ++t_self.children;
+  block->routine = routine;
+  block->argument = argument;
+  block->ordinal_hash = child_ordinal_hash(t_self.ordinal_hash, index);
+  child_ordinal(t_self.ordinal, index, block->ordinal);
+  block->slot = g_config.pin_cpu_count > 0
+                    ? static_cast<int>(child_slot(t_self.slot, index, g_config.pin_cpu_count))
+                    : -1;
+  block->record = nullptr;
+  if (g_config.logs_threads()) {
+    size_t slot = g_record_count.fetch_add(1, std::memory_order_acq_rel);
+    if (slot < kMaxThreadRecords) {
+      ThreadRecord& record = g_records[slot];
+      std::memcpy(record.ordinal, block->ordinal, kOrdinalSize);
+      record.tid.store(0, std::memory_order_relaxed);
+      record.assigned_cpu = -1;
+      record.last_cpu.store(-1, std::memory_order_relaxed);
+      record.collision = false;
+      record.exited.store(false, std::memory_order_relaxed);
+      block->record = &record;
+    }
+  }
+
+  int result = g_lower.pthread_create(thread, attributes, trampoline, block);
+  if (result != 0) {
+    // The ordinal is given back so that a retry gets the same one. A record
+    // already taken stays, marked as exited with no tid.
+    --t_self.children;
+    if (block->record != nullptr) {
+      block->record->exited.store(true, std::memory_order_release);
+    }
+    g_lower.free(block);
+    return result;
+  }
+  g_counters.threads_created.fetch_add(1, std::memory_order_relaxed);
+  return 0;
+}
+
+}  // namespace memdet::preload
