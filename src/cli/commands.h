@@ -45,6 +45,7 @@ struct ControlOptions {
   std::optional<std::string> membind;
   std::optional<std::string> interleave;
   std::optional<std::string> cpunodebind;
+  std::optional<std::string> noise_cpus;
 };
 void add_control_options(CLI::App& app, ControlOptions& options);
 

@@ -69,6 +69,9 @@ void add_control_options(CLI::App& app, ControlOptions& options) {
   app.add_option("--interleave", options.interleave, "same as --pin numa=interleave:NODES");
   app.add_option("--cpunodebind", options.cpunodebind,
                  "run the workload on the CPUs of this NUMA node");
+  app.add_option("--noise-cpus", options.noise_cpus,
+                 "the CPUs the noise factor sets aside for its antagonist (default: the last "
+                 "one the workload may use)");
   app.footer(factor_footer());
 }
 
@@ -124,6 +127,13 @@ FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
                                            ": no such NUMA node with CPUs");
     }
     setup.controls.cpus = found->cpus;
+  }
+  if (options.noise_cpus) {
+    auto cpus = launch::parse_cpu_list(*options.noise_cpus);
+    if (!cpus) {
+      throw CommandError(usage_status, "--noise-cpus: " + cpus.error().message);
+    }
+    setup.host.noise_cpus = *cpus;
   }
   // The factors see the CPUs the workload will really get.
   if (setup.controls.cpus) {

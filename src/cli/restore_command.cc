@@ -17,8 +17,7 @@ namespace {
 
 int restore() {
   std::string dir = factors::journal_dir();
-  factors::Recovery recovery =
-      factors::recover_stale_entries(dir, factors::RecoveryMode::kRestore);
+  factors::Recovery recovery = factors::recover_stale_entries(dir, factors::RecoveryMode::kRestore);
 
   for (const std::string& line : recovery.messages) {
     std::printf("memdet restore: %s\n", printable(line).c_str());

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "core/sys.h"
+#include "factors/antagonist.h"
 #include "factors/launch_setup.h"
 
 #include "cli/commands.h"
@@ -172,7 +173,10 @@ int run(const RunOptions& options) {
     std::fprintf(stderr, "memdet run: cannot replay %s; recorded as observed\n", factor.c_str());
   }
 
+  factors::RunNoise noise(factors);
+  spec.spare_children = noise.pids();
   auto result = launch::launch(spec);
+  noise.stop();
   if (!result) {
     throw CommandError(125, result.error().message);
   }
@@ -182,6 +186,7 @@ int run(const RunOptions& options) {
   }
   factors::Observation seen{&*result, &preload, &spec.argv};
   factors::verify_run(setup.profile, seen, factors);
+  noise.record(factors);
 
   // One line: the status, then what each factor and control showed.
   std::string line;

@@ -399,4 +399,41 @@ Result<double> Antagonist::stop() {
   return gbps;
 }
 
+RunNoise::RunNoise(const RunFactors& run) {
+  for (const FactorRecord& record : run.records) {
+    std::optional<AntagonistPlan> plan = antagonist_for(record);
+    if (!plan) {
+      continue;
+    }
+    asked_ = true;
+    auto started = Antagonist::start(plan->cpus, plan->intensity);
+    if (started) {
+      antagonist_ = std::move(*started);
+    } else {
+      outcome_ = Result<double>(started.error());
+    }
+  }
+}
+
+std::vector<int> RunNoise::pids() const {
+  return antagonist_ ? antagonist_->pids() : std::vector<int>{};
+}
+
+void RunNoise::stop() {
+  if (antagonist_ && antagonist_->running()) {
+    outcome_ = antagonist_->stop();
+  }
+}
+
+void RunNoise::record(RunFactors& run) const {
+  if (!asked_ || !outcome_) {
+    return;
+  }
+  for (FactorRecord& record : run.records) {
+    if (antagonist_for(record)) {
+      record_antagonist(*outcome_, record);
+    }
+  }
+}
+
 }  // namespace memdet::factors

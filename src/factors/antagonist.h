@@ -17,6 +17,7 @@
 #include "core/result.h"
 #include "core/sys.h"
 #include "factors/factor.h"
+#include "factors/profile.h"
 #include "launch/cpu_list.h"
 
 namespace memdet::factors {
@@ -83,5 +84,29 @@ std::optional<AntagonistPlan> antagonist_for(const FactorRecord& record);
 // record is verified when the antagonist moved memory. Call it after
 // verify_run, which checks that the workload kept off the noise CPUs.
 void record_antagonist(const Result<double>& gbps, FactorRecord& record);
+
+}  // namespace memdet::factors
+
+namespace memdet::factors {
+
+// The antagonist of one run, if its factors ask for one: started before the
+// launch, stopped after it, its bandwidth put into the noise record.
+class RunNoise {
+ public:
+  // Starts what `run`'s records ask for; a failure to start is kept for the
+  // record, and the run goes on without it.
+  explicit RunNoise(const RunFactors& run);
+  // memdet's children the launcher must leave alone.
+  std::vector<int> pids() const;
+  // Stops the antagonist; call before verify_run.
+  void stop();
+  // After verify_run: the bandwidth into the noise record.
+  void record(RunFactors& run) const;
+
+ private:
+  std::optional<Antagonist> antagonist_;
+  std::optional<Result<double>> outcome_;
+  bool asked_ = false;
+};
 
 }  // namespace memdet::factors

@@ -106,6 +106,9 @@ class Factor {
   // Part of `--pin all`.
   virtual bool in_all() const { return true; }
   virtual bool perturbable() const { return true; }
+  // Restricts the CPUs the workload gets (numa binding, noise): resolved and
+  // applied before the factors that place threads on those CPUs.
+  virtual bool shapes_cpus() const { return false; }
   // Works through libmemdet_preload.so inside the workload.
   virtual bool needs_preload() const { return false; }
   // A perturbation of its own kind (--perturb heap=random); "" is the plain one.

@@ -27,6 +27,7 @@ struct Host {
   std::map<std::string, std::string> allocators;
   std::string preload_library;  // libmemdet_preload.so beside memdet; empty: missing
   bool system_allowed = false;  // --system was given
+  launch::CpuSet noise_cpus;    // --noise-cpus; empty: the noise factor's default
 };
 
 // Reads the host. `root` prefixes every /sys and /proc path ("" for the

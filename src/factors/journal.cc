@@ -146,8 +146,8 @@ std::vector<JournalEntry> read_entries(const std::string& dir, Trust trust,
     auto entry = from_json(*text);
     if (!entry) {
       if (unreadable != nullptr) {
-        unreadable->push_back("journal entry " + file + " is damaged (" +
-                              entry.error().message + "); left in place");
+        unreadable->push_back("journal entry " + file + " is damaged (" + entry.error().message +
+                              "); left in place");
       }
       continue;
     }
@@ -234,14 +234,12 @@ Result<Journal> Journal::lock(const std::string& dir, double wait_seconds) {
   }
   Status trusted = check_trusted(dir, true);
   if (!trusted) {
-    return make_error("the journal directory is not safe to act on: " +
-                      trusted.error().message);
+    return make_error("the journal directory is not safe to act on: " + trusted.error().message);
   }
   std::string lock_path = dir + "/" + kLockName;
   sys::ScopedFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (!fd.valid()) {
-    return make_error("cannot open the journal lock " + lock_path + ": " +
-                      sys::errno_text(errno));
+    return make_error("cannot open the journal lock " + lock_path + ": " + sys::errno_text(errno));
   }
 
   double deadline = sys::monotonic_seconds() + wait_seconds;

@@ -54,6 +54,7 @@ std::string format(const NoiseValue& value) {
 class Noise final : public Factor {
  public:
   const char* name() const override { return "noise"; }
+  bool shapes_cpus() const override { return true; }
   const char* summary() const override {
     return "memory-bandwidth antagonist: every run keeps off the CPUs set aside (default: the "
            "last one; value idle:CPUS), perturb streams memory there (stream, or stream50 for "
@@ -71,6 +72,9 @@ class Noise final : public Factor {
     auto parsed = parse(value);
     if (!parsed) {
       return bad_request(parsed.error().message);
+    }
+    if (parsed->cpus.empty()) {
+      parsed->cpus = host.noise_cpus;
     }
     if (parsed->cpus.empty()) {
       parsed->cpus.insert(*host.allowed_cpus.rbegin());

@@ -49,6 +49,7 @@ std::string node_list(const Host& host) {
 class Numa final : public Factor {
  public:
   const char* name() const override { return "numa"; }
+  bool shapes_cpus() const override { return true; }
   const char* summary() const override {
     return "memory node: pin bind:NODE (memory and CPUs) or interleave:NODES, perturb picks "
            "another node or policy; verified by the policy in numa_maps at the exec stop";

@@ -97,7 +97,57 @@ Status check_combinations(Profile& profile) {
   return {};
 }
 
+// Checks one requested factor: privileges for a system change, the value
+// against the host, a perturbation that can really vary here.
+Status resolve_one(ProfileEntry& entry, const Selection& selection, const std::string& value,
+                   const Host& host) {
+  const Factor& factor = *entry.factor;
+  if (factor.system_wide() && entry.explicit_request) {
+    if (!selection.system) {
+      return make_error(std::string(factor.name()) +
+                        ": changes a setting of the whole machine; add --system (as root) to "
+                        "allow it");
+    }
+    if (!host.root) {
+      return make_error(std::string(factor.name()) +
+                        ": changing a system-wide setting needs root; run memdet as root");
+    }
+  }
+  Status status = resolve_entry(entry, value, host);
+  if (!status) {
+    return status.error();
+  }
+  if (entry.mode == Mode::kPerturb && entry.applied == Applied::kApplied) {
+    if (!factor.accepts_variant(entry.variant)) {
+      return make_error("--perturb " + std::string(factor.name()) + "=" + entry.variant +
+                        ": unknown perturbation");
+    }
+    std::string first =
+        factor.perturbed_value(entry.reference, entry.variant, 1, entry.seed, host);
+    if (first.empty() || first == entry.reference) {
+      return make_error(std::string(factor.name()) +
+                        ": cannot vary on this host (no value other than " + entry.reference +
+                        ")");
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+Host workload_host(const Profile& profile, const Host& host) {
+  LaunchPlan plan;
+  for (const ProfileEntry& entry : profile.entries) {
+    if (entry.applied == Applied::kApplied && entry.factor->shapes_cpus()) {
+      entry.factor->apply(entry.reference, host, plan);
+    }
+  }
+  Host shaped = host;
+  if (plan.controls.cpus) {
+    shaped.allowed_cpus = *plan.controls.cpus;
+  }
+  return shaped;
+}
 
 const char* mode_name(Mode mode) {
   switch (mode) {
@@ -212,38 +262,21 @@ Result<Profile> make_profile(const Selection& selection, const Host& host) {
     values[name] = value;
   }
 
-  for (ProfileEntry& entry : profile.entries) {
-    if (entry.mode == Mode::kFree) {
-      continue;
-    }
-    const Factor& factor = *entry.factor;
-    if (factor.system_wide() && entry.explicit_request) {
-      if (!selection.system) {
-        return make_error(std::string(factor.name()) +
-                          ": changes a setting of the whole machine; add --system (as root) to "
-                          "allow it");
+  // CPU-shaping factors first: the others resolve against the CPUs the
+  // workload will really have.
+  Host shaped = host;
+  for (int phase = 0; phase < 2; ++phase) {
+    for (ProfileEntry& entry : profile.entries) {
+      if (entry.mode == Mode::kFree || entry.factor->shapes_cpus() != (phase == 0)) {
+        continue;
       }
-      if (!host.root) {
-        return make_error(std::string(factor.name()) +
-                          ": changing a system-wide setting needs root; run memdet as root");
+      Status status = resolve_one(entry, selection, values[entry.factor->name()], shaped);
+      if (!status) {
+        return status.error();
       }
     }
-    Status status = resolve_entry(entry, values[factor.name()], host);
-    if (!status) {
-      return status.error();
-    }
-    if (entry.mode == Mode::kPerturb && entry.applied == Applied::kApplied) {
-      if (!factor.accepts_variant(entry.variant)) {
-        return make_error("--perturb " + std::string(factor.name()) + "=" + entry.variant +
-                          ": unknown perturbation");
-      }
-      std::string first =
-          factor.perturbed_value(entry.reference, entry.variant, 1, entry.seed, host);
-      if (first.empty() || first == entry.reference) {
-        return make_error(std::string(factor.name()) +
-                          ": cannot vary on this host (no value other than " + entry.reference +
-                          ")");
-      }
+    if (phase == 0) {
+      shaped = workload_host(profile, host);
     }
   }
   Status combined = check_combinations(profile);
@@ -261,7 +294,21 @@ bool Profile::needs_preload() const {
 
 RunFactors plan_run(const Profile& profile, const Host& host, int perturbed) {
   RunFactors run;
+  const Host shaped = workload_host(profile, host);
+  std::vector<const ProfileEntry*> order;
   for (const ProfileEntry& entry : profile.entries) {
+    if (entry.factor->shapes_cpus()) {
+      order.push_back(&entry);
+    }
+  }
+  for (const ProfileEntry& entry : profile.entries) {
+    if (!entry.factor->shapes_cpus()) {
+      order.push_back(&entry);
+    }
+  }
+  for (const ProfileEntry* each : order) {
+    const ProfileEntry& entry = *each;
+    const Host& host_seen = entry.factor->shapes_cpus() ? host : shaped;
     if (entry.mode == Mode::kFree) {
       continue;
     }
@@ -276,11 +323,11 @@ RunFactors plan_run(const Profile& profile, const Host& host, int perturbed) {
       std::string value = entry.reference;
       if (entry.mode == Mode::kPerturb && perturbed > 0) {
         value = entry.factor->perturbed_value(entry.reference, entry.variant, perturbed,
-                                              entry.seed, host);
+                                              entry.seed, host_seen);
         record.perturbed = true;
       }
       record.value = value;
-      entry.factor->apply(value, host, run.plan);
+      entry.factor->apply(value, host_seen, run.plan);
     }
     run.records.push_back(record);
   }

@@ -50,6 +50,10 @@ struct Profile {
 // one line naming the factor.
 Result<Profile> make_profile(const Selection& selection, const Host& host);
 
+// The host as the workload sees it once the CPU-shaping factors (numa,
+// noise) took their CPUs: what thread placement and counts resolve against.
+Host workload_host(const Profile& profile, const Host& host);
+
 // What the factors do in one run. `perturbed` counts perturbed runs from 1;
 // 0 is a reference run, where a perturbed factor takes its pinned value.
 struct RunFactors {

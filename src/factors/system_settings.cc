@@ -16,10 +16,10 @@ namespace {
 std::string pid_text(const Owner& owner) { return "memdet pid " + std::to_string(owner.pid); }
 
 enum class Undo {
-  kRestored,   // written back
+  kRestored,     // written back
   kAlreadyBack,  // it reads the value from before memdet already
-  kChanged,    // neither memdet's value nor the one before: someone else's
-  kFailed,     // could not be read or written
+  kChanged,      // neither memdet's value nor the one before: someone else's
+  kFailed,       // could not be read or written
 };
 
 struct UndoResult {
@@ -141,9 +141,8 @@ void recover_entry(Journal& journal, const JournalEntry& entry, const std::strin
       return;
     case Undo::kRestored:
       recovery.restored++;
-      recovery.messages.push_back("restored " + entry.path + " to " + entry.before + ": " +
-                                  owner + " set it to " + entry.after +
-                                  " and died before putting it back");
+      recovery.messages.push_back("restored " + entry.path + " to " + entry.before + ": " + owner +
+                                  " set it to " + entry.after + " and died before putting it back");
       break;
     case Undo::kAlreadyBack:
       recovery.dropped++;
@@ -198,6 +197,19 @@ Result<std::string> write_setting(const std::string& path, const std::string& va
   }
   fd.reset();
   return read_setting(path);
+}
+
+std::vector<SystemWrite> profile_system_writes(const Profile& profile, const Host& host) {
+  std::vector<SystemWrite> writes;
+  for (const ProfileEntry& entry : profile.entries) {
+    if (entry.mode == Mode::kFree || entry.applied != Applied::kApplied) {
+      continue;
+    }
+    for (SystemWrite& write : entry.factor->system_writes(entry.reference, host)) {
+      writes.push_back(std::move(write));
+    }
+  }
+  return writes;
 }
 
 Result<SystemSettings> SystemSettings::apply(const std::vector<SystemWrite>& writes) {
@@ -258,8 +270,7 @@ Result<SystemSettings> SystemSettings::apply(const std::vector<SystemWrite>& wri
 
     auto before = read_setting(write.path);
     if (!before) {
-      return fail("cannot read " + write.path + " before changing it: " +
-                  before.error().message);
+      return fail("cannot read " + write.path + " before changing it: " + before.error().message);
     }
     JournalEntry entry;
     entry.path = write.path;
@@ -269,8 +280,7 @@ Result<SystemSettings> SystemSettings::apply(const std::vector<SystemWrite>& wri
     entry.boot_id = *boot;
     Status journaled = journal->add(entry);
     if (!journaled) {
-      return fail("cannot journal the change of " + write.path + ": " +
-                  journaled.error().message);
+      return fail("cannot journal the change of " + write.path + ": " + journaled.error().message);
     }
     if (entry.before != entry.after) {
       auto after = write_setting(write.path, write.value);
@@ -333,8 +343,7 @@ Status SystemSettings::restore() {
   // the lock, the settings are still restored and the entries stay for the
   // next start, which finds them owned by a dead process and drops them.
   auto journal = Journal::lock(dir_);
-  std::vector<std::string> problems =
-      undo_all(journal ? &*journal : nullptr, entries_);
+  std::vector<std::string> problems = undo_all(journal ? &*journal : nullptr, entries_);
   if (!journal) {
     problems.push_back(journal.error().message);
   }

@@ -15,6 +15,7 @@
 #include "core/result.h"
 #include "factors/factor.h"
 #include "factors/journal.h"
+#include "factors/profile.h"
 
 namespace memdet::factors {
 
@@ -34,6 +35,10 @@ struct AppliedSetting {
   std::string before;  // as read before the change; what restore() writes back
   std::string after;   // as read after the change
 };
+
+// The system-wide writes a campaign needs: those of every applied factor
+// at its pinned value, in the profile's order.
+std::vector<SystemWrite> profile_system_writes(const Profile& profile, const Host& host);
 
 // Holds a set of changed settings; restores them when it goes. Move-only.
 class SystemSettings {

@@ -14,6 +14,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -246,7 +247,7 @@ struct Remnant {
   std::string command;
 };
 
-std::vector<Remnant> find_remnants(int group) {
+std::vector<Remnant> find_remnants(int group, const std::vector<int>& spare) {
   std::vector<Remnant> found;
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) {
@@ -256,7 +257,8 @@ std::vector<Remnant> find_remnants(int group) {
   while (dirent* entry = ::readdir(proc)) {
     char* end = nullptr;
     long pid = std::strtol(entry->d_name, &end, 10);
-    if (*end != '\0' || pid <= 0 || pid == self) {
+    if (*end != '\0' || pid <= 0 || pid == self ||
+        std::find(spare.begin(), spare.end(), static_cast<int>(pid)) != spare.end()) {
       continue;
     }
     auto stat = sys::read_small_file("/proc/" + std::string(entry->d_name) + "/stat");
@@ -288,7 +290,7 @@ std::vector<Remnant> find_remnants(int group) {
 // then nothing can remain, and the scan of all of /proc is skipped. An
 // orphan is reparented before its parent becomes a zombie, so a live
 // descendant is always either in the group or among our children.
-bool nothing_left(int group) {
+bool nothing_left(int group, const std::vector<int>& spare) {
   if (::kill(-group, 0) == 0 || errno != ESRCH) {
     return false;
   }
@@ -303,8 +305,23 @@ bool nothing_left(int group) {
     }
     auto children =
         sys::read_small_file("/proc/self/task/" + std::string(entry->d_name) + "/children");
-    if (!children || children->find_first_not_of(" \n") != std::string::npos) {
+    if (!children) {
       none = false;
+      break;
+    }
+    char* cursor = children->data();
+    for (;;) {
+      char* end = nullptr;
+      long pid = std::strtol(cursor, &end, 10);
+      if (end == cursor) {
+        break;
+      }
+      if (std::find(spare.begin(), spare.end(), static_cast<int>(pid)) == spare.end()) {
+        none = false;
+      }
+      cursor = end;
+    }
+    if (!none) {
       break;
     }
   }
@@ -321,9 +338,10 @@ void reap_adopted() {
 // processes we adopted as subreaper, SIGKILL what outlives a grace period,
 // and reap it all. A leftover that holds an output pipe would otherwise
 // keep memdet waiting forever.
-std::vector<LeftBehind> clean_up_descendants(int group, bool kill_at_once) {
+std::vector<LeftBehind> clean_up_descendants(int group, bool kill_at_once,
+                                             const std::vector<int>& spare) {
   reap_adopted();
-  if (nothing_left(group)) {
+  if (nothing_left(group, spare)) {
     return {};
   }
 
@@ -335,7 +353,7 @@ std::vector<LeftBehind> clean_up_descendants(int group, bool kill_at_once) {
 
   // Note what is there before signalling: a process that dies of the first
   // signal was still left behind.
-  for (const Remnant& remnant : find_remnants(group)) {
+  for (const Remnant& remnant : find_remnants(group, spare)) {
     if (remnant.state != 'Z') {
       seen.emplace(remnant.pid, remnant.command);
     }
@@ -346,7 +364,7 @@ std::vector<LeftBehind> clean_up_descendants(int group, bool kill_at_once) {
   }
   for (;;) {
     reap_adopted();
-    std::vector<Remnant> remnants = find_remnants(group);
+    std::vector<Remnant> remnants = find_remnants(group, spare);
     bool any_alive = false;
     for (const Remnant& remnant : remnants) {
       if (remnant.state == 'Z') {
@@ -822,7 +840,7 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
   result.system_seconds = timeval_seconds(usage.ru_stime);
   result.max_rss_kib = usage.ru_maxrss;
 
-  result.left_behind = clean_up_descendants(pid, timed_out || stopped);
+  result.left_behind = clean_up_descendants(pid, timed_out || stopped, spec.spare_children);
 
   // Every writer is gone now, so the pipes reach EOF.
   const double drain_until = sys::monotonic_seconds() + 2.0;

@@ -34,6 +34,9 @@ struct LaunchSpec {
   // program's /proc before it runs.
   bool stop_at_exec = true;
   std::optional<double> timeout_seconds;
+  // memdet's own children that live beside the workload (the noise
+  // antagonist): never taken for something the workload left behind.
+  std::vector<int> spare_children;
   StdinMode stdin_mode = StdinMode::kNull;
   OutputSpec stdout_spec;
   OutputSpec stderr_spec;

@@ -12,15 +12,15 @@ namespace memdet::preload {
 
 enum class Hugepages { kUnset, kHuge, kSmall };
 
-inline constexpr size_t kMaxValue = 4096;     // longest MEMDET_PRELOAD accepted
-inline constexpr size_t kMaxPinCpus = 1024;   // entries in cpus=
+inline constexpr size_t kMaxValue = 4096;    // longest MEMDET_PRELOAD accepted
+inline constexpr size_t kMaxPinCpus = 1024;  // entries in cpus=
 
 struct Config {
   char report_prefix[kMaxValue] = {};  // empty: no report
   uint64_t seed = 0;
-  int heap_class = -1;                 // -1: not set
+  int heap_class = -1;  // -1: not set
   bool heap_random = false;
-  int uninit = -1;                     // fill byte, -1: not set
+  int uninit = -1;  // fill byte, -1: not set
   Hugepages hugepages = Hugepages::kUnset;
   bool mlock = false;
   int pin_cpus[kMaxPinCpus] = {};
@@ -40,7 +40,7 @@ struct Config {
 enum class ParseOutcome {
   kPassive,  // absent or blank
   kActive,
-  kError,    // `error` holds the one line to print; the library stays passive
+  kError,  // `error` holds the one line to print; the library stays passive
 };
 
 // Parses `text` (null when the variable is absent) into `config`, which must

@@ -36,10 +36,10 @@ constexpr uintptr_t kMagic = 0x6d656d6465742121ULL;
 
 struct Header {
   uintptr_t raw;
-  size_t size;          // as requested, for realloc's copy and fill
-  uint32_t alignment;   // log2 of the requested alignment, 0 for the default
-  uint32_t huge;        // placed on a 2 MiB boundary
-  uintptr_t tag;        // the pointer xor kMagic: tells our blocks from foreign ones
+  size_t size;         // as requested, for realloc's copy and fill
+  uint32_t alignment;  // log2 of the requested alignment, 0 for the default
+  uint32_t huge;       // placed on a 2 MiB boundary
+  uintptr_t tag;       // the pointer xor kMagic: tells our blocks from foreign ones
 };
 static_assert(sizeof(Header) == kHeaderSize);
 
@@ -87,7 +87,8 @@ size_t draw_offset(size_t alignment) {
   size_t offset = g_config.heap_class > 0 ? static_cast<size_t>(g_config.heap_class) : 0;
   if (g_config.heap_random) {
     uint64_t count = t_self.allocations++;
-    uint64_t bits = mix64(g_config.seed ^ mix64(t_self.ordinal_hash + count * 0x9e3779b97f4a7c15ULL));
+    uint64_t bits =
+        mix64(g_config.seed ^ mix64(t_self.ordinal_hash + count * 0x9e3779b97f4a7c15ULL));
     offset += static_cast<size_t>(bits >> 60) * 16;
   }
   if (alignment >= 64) {
@@ -109,6 +110,18 @@ void count(void* pointer, size_t alignment) {
   if (alignment >= 64) {
     g_counters.aligned_requests.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+// The lower malloc_usable_size, under the re-entry guard. Returns 0 when
+// there is none, or when called from inside itself.
+size_t lower_usable(void* pointer) {
+  if (g_lower.malloc_usable_size == nullptr || t_self.in_lower) {
+    return 0;
+  }
+  t_self.in_lower = true;
+  size_t usable = g_lower.malloc_usable_size(pointer);
+  t_self.in_lower = false;
+  return usable;
 }
 
 bool wants_huge(size_t size) { return g_config.hugepages == Hugepages::kHuge && size >= kHugePage; }
@@ -172,9 +185,9 @@ void finish(void* pointer, size_t size, size_t alignment, Fill fill) {
   if (fill == Fill::kUninit && g_config.uninit >= 0) {
     // Without a header, realloc later knows only the usable size, so the
     // allocator's slack past `size` is filled too.
-    size_t filled = size;
-    if (!g_config.shapes_heap() && g_lower.malloc_usable_size != nullptr) {
-      filled = g_lower.malloc_usable_size(pointer);
+    size_t filled = g_config.shapes_heap() ? size : lower_usable(pointer);
+    if (filled < size) {
+      filled = size;
     }
     std::memset(pointer, g_config.uninit, filled);
   }
@@ -183,8 +196,11 @@ void finish(void* pointer, size_t size, size_t alignment, Fill fill) {
 
 void* reallocate_plain(void* pointer, size_t size) {
   size_t old_usable = SIZE_MAX;
-  if (g_config.uninit >= 0 && g_lower.malloc_usable_size != nullptr) {
-    old_usable = g_lower.malloc_usable_size(pointer);
+  if (g_config.uninit >= 0) {
+    old_usable = lower_usable(pointer);
+    if (old_usable == 0) {
+      old_usable = SIZE_MAX;  // unknown: fill nothing rather than guess
+    }
   }
   auto* moved = static_cast<char*>(g_lower.realloc(pointer, size));
   if (moved == nullptr) {
@@ -207,9 +223,8 @@ void* reallocate_shaped(void* pointer, Header* header, size_t size) {
   auto* current = static_cast<char*>(pointer);
   size_t alignment = old.alignment == 0 ? 0 : static_cast<size_t>(1) << old.alignment;
   bool huge = wants_huge(size);
-  size_t usable = g_lower.malloc_usable_size != nullptr
-                      ? g_lower.malloc_usable_size(raw) - static_cast<size_t>(current - raw)
-                      : old.size;
+  size_t raw_usable = lower_usable(raw);
+  size_t usable = raw_usable != 0 ? raw_usable - static_cast<size_t>(current - raw) : old.size;
 
   // Room in the block already: the pointer stays.
   if (size <= usable && (!huge || old.huge != 0)) {
@@ -330,14 +345,15 @@ size_t heap_usable_size(void* pointer) {
   if (g_config.shapes_heap()) {
     Header* header = header_of(pointer);
     if (is_ours(pointer, header)) {
-      if (g_lower.malloc_usable_size == nullptr) {
+      auto* raw = reinterpret_cast<char*>(header->raw);
+      size_t raw_usable = lower_usable(raw);
+      if (raw_usable == 0) {
         return header->size;
       }
-      auto* raw = reinterpret_cast<char*>(header->raw);
-      return g_lower.malloc_usable_size(raw) - static_cast<size_t>(static_cast<char*>(pointer) - raw);
+      return raw_usable - static_cast<size_t>(static_cast<char*>(pointer) - raw);
     }
   }
-  return g_lower.malloc_usable_size != nullptr ? g_lower.malloc_usable_size(pointer) : 0;
+  return lower_usable(pointer);
 }
 
 int heap_mlock_result() { return g_mlock_result; }

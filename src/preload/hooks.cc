@@ -295,8 +295,8 @@ MEMDET_EXPORT size_t malloc_usable_size(void* pointer) noexcept {
 // numpy advises MADV_HUGEPAGE on its large arrays itself; hugepages=small
 // must win over that.
 MEMDET_EXPORT int madvise(void* address, size_t length, int advice) noexcept {
-  if (advice == MADV_HUGEPAGE && !is_passive() &&
-      memdet::preload::start() == Start::kReady && memdet::preload::is_active() &&
+  if (advice == MADV_HUGEPAGE && !is_passive() && memdet::preload::start() == Start::kReady &&
+      memdet::preload::is_active() &&
       memdet::preload::g_config.hugepages == memdet::preload::Hugepages::kSmall) {
     memdet::preload::g_counters.madvise_suppressed.fetch_add(1, std::memory_order_relaxed);
     return 0;
@@ -361,7 +361,8 @@ MEMDET_EXPORT void operator delete(void* pointer, std::align_val_t) noexcept {
 MEMDET_EXPORT void operator delete[](void* pointer, std::align_val_t) noexcept {
   delete_fast(pointer);
 }
-MEMDET_EXPORT void operator delete(void* pointer, std::align_val_t, const std::nothrow_t&) noexcept {
+MEMDET_EXPORT void operator delete(void* pointer, std::align_val_t,
+                                   const std::nothrow_t&) noexcept {
   delete_fast(pointer);
 }
 MEMDET_EXPORT void operator delete[](void* pointer, std::align_val_t,

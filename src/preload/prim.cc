@@ -137,12 +137,18 @@ long find_number_field(const char* text, const char* key) {
 
 const char* errno_name(int error) {
   switch (error) {
-    case ENOMEM: return "ENOMEM";
-    case EPERM: return "EPERM";
-    case EAGAIN: return "EAGAIN";
-    case EINVAL: return "EINVAL";
-    case ENOSYS: return "ENOSYS";
-    default: return nullptr;
+    case ENOMEM:
+      return "ENOMEM";
+    case EPERM:
+      return "EPERM";
+    case EAGAIN:
+      return "EAGAIN";
+    case EINVAL:
+      return "EINVAL";
+    case ENOSYS:
+      return "ENOSYS";
+    default:
+      return nullptr;
   }
 }
 

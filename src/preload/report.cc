@@ -354,7 +354,10 @@ void write_report() {
     out.text("uninit_probe").tab().text(heap_uninit_probe() ? "ok" : "bad").end();
   }
   if (g_config.hugepages != Hugepages::kUnset) {
-    out.text("hugepages").tab().text(g_config.hugepages == Hugepages::kHuge ? "huge" : "small").end();
+    out.text("hugepages")
+        .tab()
+        .text(g_config.hugepages == Hugepages::kHuge ? "huge" : "small")
+        .end();
     write_count(out, "huge_aligned", g_counters.huge_aligned.load(std::memory_order_relaxed));
     write_count(out, "madvise_suppressed",
                 g_counters.madvise_suppressed.load(std::memory_order_relaxed));

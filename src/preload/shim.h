@@ -86,6 +86,10 @@ struct ThreadSelf {
   int slot;  // index into cpus=; -1 for a thread not created through the shim
   unsigned children;
   bool starting;  // inside start() on this thread
+  // Inside a lower function that may call back into the shim: tcmalloc's
+  // malloc_usable_size allocates with operator new on first use. Calls
+  // arriving meanwhile skip the extras that would call it again.
+  bool in_lower;
   char ordinal[kOrdinalSize];
 };
 

@@ -25,7 +25,7 @@ Config g_config;
 std::atomic<Mode> g_mode{Mode::kUnset};
 Counters g_counters;
 __thread ThreadSelf t_self __attribute__((tls_model("initial-exec"))) = {
-    0, kMainOrdinalHash, nullptr, -1, 0, false, "0"};
+    0, kMainOrdinalHash, nullptr, -1, 0, false, false, "0"};
 
 alignas(64) char g_bootstrap[kBootstrapSize];
 
@@ -109,8 +109,8 @@ const char* read_variable() {
     return nullptr;
   }
   char chunk[4096];
-  size_t matched = 0;      // bytes of kName matched at the start of an entry
-  bool at_entry = true;    // the next byte starts an entry
+  size_t matched = 0;    // bytes of kName matched at the start of an entry
+  bool at_entry = true;  // the next byte starts an entry
   bool copying = false;
   size_t copied = 0;
   const char* found = nullptr;

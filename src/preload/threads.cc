@@ -57,10 +57,8 @@ void* trampoline(void* opaque) {
   t_self.children = 0;
   std::memcpy(t_self.ordinal, block.ordinal, kOrdinalSize);
 
-  bool collision = false;
   int assigned = -1;
   if (g_config.pin_cpu_count > 0) {
-    collision = g_slot_holders[block.slot].fetch_add(1, std::memory_order_relaxed) > 0;
     int cpu = g_config.pin_cpus[block.slot];
     cpu_set_t mask;
     CPU_ZERO(&mask);
@@ -71,7 +69,6 @@ void* trampoline(void* opaque) {
   }
   if (block.record != nullptr) {
     block.record->assigned_cpu = assigned;
-    block.record->collision = collision;
     block.record->last_cpu.store(::sched_getcpu(), std::memory_order_relaxed);
     block.record->tid.store(prim::thread_id(), std::memory_order_release);
   }
@@ -147,6 +144,12 @@ int create_thread(pthread_t* thread, const pthread_attr_t* attributes, void* (*r
   block->slot = g_config.pin_cpu_count > 0
                     ? static_cast<int>(child_slot(t_self.slot, index, g_config.pin_cpu_count))
                     : -1;
+  // The slot is claimed here, in creation order, not when the thread first
+  // runs: a later sibling may start running before an earlier one.
+  bool collision = false;
+  if (block->slot >= 0) {
+    collision = g_slot_holders[block->slot].fetch_add(1, std::memory_order_relaxed) > 0;
+  }
   block->record = nullptr;
   if (g_config.logs_threads()) {
     size_t slot = g_record_count.fetch_add(1, std::memory_order_acq_rel);
@@ -156,7 +159,7 @@ int create_thread(pthread_t* thread, const pthread_attr_t* attributes, void* (*r
       record.tid.store(0, std::memory_order_relaxed);
       record.assigned_cpu = -1;
       record.last_cpu.store(-1, std::memory_order_relaxed);
-      record.collision = false;
+      record.collision = collision;
       record.exited.store(false, std::memory_order_relaxed);
       block->record = &record;
     }
@@ -167,6 +170,9 @@ int create_thread(pthread_t* thread, const pthread_attr_t* attributes, void* (*r
     // The ordinal is given back so that a retry gets the same one. A record
     // already taken stays, marked as exited with no tid.
     --t_self.children;
+    if (block->slot >= 0) {
+      g_slot_holders[block->slot].fetch_sub(1, std::memory_order_relaxed);
+    }
     if (block->record != nullptr) {
       block->record->exited.store(true, std::memory_order_release);
     }

@@ -38,7 +38,7 @@ void start_threads();
 const cpu_set_t& initial_cpu_mask();
 
 // The pthread_create hook's active path.
-int create_thread(pthread_t* thread, const pthread_attr_t* attributes,
-                  void* (*routine)(void*), void* argument);
+int create_thread(pthread_t* thread, const pthread_attr_t* attributes, void* (*routine)(void*),
+                  void* argument);
 
 }  // namespace memdet::preload

@@ -13,6 +13,7 @@
 
 #include "compare/digest.h"
 #include "core/sys.h"
+#include "factors/antagonist.h"
 #include "factors/launch_setup.h"
 #include "protocol/placeholders.h"
 #include "report/check_json.h"
@@ -368,16 +369,25 @@ Status collect_artifacts(const CheckOptions& options, const compare::Masks& mask
 // digest, and a copy when its outcome was new), so it is removed; anything
 // else is the user's and goes into this run's before/ folder.
 // Only files move, never directories; and never the program or a file the
-// command names (a pattern of '*' matches the training script too).
+// command names (a pattern of '*' matches the training script too), unless
+// an earlier run of this campaign created it: then it goes, so that every
+// run starts from the folder the first one saw (a script's directory
+// listing lands in its heap: Python caches it while importing).
 void clear_earlier_files(const CheckOptions& options, const std::set<std::string>& written,
-                         const std::set<std::string>& protected_files, RunRecord& run) {
+                         const std::set<std::string>& protected_files,
+                         const std::set<std::string>& created, RunRecord& run) {
   std::set<std::string> used;
   for (const std::string& pattern : options.artifact_patterns) {
     for (const std::string& match : expand(glob_pattern(pattern, run))) {
       std::error_code code;
       std::string absolute = absolute_path(match);
-      if (inside(match, run.dir) || fs::is_directory(fs::symlink_status(match, code)) ||
-          protected_files.count(absolute) != 0) {
+      if (inside(match, run.dir) || fs::is_directory(fs::symlink_status(match, code))) {
+        continue;
+      }
+      if (protected_files.count(absolute) != 0) {
+        if (created.count(absolute) != 0) {
+          fs::remove(match, code);
+        }
         continue;
       }
       if (written.count(absolute) != 0) {
@@ -730,6 +740,14 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   for (const std::string& arg : options.command) {
     protected_files.insert(absolute_path(arg));
   }
+  // Files the command names that do not exist yet: the runs create them.
+  std::set<std::string> created;
+  for (const std::string& file : protected_files) {
+    std::error_code code;
+    if (!fs::exists(fs::symlink_status(file, code))) {
+      created.insert(file);
+    }
+  }
   for (int index = 1; index <= options.runs; ++index) {
     RunRecord run;
     run.index = index;
@@ -778,10 +796,13 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     }
     footprint = this_footprint;
 
-    clear_earlier_files(options, written, protected_files, run);
+    clear_earlier_files(options, written, protected_files, created, run);
     run.program = host::identify_program(report.executable, run.argv);
     run.numeric_env = host::numeric_environment(spec.env);
+    factors::RunNoise noise(run.factors);
+    spec.spare_children = noise.pids();
     auto launched = launch::launch(spec);
+    noise.stop();
     if (!launched) {
       return make_error(launched.error().message);
     }
@@ -792,6 +813,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     }
     factors::Observation seen{&run.launch, &run.preload, &run.argv};
     factors::verify_run(options.profile, seen, run.factors);
+    noise.record(run.factors);
     if (!report.runs.empty()) {
       run.factor_problems =
           factors::compare_with_reference(report.runs.front().factors, run.factors);

@@ -122,6 +122,25 @@ if ! "$MEMDET" run --help 2>/dev/null | grep -q -- --system; then
     exit 0
 fi
 
+# A run that ends normally holds the setting while the workload runs and
+# puts it back after. A memdet whose --system does not reach the settings
+# yet leaves it at 1: nothing below could pass, so the part is skipped.
+echo 1 >"$setting"
+run_memdet probe run --pin numa-balancing=0 --system -- cat "$setting"
+expect_status probe 0
+case "$(tr -d '[:space:]' <probe.out)" in
+    0) ;;
+    1)
+        echo "part 3 skipped: memdet run --pin numa-balancing=0 --system left $setting at 1;" \
+            "this memdet does not apply system-wide settings"
+        echo "PASS: a killed holder's setting is restored by memdet restore and by memdet run"
+        exit 0
+        ;;
+    *) fail "the probe workload printed '$(cat probe.out)', expected 0 or 1" ;;
+esac
+setting_is 1 || fail "memdet run left $setting at $(reads) after a normal end, expected 1"
+checked "memdet run held $setting at 0 for its workload and put back 1 when it ended"
+
 # kill_memdet_mid_run NAME ARGS...: starts memdet ARGS with the setting at
 # 1, waits until the workload runs and the setting reads 0, then SIGKILLs
 # memdet and its workload.

@@ -26,9 +26,10 @@ lower_path() { [[ $1 == glibc ]] || echo "$1"; }
 
 # run_shim LOWER CONFIG OUTPUT COMMAND...
 # Runs COMMAND (at most 120 s) with the library, then LOWER, preloaded and
-# MEMDET_PRELOAD=CONFIG plus a report prefix; stdout goes to OUTPUT, stderr to
-# OUTPUT.err. Sets REPORT to the report of the process started, whose pid a
-# bash -c records before exec'ing it.
+# MEMDET_PRELOAD=CONFIG plus a report prefix (CONFIG "passive": no
+# MEMDET_PRELOAD at all); stdout goes to OUTPUT, stderr to OUTPUT.err. Sets
+# REPORT to the report of the process started, whose pid a bash -c records
+# before exec'ing it.
 run_shim() {
   local lower config output
   lower=$(lower_path "$1")
@@ -36,8 +37,10 @@ run_shim() {
   output=$3
   shift 3
   rm -f "$WORK"/report.*
+  local setting=(MEMDET_PRELOAD="$config;report=$WORK/report")
+  [[ $config == passive ]] && setting=(-u MEMDET_PRELOAD)
   timeout 120 bash -c 'echo $$ >"$0"; exec "$@"' "$WORK/pid" \
-    env LD_PRELOAD="$LIB${lower:+ $lower}" MEMDET_PRELOAD="$config;report=$WORK/report" \
+    env "${setting[@]}" LD_PRELOAD="$LIB${lower:+ $lower}" \
     "$@" >"$output" 2>"$output.err"
   local status=$?
   REPORT=$WORK/report.$(cat "$WORK/pid")

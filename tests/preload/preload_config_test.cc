@@ -79,10 +79,10 @@ TEST(PreloadConfig, UnknownKeyNamesTheKey) {
 }
 
 TEST(PreloadConfig, RejectsBadValues) {
-  for (const char* text : {"heap=8", "heap=64", "heap=", "uninit=256", "seed=12345678901234567",
-                           "seed=xyz", "hugepages=medium", "mlock=yes", "cpus=", "cpus=3-1",
-                           "cpus=1,,2", "free_cpus=99999", "report=relative/path",
-                           "heap_random=2"}) {
+  for (const char* text :
+       {"heap=8", "heap=64", "heap=", "uninit=256", "seed=12345678901234567", "seed=xyz",
+        "hugepages=medium", "mlock=yes", "cpus=", "cpus=3-1", "cpus=1,,2", "free_cpus=99999",
+        "report=relative/path", "heap_random=2"}) {
     Config config;
     Parsed parsed = parse(text, config);
     EXPECT_EQ(parsed.outcome, ParseOutcome::kError) << text;

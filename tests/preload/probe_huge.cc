@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
       ::madvise(start, static_cast<size_t>(block + kSize - start) & ~(kHuge - 1), MADV_HUGEPAGE);
     }
   } else if (mode == "control") {
-    void* map = ::mmap(nullptr, kSize + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
+    void* map =
+        ::mmap(nullptr, kSize + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED) {
       return 1;
     }

@@ -85,6 +85,29 @@ TEST(ReadSetting, TrimsAndTakesTheBracketedChoice) {
   EXPECT_FALSE(read_setting(scratch.path() + "/missing"));
 }
 
+TEST(ProfileSystemWrites, TakesTheAppliedSystemFactors) {
+  Host host;
+  Profile profile;
+  ProfileEntry numa;
+  numa.factor = find_factor("numa-balancing");
+  ASSERT_NE(numa.factor, nullptr);
+  numa.mode = Mode::kPin;
+  numa.reference = "0";
+  numa.applied = Applied::kApplied;
+  ProfileEntry thp;
+  thp.factor = find_factor("thp");
+  ASSERT_NE(thp.factor, nullptr);
+  thp.mode = Mode::kPin;
+  thp.reference = "madvise";
+  thp.applied = Applied::kNotApplicable;
+  profile.entries = {numa, thp};
+
+  std::vector<SystemWrite> writes = profile_system_writes(profile, host);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].path, "/proc/sys/kernel/numa_balancing");
+  EXPECT_EQ(writes[0].value, "0");
+}
+
 TEST(ProcessIdentity, KnowsItselfAndADeadChild) {
   auto self = current_owner();
   ASSERT_TRUE(self) << self.error().message;
@@ -366,8 +389,7 @@ TEST(JournalHelper, DISABLED_HoldUntilKilled) {
   std::string request = hold;
   size_t equals = request.find('=');
   ASSERT_NE(equals, std::string::npos) << "MEMDET_TEST_HOLD is not PATH=VALUE";
-  auto settings =
-      SystemSettings::apply({{request.substr(0, equals), request.substr(equals + 1)}});
+  auto settings = SystemSettings::apply({{request.substr(0, equals), request.substr(equals + 1)}});
   ASSERT_TRUE(settings) << settings.error().message;
   std::printf("held\n");
   std::fflush(stdout);
