@@ -2,6 +2,7 @@
 // /proc reads at the exec stop and at exit, and the clean-up scan, against a
 // bare posix_spawn + waitpid of the same program, interleaved so that both
 // see the same machine state.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -22,18 +23,33 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-double bare_spawn(const char* program) {
+double spawn_argv(const std::vector<const char*>& args) {
   double started = memdet::sys::monotonic_seconds();
   pid_t pid = 0;
-  char* argv[] = {const_cast<char*>(program), nullptr};
-  if (::posix_spawn(&pid, program, nullptr, nullptr, argv, environ) != 0) {
+  std::vector<char*> argv;
+  for (const char* arg : args) {
+    argv.push_back(const_cast<char*>(arg));
+  }
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  // memdet's one line on stderr would flood the terminal.
+  ::posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  if (::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) {
     std::perror("posix_spawn");
     std::exit(1);
   }
+  ::posix_spawn_file_actions_destroy(&actions);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr, "%s exited with status %d\n", argv[0], status);
+    std::exit(1);
+  }
   return memdet::sys::monotonic_seconds() - started;
 }
+
+double bare_spawn(const char* program) { return spawn_argv({program}); }
 
 double memdet_launch(const memdet::launch::LaunchSpec& spec) {
   double started = memdet::sys::monotonic_seconds();
@@ -72,6 +88,15 @@ int main(int argc, char** argv) {
     with_cpus.push_back(memdet_launch(pinned));
   }
 
+  // The whole command a user types, memdet's own start included: the exec
+  // stop, the factor set-up and the preload library in the child.
+  std::vector<double> whole_bare, whole_plain, whole_all;
+  for (int i = 0; i < rounds; ++i) {
+    whole_bare.push_back(bare_spawn(program));
+    whole_plain.push_back(spawn_argv({MEMDET_BINARY, "run", "--", program}));
+    whole_all.push_back(spawn_argv({MEMDET_BINARY, "run", "--pin", "all", "--", program}));
+  }
+
   double base = median(bare);
   std::printf("launch of %s, median of %d rounds\n", program, rounds);
   std::printf("  bare posix_spawn+waitpid      %8.3f ms\n", base * 1e3);
@@ -81,6 +106,14 @@ int main(int argc, char** argv) {
                              std::pair{"memdet launch, --cpus 0      ", &with_cpus}}) {
     std::printf("  %s %8.3f ms  (+%.3f ms, x%.2f)\n", name, median(*times) * 1e3,
                 (median(*times) - base) * 1e3, median(*times) / base);
+  }
+  double whole = median(whole_bare);
+  std::printf("whole commands, median of %d rounds\n", rounds);
+  std::printf("  %s                     %8.3f ms\n", program, whole * 1e3);
+  for (auto [name, times] : {std::pair{"memdet run -- true          ", &whole_plain},
+                             std::pair{"memdet run --pin all -- true", &whole_all}}) {
+    std::printf("  %s %8.3f ms  (+%.3f ms, x%.2f)\n", name, median(*times) * 1e3,
+                (median(*times) - whole) * 1e3, median(*times) / whole);
   }
   return 0;
 }

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config ninja-build
   libcli11-dev nlohmann-json3-dev libxxhash-dev libre2-dev libgtest-dev libgmock-dev
   python3 python3-numpy python3-torch
-  libopenblas0-pthread libjemalloc2
+  libopenblas0-pthread libjemalloc2 libtcmalloc-minimal4
 )
 
 sudo_cmd=()

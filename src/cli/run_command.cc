@@ -184,7 +184,7 @@ int run(const RunOptions& options) {
   if (factors.plan.needs_preload) {
     preload = factors::read_preload_report(use.report_prefix, result->pid);
   }
-  factors::Observation seen{&*result, &preload, &spec.argv};
+  factors::Observation seen{&*result, &preload, &spec.argv, &setup.host};
   factors::verify_run(setup.profile, seen, factors);
   noise.record(factors);
 

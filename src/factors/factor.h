@@ -48,6 +48,7 @@ struct Observation {
   const launch::LaunchResult* launch = nullptr;
   const PreloadReport* preload = nullptr;  // never null; may be empty
   const std::vector<std::string>* argv = nullptr;
+  const Host* host = nullptr;  // as read before the first run
 };
 
 enum class Applied {

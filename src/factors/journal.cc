@@ -135,7 +135,7 @@ std::vector<JournalEntry> read_entries(const std::string& dir, Trust trust,
     }
     auto text = sys::read_small_file(file);
     if (!text) {
-      if (text.error().message.find("No such file") != std::string::npos) {
+      if (::access(file.c_str(), F_OK) != 0 && errno == ENOENT) {
         continue;  // removed since the listing, by a restore in another process
       }
       if (unreadable != nullptr) {

@@ -3,12 +3,25 @@
 // `system` (the default) holds the machine's mode: it counts as pinned when
 // it reads the same before and after every run. The system-wide modes
 // (always, madvise) need --system. No perturbation.
+#include "core/sys.h"
 #include "factors/exec_stop.h"
 
 namespace memdet::factors {
 namespace {
 
 constexpr const char* kEnabled = "/sys/kernel/mm/transparent_hugepage/enabled";
+
+std::string system_mode() {
+  auto text = sys::read_small_file(kEnabled);
+  if (!text) {
+    return {};
+  }
+  size_t open = text->find('[');
+  size_t close = text->find(']', open);
+  return open == std::string::npos || close == std::string::npos
+             ? std::string()
+             : text->substr(open + 1, close - open - 1);
+}
 
 class Thp final : public Factor {
  public:
@@ -67,6 +80,17 @@ class Thp final : public Factor {
     record.measured = record.observed;
     record.verified = (enabled == 0) == (value == "never") ? launch::CheckState::kVerified
                                                            : launch::CheckState::kDiffers;
+    // The machine's mode counts as held only if it still reads as it did
+    // before the first run.
+    std::string mode = system_mode();
+    record.observed += ", system mode " + (mode.empty() ? std::string("unread") : mode);
+    std::string expected = value == "always" || value == "madvise" ? value
+                           : seen.host != nullptr                   ? seen.host->thp_mode
+                                                                    : mode;
+    if (mode != expected) {
+      record.verified = launch::CheckState::kDiffers;
+      record.note = "the machine's THP mode changed during the campaign (" + expected + " before)";
+    }
   }
 };
 

@@ -811,7 +811,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
       run.preload = factors::read_preload_report(run.dir + "/" + kPreloadReportPrefix,
                                                  run.launch.pid);
     }
-    factors::Observation seen{&run.launch, &run.preload, &run.argv};
+    factors::Observation seen{&run.launch, &run.preload, &run.argv, &options.host};
     factors::verify_run(options.profile, seen, run.factors);
     noise.record(run.factors);
     if (!report.runs.empty()) {

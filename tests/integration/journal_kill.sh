@@ -64,13 +64,20 @@ kill_nine() {
     rm -f "$1"
 }
 
-# start_helper NAME VALUE: the unit-test helper holding the setting at
+# helper NAME VALUE: runs the unit-test helper holding the setting at
 # VALUE, its pid in NAME.pid (the shell execs into it).
-start_helper() {
+helper() {
     local name=$1 value=$2
     MEMDET_TEST_HOLD="$setting=$value" timeout -s KILL 90 bash -c 'echo $$ >"$0.pid"; exec "$1" \
         --gtest_also_run_disabled_tests --gtest_filter=JournalHelper.DISABLED_HoldUntilKilled' \
-        "$name" "$tests_binary" >"$name.out" 2>&1 &
+        "$name" "$tests_binary" >"$name.out" 2>&1
+}
+
+# background COMMAND...: starts COMMAND outside this shell's job table, so
+# that killing it with SIGKILL prints no job notice; the pid files and
+# cleanup keep track of it.
+background() {
+    ("$@" &) 2>/dev/null
 }
 
 # hold_and_kill NAME: holds the setting at 0 from 1, checks a second holder
@@ -78,14 +85,13 @@ start_helper() {
 hold_and_kill() {
     local name=$1
     echo 1 >"$setting"
-    start_helper "$name" 0
+    background helper "$name" 0
     wait_for 30 grep -q '^held' "$name.out" || { cat "$name.out" >&2; fail "$name: never held"; }
     setting_is 0 || fail "$name: $setting reads $(reads) while held, expected 0"
     local holder
     holder=$(cat "$name.pid")
 
-    start_helper "$name-second" 1
-    wait "$!"
+    helper "$name-second" 1
     grep -q "$setting is held by memdet pid $holder" "$name-second.out" ||
         { cat "$name-second.out" >&2; fail "$name: a second holder was not refused"; }
     setting_is 0 || fail "$name: the refused holder changed $setting"
@@ -148,8 +154,8 @@ kill_memdet_mid_run() {
     local name=$1
     shift
     echo 1 >"$setting"
-    timeout -s KILL 120 bash -c 'echo $$ >"$0.pid"; exec "$@"' "$name" "$MEMDET" "$@" \
-        >"$name.out" 2>"$name.err" &
+    background timeout -s KILL 120 bash -c 'echo $$ >"$0.pid"; exec "$@" >"$0.out" 2>"$0.err"' \
+        "$name" "$MEMDET" "$@"
     wait_for 30 test -s workload.pid ||
         { cat "$name.err" >&2; fail "$name: the workload never started"; }
     wait_for 5 setting_is 0 ||
