@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "factors/system_settings.h"
 #include "core/error.h"
 #include "core/text.h"
 #include "protocol/check.h"
@@ -123,6 +124,11 @@ int check(const CheckCliOptions& cli) {
                                       : protocol::CheckOptions::Keep::kDiverged;
   options.out_dir = cli.out_dir;
   FactorSetup setup = prepare_factors(cli.controls, 2);
+  // Held for the whole campaign, undone when this scope ends on any path.
+  auto system = factors::SystemSettings::apply(factors::system_writes(setup.profile, setup.host));
+  if (!system) {
+    throw usage_error(system.error().message);
+  }
   options.controls = setup.controls;
   options.profile = std::move(setup.profile);
   options.host = std::move(setup.host);

@@ -11,6 +11,7 @@
 
 #include "core/sys.h"
 #include "factors/antagonist.h"
+#include "factors/system_settings.h"
 #include "factors/launch_setup.h"
 
 #include "cli/commands.h"
@@ -138,6 +139,11 @@ int run(const RunOptions& options) {
   const std::vector<std::string>& command = replay.argv.empty() ? options.command : replay.argv;
 
   FactorSetup setup = prepare_factors(options.controls, 125, replay.values);
+  // Held for the run, undone when this scope ends on any path.
+  auto system = factors::SystemSettings::apply(factors::system_writes(setup.profile, setup.host));
+  if (!system) {
+    throw CommandError(125, system.error().message);
+  }
   launch::LaunchSpec spec;
   std::string executable;
   if (auto failure = launch::resolve_executable(command[0], executable)) {

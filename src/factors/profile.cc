@@ -190,6 +190,19 @@ const ProfileEntry* Profile::find(const std::string& name) const {
   return nullptr;
 }
 
+std::vector<SystemWrite> system_writes(const Profile& profile, const Host& host) {
+  std::vector<SystemWrite> writes;
+  for (const ProfileEntry& entry : profile.entries) {
+    if (entry.applied != Applied::kApplied || !entry.explicit_request) {
+      continue;
+    }
+    for (const SystemWrite& write : entry.factor->system_writes(entry.reference, host)) {
+      writes.push_back(write);
+    }
+  }
+  return writes;
+}
+
 uint64_t fresh_seed() {
   uint64_t seed = 0;
   if (::getrandom(&seed, sizeof seed, 0) != sizeof seed) {

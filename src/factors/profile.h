@@ -72,6 +72,10 @@ void verify_run(const Profile& profile, const Observation& seen, RunFactors& run
 std::vector<std::string> compare_with_reference(const RunFactors& reference,
                                                 RunFactors& run);
 
+// The machine-wide writes the profile's pinned values need, made through
+// SystemSettings before the first run and undone after the last.
+std::vector<SystemWrite> system_writes(const Profile& profile, const Host& host);
+
 // The seed used when none is given: from the kernel's entropy.
 uint64_t fresh_seed();
 

@@ -199,19 +199,6 @@ Result<std::string> write_setting(const std::string& path, const std::string& va
   return read_setting(path);
 }
 
-std::vector<SystemWrite> profile_system_writes(const Profile& profile, const Host& host) {
-  std::vector<SystemWrite> writes;
-  for (const ProfileEntry& entry : profile.entries) {
-    if (entry.mode == Mode::kFree || entry.applied != Applied::kApplied) {
-      continue;
-    }
-    for (SystemWrite& write : entry.factor->system_writes(entry.reference, host)) {
-      writes.push_back(std::move(write));
-    }
-  }
-  return writes;
-}
-
 Result<SystemSettings> SystemSettings::apply(const std::vector<SystemWrite>& writes) {
   return apply(writes, journal_dir());
 }

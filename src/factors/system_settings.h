@@ -36,10 +36,6 @@ struct AppliedSetting {
   std::string after;   // as read after the change
 };
 
-// The system-wide writes a campaign needs: those of every applied factor
-// at its pinned value, in the profile's order.
-std::vector<SystemWrite> profile_system_writes(const Profile& profile, const Host& host);
-
 // Holds a set of changed settings; restores them when it goes. Move-only.
 class SystemSettings {
  public:

@@ -1,14 +1,27 @@
 // Active-mode allocation. With heap= or heap_random=, every block carries a
-// header just before the pointer handed out, so the pointer can sit at any
-// offset inside a larger block from the lower allocator:
+// 16-byte header just before the pointer handed out, so the pointer can sit
+// at any 16-byte class inside a slightly larger block from the lower
+// allocator. Ordinary blocks (malloc, calloc, realloc, new, alignment up to
+// 16) ask the lower allocator for 64 bytes more than requested, the same
+// 64 whatever the class, so a size keeps mapping to one size class of the
+// lower allocator:
 //
-//   raw (from the lower malloc)         p = align_up(raw + 32, B) + offset
-//   |<-- slack -->|<- Header (32 B) ->|<-- size bytes ... -->|
+//   raw (lower malloc(size + 64), 16-aligned)   p = raw + distance
+//   |<- slack ->|<- Header (16 B) ->|<-- size bytes ... -->|
 //
-// B is 64 for ordinary requests, the requested alignment when that is
-// larger, and 2 MiB for hugepages=huge blocks of 2 MiB or more. offset is
-// the heap class plus the seeded 16-byte steps, rounded down to the
-// requested alignment; it is 0 for alignments of 64 and more.
+// distance = 16 + ((class - raw - 16) mod 64), between 16 and 64. A lower
+// allocator that hands out blocks only 8-aligned gets a second request with
+// 80 bytes of slack when the first falls short.
+//
+// Aligned blocks (alignment above 16) and hugepage blocks have a Far record
+// before the header, holding raw and the alignment:
+//
+//   |<- slack ->|<- Far (16 B) ->|<- Header ->|<-- size ... -->|
+//   p = align_up(raw + 32, B) + offset
+//
+// B is 64, or the alignment when larger, or 2 MiB for hugepages=huge blocks
+// of 2 MiB or more; offset is the class rounded down to the alignment, and
+// 0 for alignments of 64 and more.
 #include "preload/heap.h"
 
 #include <sys/mman.h>
@@ -19,56 +32,90 @@
 #include <cstdint>
 #include <cstring>
 
+#include "preload/counters.h"
 #include "preload/shim.h"
 
 namespace memdet::preload {
 namespace {
 
-constexpr size_t kHeaderSize = 32;
+constexpr size_t kHeaderSize = 16;
+constexpr size_t kFarSize = 16;
 constexpr size_t kHugePage = 2 * 1024 * 1024;
 constexpr size_t kPage = 4096;
-constexpr size_t kMaxOffset = 48 + 15 * 16;  // class plus the largest seeded step
-// The slack a block of default alignment needs for any offset; realloc asks
-// for it so the data can move to a new offset inside the grown block. Raw
-// pointers are assumed 8-aligned, the weakest any allocator gives 80 bytes.
-constexpr size_t kDefaultSlack = 64 + kHeaderSize + kMaxOffset;
+constexpr size_t kSlack = 64;      // ordinary block, raw 16-aligned
+constexpr size_t kWideSlack = 80;  // ordinary block, raw 8-aligned
+// Sizes beyond 2^48 cannot be mapped on x86-64; the header keeps 48 bits.
+constexpr size_t kMaxSize = (static_cast<size_t>(1) << 48) - 1;
 constexpr uintptr_t kMagic = 0x6d656d6465742121ULL;
 
+// word: the requested size (for realloc's copy and fill) << 16 | distance
+// from raw to p, 0 for a block with a Far record.
 struct Header {
-  uintptr_t raw;
-  size_t size;         // as requested, for realloc's copy and fill
-  uint32_t alignment;  // log2 of the requested alignment, 0 for the default
-  uint32_t huge;       // placed on a 2 MiB boundary
-  uintptr_t tag;       // the pointer xor kMagic: tells our blocks from foreign ones
+  uint64_t word;
+  uintptr_t tag;  // the pointer xor kMagic: tells our blocks from foreign ones
 };
 static_assert(sizeof(Header) == kHeaderSize);
 
+struct Far {
+  uintptr_t raw;
+  uint32_t alignment;  // log2 of the requested alignment, 0 for the default
+  uint32_t huge;       // placed on a 2 MiB boundary
+};
+static_assert(sizeof(Far) == kFarSize);
+
+// What start_heap decides once, so the fast paths read one small struct.
+struct Plan {
+  bool shaped = false;        // headers in front of blocks
+  bool random = false;        // heap_random
+  size_t base_class = 0;      // heap=, or 0
+  size_t fast_limit = 0;      // larger malloc sizes take the general path
+};
+Plan g_plan;
+
 int g_mlock_result = -1;
 
-char* align_up(char* pointer, size_t alignment) {
-  auto value = reinterpret_cast<uintptr_t>(pointer);
-  return reinterpret_cast<char*>((value + alignment - 1) & ~(alignment - 1));
+// Built with -fno-builtin: the __builtin_ forms keep these copies inline.
+Header read_header(const void* pointer) {
+  Header header;
+  __builtin_memcpy(&header, static_cast<const char*>(pointer) - kHeaderSize, sizeof header);
+  return header;
 }
 
-Header* header_of(void* pointer) {
-  return reinterpret_cast<Header*>(static_cast<char*>(pointer) - kHeaderSize);
+void write_header(char* pointer, size_t size, size_t distance) {
+  Header header = {static_cast<uint64_t>(size) << 16 | distance,
+                   reinterpret_cast<uintptr_t>(pointer) ^ kMagic};
+  __builtin_memcpy(pointer - kHeaderSize, &header, sizeof header);
 }
+
+Far read_far(const void* pointer) {
+  Far far;
+  __builtin_memcpy(&far, static_cast<const char*>(pointer) - kHeaderSize - kFarSize, sizeof far);
+  return far;
+}
+
+size_t header_size(const Header& header) { return static_cast<size_t>(header.word >> 16); }
+size_t header_distance(const Header& header) { return static_cast<size_t>(header.word & 0xffff); }
 
 // A pointer that reached the shim without passing through it (none should
 // once the mode is set) fails this check and goes to the lower allocator
 // untouched.
-bool is_ours(void* pointer, const Header* header) {
-  return header->tag == (reinterpret_cast<uintptr_t>(pointer) ^ kMagic);
+bool is_ours(const void* pointer) {
+  uintptr_t tag;
+  __builtin_memcpy(&tag, static_cast<const char*>(pointer) - sizeof tag, sizeof tag);
+  return tag == (reinterpret_cast<uintptr_t>(pointer) ^ kMagic);
 }
 
-void place_header(char* pointer, char* raw, size_t size, size_t alignment, bool huge) {
-  Header header;
-  header.raw = reinterpret_cast<uintptr_t>(raw);
-  header.size = size;
-  header.alignment = alignment == 0 ? 0 : static_cast<uint32_t>(__builtin_ctzll(alignment));
-  header.huge = huge ? 1 : 0;
-  header.tag = reinterpret_cast<uintptr_t>(pointer) ^ kMagic;
-  std::memcpy(pointer - kHeaderSize, &header, sizeof header);
+char* raw_of(const void* pointer, const Header& header) {
+  size_t distance = header_distance(header);
+  if (distance != 0) {
+    return const_cast<char*>(static_cast<const char*>(pointer)) - distance;
+  }
+  return reinterpret_cast<char*>(read_far(pointer).raw);
+}
+
+char* align_up(char* pointer, size_t alignment) {
+  auto value = reinterpret_cast<uintptr_t>(pointer);
+  return reinterpret_cast<char*>((value + alignment - 1) & ~(alignment - 1));
 }
 
 // madvise on the whole pages inside [begin, end). The system call, not the
@@ -81,34 +128,54 @@ void advise(void* begin, void* end, int advice) {
   }
 }
 
-// The offset inside the block: the class, plus for heap_random a step that
-// depends only on the seed, this thread's ordinal and its allocation count.
-size_t draw_offset(size_t alignment) {
-  size_t offset = g_config.heap_class > 0 ? static_cast<size_t>(g_config.heap_class) : 0;
-  if (g_config.heap_random) {
-    uint64_t count = t_self.allocations++;
-    uint64_t bits =
-        mix64(g_config.seed ^ mix64(t_self.ordinal_hash + count * 0x9e3779b97f4a7c15ULL));
-    offset += static_cast<size_t>(bits >> 60) * 16;
-  }
-  if (alignment >= 64) {
-    return 0;
-  }
-  if (alignment > 16) {
-    offset -= offset % alignment;
-  }
-  return offset;
+__attribute__((noinline)) uint64_t refill_random_bits() {
+  uint64_t count = t_self.refills++;
+  uint64_t bits =
+      mix64(g_config.seed ^ mix64(t_self.ordinal_hash + count * 0x9e3779b97f4a7c15ULL));
+  // 62 random bits below a marker: after 31 draws of two bits only the
+  // marker is left, at bit 0.
+  return bits >> 2 | static_cast<uint64_t>(1) << 62;
 }
 
-void count(void* pointer, size_t alignment) {
-  uint64_t index = g_counters.allocations.fetch_add(1, std::memory_order_relaxed);
-  if (index < kHistogramLimit) {
-    auto remainder = static_cast<unsigned>(reinterpret_cast<uintptr_t>(pointer) % 64);
-    unsigned bin = remainder % 16 == 0 ? remainder / 16 : 4;
-    g_counters.histogram[bin].fetch_add(1, std::memory_order_relaxed);
+// The class of the next block: heap=, plus for heap_random a seeded step of
+// 0, 16, 32 or 48. The n-th step of a thread depends only on the seed, the
+// thread's ordinal and n.
+size_t next_class() {
+  if (!g_plan.random) {
+    return g_plan.base_class;
   }
-  if (alignment >= 64) {
-    g_counters.aligned_requests.fetch_add(1, std::memory_order_relaxed);
+  uint64_t bits = t_self.random_bits;
+  if (MEMDET_UNLIKELY(bits <= 1)) {
+    bits = refill_random_bits();
+  }
+  t_self.random_bits = bits >> 2;
+  return (g_plan.base_class + static_cast<size_t>(bits & 3) * 16) & 63;
+}
+
+size_t ordinary_distance(const char* raw, size_t target) {
+  auto base = reinterpret_cast<uintptr_t>(raw) + kHeaderSize;
+  return kHeaderSize + ((target - base) & 63);
+}
+
+// An ordinary block of class `target`: lower malloc or calloc with the
+// fixed slack, header written. Null when the lower allocator fails.
+char* allocate_ordinary(size_t size, size_t target, Fill fill) {
+  size_t slack = kSlack;
+  for (;;) {
+    auto* raw = static_cast<char*>(fill == Fill::kZero ? g_lower.calloc(1, size + slack)
+                                                      : g_lower.malloc(size + slack));
+    if (MEMDET_UNLIKELY(raw == nullptr)) {
+      return nullptr;
+    }
+    size_t distance = ordinary_distance(raw, target);
+    if (MEMDET_LIKELY(distance <= slack)) {
+      char* pointer = raw + distance;
+      write_header(pointer, size, distance);
+      return pointer;
+    }
+    // Only an allocator that aligns to 8 gets here, and only once.
+    g_lower.free(raw);
+    slack = kWideSlack;
   }
 }
 
@@ -127,23 +194,39 @@ size_t lower_usable(void* pointer) {
 bool wants_huge(size_t size) { return g_config.hugepages == Hugepages::kHuge && size >= kHugePage; }
 
 void* allocate_shaped(size_t size, size_t alignment, Fill fill) {
-  size_t offset = draw_offset(alignment);
-  size_t block = alignment > 64 ? alignment : 64;
+  if (size > kMaxSize) {
+    return nullptr;
+  }
+  size_t target = next_class();
   bool huge = wants_huge(size);
+  if (alignment <= 16 && !huge) {
+    return allocate_ordinary(size, target, fill);
+  }
+
+  size_t offset = target;
+  if (alignment >= 64) {
+    offset = 0;
+  } else if (alignment > 16) {
+    offset -= offset % alignment;
+  }
+  size_t block = alignment > 64 ? alignment : 64;
   if (huge && block < kHugePage) {
     block = kHugePage;
   }
-  size_t extra = block + kHeaderSize + offset;
+  size_t extra = block + kHeaderSize + kFarSize + offset;
   if (size > SIZE_MAX - extra) {
     return nullptr;
   }
-
   void* raw = fill == Fill::kZero ? g_lower.calloc(1, size + extra) : g_lower.malloc(size + extra);
   if (raw == nullptr) {
     return nullptr;
   }
-  char* pointer = align_up(static_cast<char*>(raw) + kHeaderSize, block) + offset;
-  place_header(pointer, static_cast<char*>(raw), size, alignment, huge);
+  char* pointer = align_up(static_cast<char*>(raw) + kHeaderSize + kFarSize, block) + offset;
+  Far far = {reinterpret_cast<uintptr_t>(raw),
+             alignment <= 16 ? 0 : static_cast<uint32_t>(__builtin_ctzll(alignment)),
+             huge ? 1u : 0u};
+  __builtin_memcpy(pointer - kHeaderSize - kFarSize, &far, sizeof far);
+  write_header(pointer, size, 0);
   if (huge) {
     advise(pointer - offset, pointer + size, MADV_HUGEPAGE);
     g_counters.huge_aligned.fetch_add(1, std::memory_order_relaxed);
@@ -177,6 +260,8 @@ void* allocate_plain(size_t size, size_t alignment, Fill fill) {
   }
   return pointer;
 }
+
+void count(void* pointer, size_t alignment) { count_allocation(class_bin(pointer), alignment >= 64); }
 
 void finish(void* pointer, size_t size, size_t alignment, Fill fill) {
   if (g_config.hugepages == Hugepages::kSmall && size >= kHugePage) {
@@ -217,43 +302,51 @@ void* reallocate_plain(void* pointer, size_t size) {
   return moved;
 }
 
-void* reallocate_shaped(void* pointer, Header* header, size_t size) {
-  Header old = *header;
-  auto* raw = reinterpret_cast<char*>(old.raw);
+void* reallocate_shaped(void* pointer, size_t size) {
+  Header old = read_header(pointer);
+  size_t old_size = header_size(old);
+  size_t old_distance = header_distance(old);
   auto* current = static_cast<char*>(pointer);
-  size_t alignment = old.alignment == 0 ? 0 : static_cast<size_t>(1) << old.alignment;
+  char* raw = raw_of(pointer, old);
+  size_t alignment = 0;
+  bool old_huge = false;
+  if (old_distance == 0) {
+    Far far = read_far(pointer);
+    alignment = far.alignment == 0 ? 0 : static_cast<size_t>(1) << far.alignment;
+    old_huge = far.huge != 0;
+  }
+  if (size > kMaxSize) {
+    return nullptr;
+  }
   bool huge = wants_huge(size);
   size_t raw_usable = lower_usable(raw);
-  size_t usable = raw_usable != 0 ? raw_usable - static_cast<size_t>(current - raw) : old.size;
+  size_t usable = raw_usable != 0 ? raw_usable - static_cast<size_t>(current - raw) : old_size;
 
   // Room in the block already: the pointer stays.
-  if (size <= usable && (!huge || old.huge != 0)) {
-    header->size = size;
-    if (size > old.size && g_config.uninit >= 0) {
-      std::memset(current + old.size, g_config.uninit, size - old.size);
+  if (size <= usable && (!huge || old_huge)) {
+    write_header(current, size, old_distance);
+    if (size > old_size && g_config.uninit >= 0) {
+      std::memset(current + old_size, g_config.uninit, size - old_size);
     }
     count(current, alignment);
     return current;
   }
 
   // An ordinary block: let the lower realloc grow it (in place, or by
-  // mremap for large ones) with room for any offset, then move the data to
-  // the new offset. Copying into a fresh block every time would make
-  // growth by small steps quadratic.
-  if (alignment == 0 && old.huge == 0 && !huge) {
-    if (size > SIZE_MAX - kDefaultSlack) {
-      return nullptr;
-    }
-    size_t old_offset = static_cast<size_t>(current - raw);
-    auto* grown = static_cast<char*>(g_lower.realloc(raw, size + kDefaultSlack));
+  // mremap for large ones) with room for any class, then move the data to
+  // the new class. Copying into a fresh block every time would make growth
+  // by small steps quadratic. The wide slack covers any old distance.
+  if (old_distance != 0 && !huge) {
+    auto* grown = static_cast<char*>(g_lower.realloc(raw, size + kWideSlack));
     if (grown == nullptr) {
       return nullptr;
     }
-    char* moved = align_up(grown + kHeaderSize, 64) + draw_offset(0);
-    std::memmove(moved, grown + old_offset, old.size < size ? old.size : size);
-    place_header(moved, grown, size, 0, false);
-    if (size > old.size && g_config.uninit >= 0) {
-      std::memset(moved + old.size, g_config.uninit, size - old.size);
+    size_t distance = ordinary_distance(grown, next_class());
+    char* moved = grown + distance;
+    std::memmove(moved, grown + old_distance, old_size < size ? old_size : size);
+    write_header(moved, size, distance);
+    if (size > old_size && g_config.uninit >= 0) {
+      std::memset(moved + old_size, g_config.uninit, size - old_size);
     }
     if (size >= kHugePage && g_config.hugepages == Hugepages::kSmall) {
       advise(moved, moved + size, MADV_NOHUGEPAGE);
@@ -267,7 +360,7 @@ void* reallocate_shaped(void* pointer, Header* header, size_t size) {
   if (fresh == nullptr) {
     return nullptr;
   }
-  std::memcpy(fresh, current, old.size < size ? old.size : size);
+  std::memcpy(fresh, current, old_size < size ? old_size : size);
   heap_free(pointer);
   return fresh;
 }
@@ -275,16 +368,45 @@ void* reallocate_shaped(void* pointer, Header* header, size_t size) {
 }  // namespace
 
 void start_heap() {
+  g_plan.shaped = g_config.shapes_heap();
+  g_plan.random = g_config.heap_random;
+  g_plan.base_class = g_config.heap_class > 0 ? static_cast<size_t>(g_config.heap_class) : 0;
+  // hugepages= changes what happens to blocks of 2 MiB and more.
+  g_plan.fast_limit = g_config.hugepages == Hugepages::kUnset ? kMaxSize : kHugePage - 1;
   if (g_config.mlock) {
     g_mlock_result = ::mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno;
   }
 }
 
-void heap_after_fork_child() { start_heap(); }
+void heap_after_fork_child() {
+  if (g_config.mlock) {
+    g_mlock_result = ::mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno;
+  }
+}
+
+void* heap_malloc(size_t size) {
+  if (MEMDET_UNLIKELY(!g_plan.shaped || size > g_plan.fast_limit)) {
+    void* pointer = heap_allocate(size, 0, Fill::kUninit);
+    if (pointer == nullptr) {
+      errno = ENOMEM;
+    }
+    return pointer;
+  }
+  size_t target = next_class();
+  char* pointer = allocate_ordinary(size, target, Fill::kUninit);
+  if (MEMDET_UNLIKELY(pointer == nullptr)) {
+    return nullptr;  // errno from the lower malloc
+  }
+  if (MEMDET_UNLIKELY(g_config.uninit >= 0)) {
+    std::memset(pointer, g_config.uninit, size);
+  }
+  count_allocation(static_cast<unsigned>(target / 16), false);
+  return pointer;
+}
 
 void* heap_allocate(size_t size, size_t alignment, Fill fill) {
-  void* pointer = g_config.shapes_heap() ? allocate_shaped(size, alignment, fill)
-                                         : allocate_plain(size, alignment, fill);
+  void* pointer = g_plan.shaped ? allocate_shaped(size, alignment, fill)
+                                : allocate_plain(size, alignment, fill);
   if (pointer != nullptr) {
     finish(pointer, size, alignment, fill);
   }
@@ -308,29 +430,28 @@ void* heap_reallocate(void* pointer, size_t size) {
     heap_free(pointer);
     return nullptr;
   }
-  if (!g_config.shapes_heap()) {
+  if (!g_plan.shaped) {
     return reallocate_plain(pointer, size);
   }
-  Header* header = header_of(pointer);
-  if (!is_ours(pointer, header)) {
+  if (!is_ours(pointer)) {
     return g_lower.realloc(pointer, size);
   }
-  return reallocate_shaped(pointer, header, size);
+  return reallocate_shaped(pointer, size);
 }
 
 void heap_free(void* pointer) {
   if (pointer == nullptr || in_bootstrap(pointer)) {
     return;
   }
-  if (g_config.shapes_heap()) {
-    Header* header = header_of(pointer);
-    if (is_ours(pointer, header)) {
-      // Cleared so that a second free of the same pointer reaches the lower
-      // allocator's own double-free check instead of freeing `raw` again.
-      header->tag = 0;
-      g_lower.free(reinterpret_cast<void*>(header->raw));
-      return;
-    }
+  if (g_plan.shaped && is_ours(pointer)) {
+    Header header = read_header(pointer);
+    char* raw = raw_of(pointer, header);
+    // Cleared so that a second free of the same pointer reaches the lower
+    // allocator's own double-free check instead of freeing `raw` again.
+    uintptr_t cleared = 0;
+    __builtin_memcpy(static_cast<char*>(pointer) - sizeof cleared, &cleared, sizeof cleared);
+    g_lower.free(raw);
+    return;
   }
   g_lower.free(pointer);
 }
@@ -342,16 +463,14 @@ size_t heap_usable_size(void* pointer) {
   if (in_bootstrap(pointer)) {
     return bootstrap_size(pointer);
   }
-  if (g_config.shapes_heap()) {
-    Header* header = header_of(pointer);
-    if (is_ours(pointer, header)) {
-      auto* raw = reinterpret_cast<char*>(header->raw);
-      size_t raw_usable = lower_usable(raw);
-      if (raw_usable == 0) {
-        return header->size;
-      }
-      return raw_usable - static_cast<size_t>(static_cast<char*>(pointer) - raw);
+  if (g_plan.shaped && is_ours(pointer)) {
+    Header header = read_header(pointer);
+    char* raw = raw_of(pointer, header);
+    size_t raw_usable = lower_usable(raw);
+    if (raw_usable == 0) {
+      return header_size(header);
     }
+    return raw_usable - static_cast<size_t>(static_cast<char*>(pointer) - raw);
   }
   return lower_usable(pointer);
 }

@@ -21,6 +21,9 @@ void heap_after_fork_child();
 // power of two at least sizeof(void*). Returns null on failure without
 // setting errno (callers set the errno or return code their API uses).
 void* heap_allocate(size_t size, size_t alignment, Fill fill);
+// malloc's active path: heap_allocate(size, 0, kUninit) with errno set on
+// failure, and a short path for the usual case of heap offsets alone.
+void* heap_malloc(size_t size);
 void* heap_reallocate(void* pointer, size_t size);
 void heap_free(void* pointer);
 size_t heap_usable_size(void* pointer);

@@ -39,14 +39,17 @@
 
 using memdet::preload::Fill;
 using memdet::preload::g_lower;
+using memdet::preload::current_mode;
 using memdet::preload::is_passive;
+using memdet::preload::Mode;
 using memdet::preload::Start;
 
 namespace {
 
-// Every slow path below starts here: the first call decides the mode.
-// Kept out of line so the passive fast paths stay a load, a compare and a
-// jump.
+// The hooks test the mode once: passive goes straight to the lower
+// allocator, active straight to heap.cc. Every other call (the mode not yet
+// decided) starts here, and the first one decides it. Kept out of line so
+// the passive fast paths stay a load, a compare and a jump.
 __attribute__((noinline)) void* allocate_slow(size_t size, size_t alignment, Fill fill) {
   if (memdet::preload::start() == Start::kBootstrap) {
     return memdet::preload::bootstrap_allocate(size, alignment);
@@ -171,11 +174,15 @@ inline void* new_fast(size_t size) {
   if (size == 0) {
     size = 1;
   }
-  if (MEMDET_LIKELY(is_passive())) {
-    void* pointer = g_lower.malloc(size);
-    if (MEMDET_LIKELY(pointer != nullptr)) {
-      return pointer;
-    }
+  Mode mode = current_mode();
+  void* pointer = nullptr;
+  if (MEMDET_LIKELY(mode == Mode::kPassive)) {
+    pointer = g_lower.malloc(size);
+  } else if (MEMDET_LIKELY(mode == Mode::kActive)) {
+    pointer = memdet::preload::heap_malloc(size);
+  }
+  if (MEMDET_LIKELY(pointer != nullptr)) {
+    return pointer;
   }
   return new_slow(size, 0, OnFailure::kAbort);
 }
@@ -190,8 +197,13 @@ inline void* new_aligned(size_t size, std::align_val_t alignment, OnFailure on_f
 }
 
 inline void delete_fast(void* pointer) {
-  if (MEMDET_LIKELY(is_passive() && !memdet::preload::in_bootstrap(pointer))) {
+  Mode mode = current_mode();
+  if (MEMDET_LIKELY(mode == Mode::kPassive && !memdet::preload::in_bootstrap(pointer))) {
     g_lower.free(pointer);
+    return;
+  }
+  if (MEMDET_LIKELY(mode == Mode::kActive)) {
+    memdet::preload::heap_free(pointer);
     return;
   }
   free_slow(pointer);
@@ -208,19 +220,17 @@ __attribute__((destructor)) void at_unload() { memdet::preload::write_report(); 
 extern "C" {
 
 MEMDET_EXPORT void* malloc(size_t size) noexcept {
-  if (MEMDET_LIKELY(is_passive())) {
+  Mode mode = current_mode();
+  if (MEMDET_LIKELY(mode == Mode::kPassive)) {
     return g_lower.malloc(size);
+  }
+  if (MEMDET_LIKELY(mode == Mode::kActive)) {
+    return memdet::preload::heap_malloc(size);
   }
   return allocate_slow(size, 0, Fill::kUninit);
 }
 
-MEMDET_EXPORT void free(void* pointer) noexcept {
-  if (MEMDET_LIKELY(is_passive() && !memdet::preload::in_bootstrap(pointer))) {
-    g_lower.free(pointer);
-    return;
-  }
-  free_slow(pointer);
-}
+MEMDET_EXPORT void free(void* pointer) noexcept { delete_fast(pointer); }
 
 MEMDET_EXPORT void* calloc(size_t count, size_t size) noexcept {
   if (MEMDET_LIKELY(is_passive())) {
@@ -235,8 +245,16 @@ MEMDET_EXPORT void* calloc(size_t count, size_t size) noexcept {
 }
 
 MEMDET_EXPORT void* realloc(void* pointer, size_t size) noexcept {
-  if (MEMDET_LIKELY(is_passive() && !memdet::preload::in_bootstrap(pointer))) {
+  Mode mode = current_mode();
+  if (MEMDET_LIKELY(mode == Mode::kPassive && !memdet::preload::in_bootstrap(pointer))) {
     return g_lower.realloc(pointer, size);
+  }
+  if (MEMDET_LIKELY(mode == Mode::kActive)) {
+    void* moved = memdet::preload::heap_reallocate(pointer, size);
+    if (moved == nullptr && size != 0) {
+      errno = ENOMEM;
+    }
+    return moved;
   }
   return reallocate_slow(pointer, size);
 }

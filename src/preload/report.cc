@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "preload/counters.h"
 #include "preload/heap.h"
 #include "preload/prim.h"
 #include "preload/shim.h"
@@ -338,16 +339,22 @@ void write_report() {
   }
   out.end();
   write_flag(out, "heap_random", g_config.heap_random);
-  write_count(out, "allocations", g_counters.allocations.load(std::memory_order_relaxed));
+  // Every counted allocation lands in one bin, so the bins sum to the count.
+  CountTotals totals = sum_counters();
+  uint64_t allocations = 0;
+  for (uint64_t bin : totals.classes) {
+    allocations += bin;
+  }
+  write_count(out, "allocations", allocations);
   out.text("mod64").tab();
-  for (size_t bin = 0; bin < 5; ++bin) {
+  for (size_t bin = 0; bin < kClassBins; ++bin) {
     if (bin > 0) {
       out.character(',');
     }
-    out.number(g_counters.histogram[bin].load(std::memory_order_relaxed));
+    out.number(totals.classes[bin]);
   }
   out.end();
-  write_count(out, "aligned_requests", g_counters.aligned_requests.load(std::memory_order_relaxed));
+  write_count(out, "aligned_requests", totals.aligned_requests);
 
   if (g_config.uninit >= 0) {
     write_count(out, "uninit", static_cast<uint64_t>(g_config.uninit));

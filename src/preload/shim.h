@@ -48,6 +48,7 @@ extern Lower g_lower;
 extern Config g_config;
 extern std::atomic<Mode> g_mode;
 
+inline Mode current_mode() { return g_mode.load(std::memory_order_acquire); }
 inline bool is_passive() { return g_mode.load(std::memory_order_acquire) == Mode::kPassive; }
 inline bool is_active() { return g_mode.load(std::memory_order_acquire) == Mode::kActive; }
 
@@ -74,13 +75,19 @@ inline bool in_bootstrap(const void* pointer) {
   return static_cast<size_t>(static_cast<const char*>(pointer) - g_bootstrap) < kBootstrapSize;
 }
 
-// A thread's place in the creation tree, and its allocation count for the
-// seeded offsets. Initial-exec TLS: reading it never calls into the dynamic
-// linker, which may allocate.
+// A thread's place in the creation tree, its stream of seeded offsets and
+// its counter slot. Initial-exec TLS: reading it never calls into the
+// dynamic linker, which may allocate. The fields every active allocation
+// touches come first.
 struct ThreadRecord;
+struct CounterSlot;
 
 struct ThreadSelf {
-  uint64_t allocations;
+  // Unused seeded bits, two per allocation, above a marker bit; 0 or 1:
+  // empty. Refilled from (seed, ordinal_hash, refills).
+  uint64_t random_bits;
+  CounterSlot* counters;  // null until the thread's first counted allocation
+  uint64_t refills;
   uint64_t ordinal_hash;
   ThreadRecord* record;
   int slot;  // index into cpus=; -1 for a thread not created through the shim
@@ -95,13 +102,9 @@ struct ThreadSelf {
 
 extern __thread ThreadSelf t_self __attribute__((tls_model("initial-exec")));
 
-// Counters behind the report, reset in a forked child.
-inline constexpr uint64_t kHistogramLimit = 1000000;
-
+// The rare counters behind the report, reset in a forked child. The
+// per-allocation ones are per thread (counters.h).
 struct Counters {
-  std::atomic<uint64_t> allocations{0};
-  std::atomic<uint64_t> histogram[5] = {};  // p % 64 == 0, 16, 32, 48, other
-  std::atomic<uint64_t> aligned_requests{0};
   std::atomic<uint64_t> huge_aligned{0};
   std::atomic<uint64_t> madvise_suppressed{0};
   std::atomic<uint64_t> threads_created{0};

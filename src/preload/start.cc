@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "preload/counters.h"
 #include "preload/heap.h"
 #include "preload/prim.h"
 #include "preload/shim.h"
@@ -25,7 +26,7 @@ Config g_config;
 std::atomic<Mode> g_mode{Mode::kUnset};
 Counters g_counters;
 __thread ThreadSelf t_self __attribute__((tls_model("initial-exec"))) = {
-    0, kMainOrdinalHash, nullptr, -1, 0, false, false, "0"};
+    0, nullptr, 0, kMainOrdinalHash, nullptr, -1, 0, false, false, "0"};
 
 alignas(64) char g_bootstrap[kBootstrapSize];
 
@@ -220,11 +221,7 @@ size_t bootstrap_size(const void* pointer) {
 }
 
 void reset_counters() {
-  g_counters.allocations.store(0, std::memory_order_relaxed);
-  for (auto& bin : g_counters.histogram) {
-    bin.store(0, std::memory_order_relaxed);
-  }
-  g_counters.aligned_requests.store(0, std::memory_order_relaxed);
+  reset_slots_after_fork();
   g_counters.huge_aligned.store(0, std::memory_order_relaxed);
   g_counters.madvise_suppressed.store(0, std::memory_order_relaxed);
   g_counters.threads_created.store(0, std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "preload/counters.h"
 #include "preload/heap.h"
 #include "preload/prim.h"
 
@@ -34,8 +35,12 @@ struct StartBlock {
 };
 
 // Thread-specific data destructors run when the thread returns from its
-// routine and when it calls pthread_exit, so this sees every exit.
+// routine and when it calls pthread_exit, so this sees every exit. A later
+// destructor of another key that allocates takes a slot again and re-arms
+// the key; glibc then runs this again (up to PTHREAD_DESTRUCTOR_ITERATIONS
+// rounds; a slot still held after those stays taken, its counts kept).
 void on_thread_exit(void*) {
+  release_counter_slot();
   if (t_self.record != nullptr) {
     t_self.record->last_cpu.store(::sched_getcpu(), std::memory_order_relaxed);
     t_self.record->exited.store(true, std::memory_order_release);
@@ -50,7 +55,8 @@ void* trampoline(void* opaque) {
   std::memcpy(&block, opaque, sizeof block);
   g_lower.free(opaque);
 
-  t_self.allocations = 0;
+  t_self.random_bits = 0;
+  t_self.refills = 0;
   t_self.ordinal_hash = block.ordinal_hash;
   t_self.record = block.record;
   t_self.slot = block.slot;
@@ -72,10 +78,7 @@ void* trampoline(void* opaque) {
     block.record->last_cpu.store(::sched_getcpu(), std::memory_order_relaxed);
     block.record->tid.store(prim::thread_id(), std::memory_order_release);
   }
-  if (g_have_exit_key) {
-    // Any non-null value: the destructor reads t_self.
-    ::pthread_setspecific(g_exit_key, &g_exit_key);
-  }
+  arm_thread_exit();
   return block.routine(block.argument);
 }
 
@@ -104,6 +107,13 @@ size_t thread_record_count() {
 
 const cpu_set_t& initial_cpu_mask() { return g_initial_mask; }
 
+void arm_thread_exit() {
+  if (g_have_exit_key) {
+    // Any non-null value: the destructor reads t_self.
+    ::pthread_setspecific(g_exit_key, &g_exit_key);
+  }
+}
+
 void start_threads() {
   if (g_config.has_free_cpus) {
     cpu_set_t current;
@@ -117,9 +127,9 @@ void start_threads() {
     CPU_ZERO(&g_initial_mask);
   }
   ::pthread_atfork(nullptr, nullptr, after_fork_in_child);
-  if (g_config.wraps_threads()) {
-    g_have_exit_key = ::pthread_key_create(&g_exit_key, on_thread_exit) == 0;
-  }
+  // Every active mode counts allocations per thread, so every thread that
+  // takes a counter slot needs the exit hook.
+  g_have_exit_key = ::pthread_key_create(&g_exit_key, on_thread_exit) == 0;
 }
 
 int create_thread(pthread_t* thread, const pthread_attr_t* attributes, void* (*routine)(void*),

@@ -34,6 +34,11 @@ size_t thread_record_count();
 // restoring free_cpus=), registers the fork handler and the thread-exit key.
 void start_threads();
 
+// Arms the calling thread's exit hook (a thread-specific-data destructor
+// that closes its log record, frees its CPU slot and gives back its counter
+// slot). May allocate, once per thread, for a key past the first block.
+void arm_thread_exit();
+
 // The mask the process had at start, restored in forked children.
 const cpu_set_t& initial_cpu_mask();
 

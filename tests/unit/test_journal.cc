@@ -85,7 +85,7 @@ TEST(ReadSetting, TrimsAndTakesTheBracketedChoice) {
   EXPECT_FALSE(read_setting(scratch.path() + "/missing"));
 }
 
-TEST(ProfileSystemWrites, TakesTheAppliedSystemFactors) {
+TEST(ProfileSystemWrites, TakesTheExplicitlyAppliedSystemFactors) {
   Host host;
   Profile profile;
   ProfileEntry numa;
@@ -94,6 +94,7 @@ TEST(ProfileSystemWrites, TakesTheAppliedSystemFactors) {
   numa.mode = Mode::kPin;
   numa.reference = "0";
   numa.applied = Applied::kApplied;
+  numa.explicit_request = true;
   ProfileEntry thp;
   thp.factor = find_factor("thp");
   ASSERT_NE(thp.factor, nullptr);
@@ -102,10 +103,14 @@ TEST(ProfileSystemWrites, TakesTheAppliedSystemFactors) {
   thp.applied = Applied::kNotApplicable;
   profile.entries = {numa, thp};
 
-  std::vector<SystemWrite> writes = profile_system_writes(profile, host);
+  std::vector<SystemWrite> writes = system_writes(profile, host);
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].path, "/proc/sys/kernel/numa_balancing");
   EXPECT_EQ(writes[0].value, "0");
+
+  // Implied by `--pin all`, a system factor is held without a write.
+  profile.entries[0].explicit_request = false;
+  EXPECT_TRUE(system_writes(profile, host).empty());
 }
 
 TEST(ProcessIdentity, KnowsItselfAndADeadChild) {
