@@ -159,7 +159,8 @@ size_t ordinary_distance(const char* raw, size_t target) {
 
 // An ordinary block of class `target`: lower malloc or calloc with the
 // fixed slack, header written. Null when the lower allocator fails.
-char* allocate_ordinary(size_t size, size_t target, Fill fill) {
+__attribute__((always_inline)) inline char* allocate_ordinary(size_t size, size_t target,
+                                                             Fill fill) {
   size_t slack = kSlack;
   for (;;) {
     auto* raw = static_cast<char*>(fill == Fill::kZero ? g_lower.calloc(1, size + slack)

@@ -85,3 +85,34 @@ run_memdet replayed run --replay once.json
 expect_status replayed 0
 cmp -s once.out replayed.out || fail "the replayed run printed something else: $(diff once.out replayed.out)"
 checked "run --replay repeats a perturbed heap run exactly"
+
+# env: a command that sets PYTHONHASHSEED itself overrides the perturbation,
+# and the record says so instead of calling it applied.
+run_memdet env_override check -n 2 --json env_override.json --perturb env \
+    -- /usr/bin/env PYTHONHASHSEED=0 /usr/bin/python3 -c 'print(hash("abc"))'
+expect_status env_override 0
+expect_json env_override.json '[f["observed"] for f in d["runs"][1]["factors"] if f["name"] == "env"][0].startswith("overridden by the command")' \
+    "the perturbed run reports the command's own PYTHONHASHSEED"
+expect_json env_override.json 'len(d["runs"][1]["factor_problems"]) == 1' \
+    "the perturbed run is flagged as proving nothing"
+run_memdet env_moved check -n 2 --json env_moved.json --perturb env \
+    -- /usr/bin/python3 -c 'print(hash("abc"))'
+expect_status env_moved 1
+checked "env: an overriding command is reported, a plain one changes hash('abc')"
+
+# cpu: each created thread on its own CPU; perturbed, the order changes. The
+# canary works on its main thread too, so three threads create two.
+if [ "$(nproc)" -ge 2 ]; then
+    canary=(-- "$MEMDET" canary sgd --threads 3 --reduce ordered --steps 5 --out '{run_dir}/out')
+    run_memdet cpu check -n 2 --json cpu.json --pin cpu --no-stdout --artifact '{run_dir}/out/*' "${canary[@]}"
+    expect_status cpu 0
+    placements='[f["measured"] for r in d["runs"] for f in r["factors"] if f["name"] == "cpu"]'
+    expect_json cpu.json "all(f['verified'] == 'verified' for r in d['runs'] for f in r['factors'] if f['name'] == 'cpu')" \
+        "thread placement verified from the thread log"
+    expect_json cpu.json "len(set($placements)) == 1 and ':0' in $placements[0] and ':1' in $placements[0]" \
+        "both CPUs used, the same way in both runs"
+    run_memdet cpu_moved check -n 2 --json cpu_moved.json --perturb cpu --no-stdout \
+        --artifact '{run_dir}/out/*' "${canary[@]}"
+    expect_json cpu_moved.json "$placements[0] != $placements[1]" "the perturbed run placed its threads differently"
+    checked "cpu: threads pinned in creation order, perturbed order differs ($(json_value cpu_moved.json "$placements"))"
+fi
