@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdlib>
@@ -15,7 +16,7 @@ std::string factor_footer() {
   for (const factors::Factor* factor : factors::all_factors()) {
     std::string name = factor->name();
     name += factor->in_all() ? " *" : "";
-    name.resize(16, ' ');
+    name.resize(std::max<size_t>(name.size() + 1, 17), ' ');
     text += "  " + name + factor->summary() + "\n";
   }
   return text;

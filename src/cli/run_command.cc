@@ -8,8 +8,10 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "core/sys.h"
+#include "host/program.h"
 #include "factors/antagonist.h"
 #include "factors/system_settings.h"
 #include "factors/launch_setup.h"
@@ -69,8 +71,13 @@ class ScratchDir {
 
 // The command and factor values of a recorded run, for --replay.
 struct Replay {
+  std::string path;
   std::vector<std::string> argv;
+  std::string cwd;
+  std::string program_digest;
+  std::string script_digest;
   std::vector<std::pair<std::string, std::string>> values;
+  std::map<std::string, std::string> measured;  // by factor
   std::vector<std::string> not_replayable;
 };
 
@@ -95,13 +102,20 @@ Replay read_replay(const std::string& where) {
   }
   Replay replay;
   try {
+    replay.path = path;
     replay.argv = record.at("argv").get<std::vector<std::string>>();
+    replay.cwd = record.value("cwd", "");
+    if (record.contains("program") && record["program"].is_object()) {
+      replay.program_digest = record["program"].value("digest", "");
+      replay.script_digest = record["program"].value("script_digest", "");
+    }
     for (const nlohmann::json& factor : record.value("factors", nlohmann::json::array())) {
       if (factor.value("applied", "") != "applied") {
         continue;
       }
       const std::string name = factor.at("name").get<std::string>();
       replay.values.emplace_back(name, factor.at("value").get<std::string>());
+      replay.measured[name] = factor.value("measured", "");
       if (!factor.value("replayable", true)) {
         replay.not_replayable.push_back(name + " (" + factor.value("note", "") + ")");
       }
@@ -113,6 +127,30 @@ Replay read_replay(const std::string& where) {
     throw CommandError(125, "--replay: " + path + ": the record holds no command");
   }
   return replay;
+}
+
+// A replay runs where the recorded run ran, and says so when the program or
+// its script is not the one recorded.
+void check_replayed_program(const Replay& replay, const host::ProgramRecord& program,
+                            launch::LaunchSpec& spec) {
+  std::error_code code;
+  if (!replay.cwd.empty()) {
+    if (std::filesystem::is_directory(replay.cwd, code)) {
+      spec.working_dir = replay.cwd;
+    } else {
+      std::fprintf(stderr, "memdet run: the recorded folder %s is gone; replaying here\n",
+                   replay.cwd.c_str());
+    }
+  }
+  if (!replay.program_digest.empty() && replay.program_digest != program.digest) {
+    std::fprintf(stderr, "memdet run: warning: %s is not the program recorded (digest %s, "
+                 "recorded %s)\n", program.executable.c_str(), program.digest.c_str(),
+                 replay.program_digest.c_str());
+  }
+  if (!replay.script_digest.empty() && replay.script_digest != program.script_digest) {
+    std::fprintf(stderr, "memdet run: warning: the script %s is not the one recorded\n",
+                 program.script.c_str());
+  }
 }
 
 int run(const RunOptions& options) {
@@ -152,6 +190,10 @@ int run(const RunOptions& options) {
   }
   spec.executable = executable;
   spec.argv = command;
+  host::ProgramRecord program = host::identify_program(executable, command);
+  if (!replay.path.empty()) {
+    check_replayed_program(replay, program, spec);
+  }
   for (char** entry = environ; *entry != nullptr; ++entry) {
     spec.env.emplace_back(*entry);
   }
@@ -215,6 +257,15 @@ int run(const RunOptions& options) {
       std::fprintf(stderr, "memdet run: %s; %s\n", report::describe_status(*result).c_str(),
                    line.c_str());
   }
+  // A replay is judged against the run it repeats.
+  for (const factors::FactorRecord& record : factors.records) {
+    auto recorded = replay.measured.find(record.name);
+    if (recorded != replay.measured.end() && !recorded->second.empty() &&
+        !record.measured.empty() && recorded->second != record.measured) {
+      std::fprintf(stderr, "memdet run: %s not reproduced: measured %s, the recorded run %s\n",
+                   record.name.c_str(), record.measured.c_str(), recorded->second.c_str());
+    }
+  }
   for (const launch::LeftBehind& process : result->left_behind) {
     std::fprintf(stderr, "memdet run: pid %d (%s) outlived the workload and was ended\n",
                  process.pid, process.command.c_str());
@@ -225,6 +276,13 @@ int run(const RunOptions& options) {
     document["schema"] = report::kRunSchema;
     document["argv"] = command;
     document["executable"] = executable;
+    std::error_code code;
+    document["cwd"] = spec.working_dir.empty() ? std::filesystem::current_path(code).string()
+                                               : spec.working_dir;
+    document["program"] = report::program_json(program);
+    if (!replay.path.empty()) {
+      document["replay_of"] = replay.path;
+    }
     document["factors"] = report::factors_json(factors.records);
     document["seed"] = setup.profile.seed;
     Status written = report::write_json(document, options.json_path);

@@ -129,8 +129,11 @@ class Cpu final : public Factor {
       assignment += (assignment.empty() ? "" : " ") + thread.ordinal + ":" +
                     std::to_string(thread.assigned_cpu);
     }
-    record.measured = assignment.empty() ? "no threads created" : assignment;
-    record.observed = std::to_string(pinned) + " threads pinned over CPUs " + value;
+    // What a run holds still or moves is the order threads are placed in;
+    // how many threads there are is the threads factor's.
+    record.measured = "order " + value;
+    record.observed = std::to_string(pinned) + " threads pinned over CPUs " + value +
+                      (assignment.empty() ? "" : " (ordinal:CPU " + assignment + ")");
     if (collisions > 0) {
       record.observed += ", " + std::to_string(collisions) + " sharing a CPU (more threads than CPUs)";
     }

@@ -50,14 +50,32 @@ Status merge_controls(const launch::Controls& planned, launch::Controls& control
   return {};
 }
 
+// The stack factor's base: "auto", "BYTES", or "BYTES@ENTRIES". The kernel
+// lays out the strings and then one pointer per argv and environment entry,
+// so an exact replay needs both the byte total and the entry count.
 Status pad_stack(const LaunchPlan& plan, launch::LaunchSpec& spec, RunFactors& run) {
   put(spec.env, "MEMDET_STACK_PAD", "");
-  const size_t footprint = launch::exec_footprint(spec.executable, spec.argv, spec.env);
   size_t base = 0;
+  size_t entries = 0;
+  if (plan.stack_base != "auto") {
+    size_t at = plan.stack_base.find('@');
+    base = static_cast<size_t>(std::stoul(plan.stack_base.substr(0, at)));
+    if (at != std::string::npos) {
+      entries = static_cast<size_t>(std::stoul(plan.stack_base.substr(at + 1)));
+    }
+  }
+  size_t count = spec.argv.size() + spec.env.size();
+  if (entries > 0 && count > entries) {
+    return make_error("stack: the command has " + std::to_string(count) +
+                      " argv and environment entries, more than the " + std::to_string(entries) +
+                      " recorded");
+  }
+  for (size_t fill = 1; count < entries; ++fill, ++count) {
+    spec.env.push_back("MEMDET_STACK_FILL" + std::to_string(fill) + "=");
+  }
+  const size_t footprint = launch::exec_footprint(spec.executable, spec.argv, spec.env);
   if (plan.stack_base == "auto") {
     base = (footprint / kStackRounding + 1) * kStackRounding;
-  } else {
-    base = static_cast<size_t>(std::stoul(plan.stack_base));
   }
   const size_t total = base + plan.stack_extra;
   if (total < footprint) {
@@ -65,12 +83,13 @@ Status pad_stack(const LaunchPlan& plan, launch::LaunchSpec& spec, RunFactors& r
                       " bytes, more than the pinned total of " + std::to_string(total));
   }
   put(spec.env, "MEMDET_STACK_PAD", std::string(total - footprint, 'x'));
+  const std::string layout = std::to_string(base) + "@" + std::to_string(count);
   for (FactorRecord& record : run.records) {
     if (record.name == "stack") {
-      record.reference = std::to_string(base);
-      record.value = std::to_string(base) +
-                     (plan.stack_extra > 0 ? "+" + std::to_string(plan.stack_extra) : "");
-      record.observed = std::to_string(total) + " bytes of argv, environment and path";
+      record.reference = layout;
+      record.value = layout + (plan.stack_extra > 0 ? "+" + std::to_string(plan.stack_extra) : "");
+      record.observed = std::to_string(total) + " bytes in " + std::to_string(count) +
+                        " argv and environment entries";
     }
   }
   return {};
@@ -94,7 +113,8 @@ Status finish_launch(const LaunchPlan& plan, const Host& host, const PreloadUse&
     if (host.preload_library.empty()) {
       if (plan.needs_preload) {
         return make_error("libmemdet_preload.so was not found beside the memdet binary; the "
-                          "factors asked for need it");
+                          "factors asked for need it (cmake --build build --target "
+                          "memdet_preload)");
       }
     } else {
       std::map<std::string, std::string> fields;

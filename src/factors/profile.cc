@@ -353,9 +353,20 @@ void verify_run(const Profile& profile, const Observation& seen, RunFactors& run
       continue;
     }
     const ProfileEntry* entry = profile.find(record.name);
-    if (entry != nullptr) {
-      entry->factor->verify(record.value, seen, record);
+    if (entry == nullptr) {
+      continue;
     }
+    // Without the library's report nothing shows that a factor working
+    // inside the program took effect (a static program, or one that ended
+    // through _exit): it was not applied, whatever was asked.
+    if (entry->factor->needs_preload() && (seen.preload == nullptr || !seen.preload->present)) {
+      record.applied = Applied::kRefused;
+      record.reason = seen.preload == nullptr ? "the preload library was not loaded"
+                                              : "the preload library did not report: " +
+                                                    seen.preload->error;
+      continue;
+    }
+    entry->factor->verify(record.value, seen, record);
   }
 }
 

@@ -35,6 +35,15 @@ bool is_count(const std::string& text) {
          text.find_first_not_of("0123456789") == std::string::npos;
 }
 
+// "BYTES" or "BYTES@ENTRIES", with "+STEP" after it in a perturbed run.
+bool is_layout(const std::string& text) {
+  StackValue parsed = parse(text);
+  size_t at = parsed.base.find('@');
+  std::string step = text.find('+') == std::string::npos ? "0" : text.substr(text.find('+') + 1);
+  return is_count(parsed.base.substr(0, at)) && is_count(step) &&
+         (at == std::string::npos || is_count(parsed.base.substr(at + 1)));
+}
+
 class Stack final : public Factor {
  public:
   const char* name() const override { return "stack"; }
@@ -48,10 +57,11 @@ class Stack final : public Factor {
     if (value.empty() || value == "auto") {
       return resolved("auto");
     }
-    if (is_count(value)) {
+    if (is_layout(value)) {
       return resolved(value);
     }
-    return bad_request("unknown value '" + value + "' (auto, or a total in bytes)");
+    return bad_request("unknown value '" + value +
+                       "' (auto, a total in bytes, or BYTES@ENTRIES as records hold it)");
   }
 
   std::string perturbed_value(const std::string& reference, const std::string&, int k,
@@ -60,7 +70,7 @@ class Stack final : public Factor {
     long step = static_cast<long>((mix_seed(seed, 0) + static_cast<uint64_t>(k - 1) * 97) %
                                   kMaxSteps) +
                 1;
-    return parse(reference).base + "+" + std::to_string(step * 16);
+    return parse(reference).base + "+" + std::to_string(step * 16 + parse(reference).extra);
   }
 
   void apply(const std::string& value, const Host&, LaunchPlan& plan) const override {

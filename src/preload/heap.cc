@@ -65,10 +65,10 @@ static_assert(sizeof(Far) == kFarSize);
 
 // What start_heap decides once, so the fast paths read one small struct.
 struct Plan {
-  bool shaped = false;        // headers in front of blocks
-  bool random = false;        // heap_random
-  size_t base_class = 0;      // heap=, or 0
-  size_t fast_limit = 0;      // larger malloc sizes take the general path
+  bool shaped = false;    // headers in front of blocks
+  bool random = false;    // heap_random
+  size_t base_class = 0;  // heap=, or 0
+  size_t fast_limit = 0;  // larger malloc sizes take the general path
 };
 Plan g_plan;
 
@@ -130,8 +130,7 @@ void advise(void* begin, void* end, int advice) {
 
 __attribute__((noinline)) uint64_t refill_random_bits() {
   uint64_t count = t_self.refills++;
-  uint64_t bits =
-      mix64(g_config.seed ^ mix64(t_self.ordinal_hash + count * 0x9e3779b97f4a7c15ULL));
+  uint64_t bits = mix64(g_config.seed ^ mix64(t_self.ordinal_hash + count * 0x9e3779b97f4a7c15ULL));
   // 62 random bits below a marker: after 31 draws of two bits only the
   // marker is left, at bit 0.
   return bits >> 2 | static_cast<uint64_t>(1) << 62;
@@ -160,11 +159,11 @@ size_t ordinary_distance(const char* raw, size_t target) {
 // An ordinary block of class `target`: lower malloc or calloc with the
 // fixed slack, header written. Null when the lower allocator fails.
 __attribute__((always_inline)) inline char* allocate_ordinary(size_t size, size_t target,
-                                                             Fill fill) {
+                                                              Fill fill) {
   size_t slack = kSlack;
   for (;;) {
     auto* raw = static_cast<char*>(fill == Fill::kZero ? g_lower.calloc(1, size + slack)
-                                                      : g_lower.malloc(size + slack));
+                                                       : g_lower.malloc(size + slack));
     if (MEMDET_UNLIKELY(raw == nullptr)) {
       return nullptr;
     }
@@ -262,7 +261,9 @@ void* allocate_plain(size_t size, size_t alignment, Fill fill) {
   return pointer;
 }
 
-void count(void* pointer, size_t alignment) { count_allocation(class_bin(pointer), alignment >= 64); }
+void count(void* pointer, size_t alignment) {
+  count_allocation(class_bin(pointer), alignment >= 64);
+}
 
 void finish(void* pointer, size_t size, size_t alignment, Fill fill) {
   if (g_config.hugepages == Hugepages::kSmall && size >= kHugePage) {

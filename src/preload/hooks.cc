@@ -37,9 +37,9 @@
 #include "preload/shim.h"
 #include "preload/threads.h"
 
+using memdet::preload::current_mode;
 using memdet::preload::Fill;
 using memdet::preload::g_lower;
-using memdet::preload::current_mode;
 using memdet::preload::is_passive;
 using memdet::preload::Mode;
 using memdet::preload::Start;

@@ -761,6 +761,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     for (const std::string& arg : options.command) {
       run.argv.push_back(substitute(arg, run.label, run.dir));
     }
+    run.cwd = fs::current_path(code).string();
 
     launch::LaunchSpec spec;
     spec.executable = report.executable;

@@ -70,6 +70,7 @@ struct RunRecord {
   std::string label;
   std::string dir;
   std::vector<std::string> argv;
+  std::string cwd;  // where the command ran
   launch::LaunchResult launch;
   std::vector<ArtifactRecord> artifacts;
   std::vector<std::string> missing;  // patterns that matched nothing

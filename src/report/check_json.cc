@@ -63,20 +63,6 @@ json host_json(const host::HostInfo& info) {
           {"libc", info.libc}};
 }
 
-json program_json(const host::ProgramRecord& program) {
-  json document = {{"executable", program.executable}, {"digest", program.digest}};
-  if (!program.interpreter.empty()) {
-    document["interpreter"] = program.interpreter;
-  }
-  if (!program.script.empty()) {
-    document["script"] = program.script;
-    document["script_digest"] = program.script_digest;
-  }
-  if (!program.note.empty()) {
-    document["note"] = program.note;
-  }
-  return document;
-}
 
 json loaded_json(const host::LoadedLibraries& loaded) {
   json blas = json::array();
@@ -186,6 +172,21 @@ json launch_json(const launch::LaunchResult& result) {
   return document;
 }
 
+json program_json(const host::ProgramRecord& program) {
+  json document = {{"executable", program.executable}, {"digest", program.digest}};
+  if (!program.interpreter.empty()) {
+    document["interpreter"] = program.interpreter;
+  }
+  if (!program.script.empty()) {
+    document["script"] = program.script;
+    document["script_digest"] = program.script_digest;
+  }
+  if (!program.note.empty()) {
+    document["note"] = program.note;
+  }
+  return document;
+}
+
 json factors_json(const std::vector<factors::FactorRecord>& records) {
   json list = json::array();
   for (const factors::FactorRecord& record : records) {
@@ -250,6 +251,7 @@ json run_json(const protocol::RunRecord& run) {
           {"label", run.label},
           {"dir", run.dir},
           {"argv", run.argv},
+          {"cwd", run.cwd},
           {"completed", run.completed()},
           {"outcome", run.outcome},
           {"launch", launch_json(run.launch)},

@@ -12,6 +12,7 @@ inline constexpr const char* kCheckSchema = "memdet.check/2";
 inline constexpr const char* kRunSchema = "memdet.run/2";
 
 nlohmann::json launch_json(const launch::LaunchResult& result);
+nlohmann::json program_json(const host::ProgramRecord& program);
 nlohmann::json factors_json(const std::vector<factors::FactorRecord>& records);
 nlohmann::json profile_json(const factors::Profile& profile);
 nlohmann::json run_json(const protocol::RunRecord& run);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "core/text.h"
@@ -210,14 +211,27 @@ void print_loaded(const protocol::CheckReport& report, std::FILE* out) {
   }
   std::fprintf(out, "loaded (run %s): BLAS %s; allocator %s\n", report.runs.front().label.c_str(),
                blas.c_str(), first.allocator.c_str());
+  // An allocator the allocator factor varies on purpose is no surprise.
+  const factors::ProfileEntry* allocator = report.options.profile.find("allocator");
+  const bool allocator_varies =
+      allocator != nullptr && allocator->mode == factors::Mode::kPerturb;
   for (const protocol::RunRecord& run : report.runs) {
-    if (run.loaded.recorded &&
-        (run.loaded.blas_name != first.blas_name || run.loaded.allocator != first.allocator)) {
-      std::fprintf(out, "warning: run %s loaded BLAS %s and allocator %s, unlike run %s\n",
-                   run.label.c_str(), run.loaded.blas_name.c_str(), run.loaded.allocator.c_str(),
-                   report.runs.front().label.c_str());
+    if (!run.loaded.recorded) {
+      continue;
+    }
+    std::string unlike;
+    if (run.loaded.blas_name != first.blas_name) {
+      unlike += "BLAS " + run.loaded.blas_name;
+    }
+    if (!allocator_varies && run.loaded.allocator != first.allocator) {
+      unlike += (unlike.empty() ? "" : " and ") + std::string("allocator ") + run.loaded.allocator;
+    }
+    if (!unlike.empty()) {
+      std::fprintf(out, "warning: run %s loaded %s, unlike run %s\n", run.label.c_str(),
+                   unlike.c_str(), report.runs.front().label.c_str());
     }
   }
+
 }
 
 }  // namespace
@@ -253,9 +267,11 @@ std::string describe_profile(const factors::Profile& profile) {
   std::string pinned;
   std::string perturbed;
   std::string not_applicable;
+  std::string free;
   for (const factors::ProfileEntry& entry : profile.entries) {
     std::string name = entry.factor->name();
     if (entry.mode == factors::Mode::kFree) {
+      free += (free.empty() ? "" : ", ") + name;
       continue;
     }
     if (entry.applied == factors::Applied::kNotApplicable) {
@@ -276,6 +292,11 @@ std::string describe_profile(const factors::Profile& profile) {
   add("pinned: ", pinned);
   add("perturbed: ", perturbed);
   add("not applicable: ", not_applicable);
+  // Named only beside a pinned or perturbed one: a free factor can move the
+  // result too.
+  if (!line.empty()) {
+    add("free: ", free);
+  }
   if (!perturbed.empty()) {
     char seed[40];
     std::snprintf(seed, sizeof seed, "; seed 0x%016llx",
@@ -354,21 +375,36 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
   }
   if (!report.options.profile.entries.empty()) {
     std::fprintf(out, "factors: %s\n", describe_profile(report.options.profile).c_str());
-    int unverified = 0;
-    int problems = 0;
+    // Each factor once, with the runs where it was not verified or did not
+    // behave as its mode says.
+    std::map<std::string, std::vector<std::string>> unverified;
+    std::map<std::string, std::vector<std::string>> misbehaved;
     for (const protocol::RunRecord& run : report.runs) {
       for (const factors::FactorRecord& record : run.factors.records) {
-        unverified += record.applied == factors::Applied::kApplied &&
-                      record.verified != launch::CheckState::kVerified;
+        if (record.applied == factors::Applied::kRefused ||
+            (record.applied == factors::Applied::kApplied &&
+             record.verified != launch::CheckState::kVerified &&
+             record.verified != launch::CheckState::kNotObservable)) {
+          unverified[record.name].push_back(run.label);
+        }
       }
-      problems += static_cast<int>(run.factor_problems.size());
+      for (const std::string& problem : run.factor_problems) {
+        misbehaved[problem.substr(0, problem.find(':'))].push_back(run.label);
+      }
     }
-    if (unverified > 0 || problems > 0) {
-      std::fprintf(out,
-                   "  %d factor checks not verified, %d factors that did not move as asked "
-                   "(see the runs' record.json)\n",
-                   unverified, problems);
-    }
+    auto list = [&](const char* what, const std::map<std::string, std::vector<std::string>>& by) {
+      for (const auto& [name, runs] : by) {
+        std::string labels;
+        for (const std::string& label : runs) {
+          labels += (labels.empty() ? "" : ", ") + label;
+        }
+        std::fprintf(out, "  %s %s in runs %s (see their record.json)\n", name.c_str(), what,
+                     labels.c_str());
+      }
+    };
+    list("was not verified", unverified);
+    list("did not behave as its mode says (pinned but moved, or perturbed but the same)",
+         misbehaved);
   }
   const host::HostInfo& host = report.host;
   std::string extensions;

@@ -106,7 +106,7 @@ if [ "$(nproc)" -ge 2 ]; then
     canary=(-- "$MEMDET" canary sgd --threads 3 --reduce ordered --steps 5 --out '{run_dir}/out')
     run_memdet cpu check -n 2 --json cpu.json --pin cpu --no-stdout --artifact '{run_dir}/out/*' "${canary[@]}"
     expect_status cpu 0
-    placements='[f["measured"] for r in d["runs"] for f in r["factors"] if f["name"] == "cpu"]'
+    placements='[f["observed"].split("ordinal:CPU ")[1] for r in d["runs"] for f in r["factors"] if f["name"] == "cpu"]'
     expect_json cpu.json "all(f['verified'] == 'verified' for r in d['runs'] for f in r['factors'] if f['name'] == 'cpu')" \
         "thread placement verified from the thread log"
     expect_json cpu.json "len(set($placements)) == 1 and ':0' in $placements[0] and ':1' in $placements[0]" \

@@ -82,13 +82,6 @@ TEST(Antagonist, ReportsTheBandwidthItAchieved) {
   EXPECT_GT(gbps, 0.1);
 }
 
-TEST(Antagonist, HalfDutyMovesLessThanFull) {
-  double full = stream_for("stream", std::chrono::milliseconds(300));
-  double half = stream_for("stream50", std::chrono::milliseconds(300));
-  EXPECT_GT(half, 0.0);
-  EXPECT_LT(half, 0.85 * full) << "stream " << full << " GB/s, stream50 " << half << " GB/s";
-}
-
 TEST(Antagonist, StopReapsEveryChild) {
   auto antagonist = Antagonist::start(last_cpu(), "stream");
   ASSERT_TRUE(antagonist.ok()) << antagonist.error().message;
