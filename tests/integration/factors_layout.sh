@@ -116,3 +116,14 @@ if [ "$(nproc)" -ge 2 ]; then
     expect_json cpu_moved.json "$placements[0] != $placements[1]" "the perturbed run placed its threads differently"
     checked "cpu: threads pinned in creation order, perturbed order differs ($(json_value cpu_moved.json "$placements"))"
 fi
+
+# Replay of a check run: the same stack, from the same folder, with the
+# recorded byte total and entry count.
+run_memdet campaign check -n 3 --out campaign --pin all --perturb stack --seed 3 -- "$PROBE"
+(cd / && timeout "$LIMIT_SECONDS" "$MEMDET" run --replay "$SCRATCH/campaign/run-03" \
+    >"$SCRATCH/replay3.out" 2>"$SCRATCH/replay3.err")
+want=$(grep '^stack ' campaign/run-03/stdout.txt)
+got=$(grep '^stack ' replay3.out)
+[ "$want" = "$got" ] || fail "replaying run 03 gave '$got', the run printed '$want'"
+! grep -q "not reproduced" replay3.err || fail "replay: $(cat replay3.err)"
+checked "run --replay of a check run starts the stack where the run did ($got)"
