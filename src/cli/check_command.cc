@@ -5,13 +5,16 @@
 // verdict with the evidence. Exit 0: no difference seen; 1: results differ;
 // 2: usage or input error; 3: the workload failed in some run; 130:
 // interrupted.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "factors/system_settings.h"
 #include "core/error.h"
+#include "core/sys.h"
 #include "core/text.h"
+#include "factors/system_settings.h"
 #include "protocol/check.h"
 #include "report/check_json.h"
 #include "report/check_terminal.h"
@@ -123,6 +126,14 @@ int check(const CheckCliOptions& cli) {
                  : cli.keep == "none" ? protocol::CheckOptions::Keep::kNone
                                       : protocol::CheckOptions::Keep::kDiverged;
   options.out_dir = cli.out_dir;
+  if (!cli.json_path.empty() && cli.json_path != "-") {
+    // Found out before the runs, not after them.
+    std::string dir = cli.json_path.substr(0, cli.json_path.find_last_of('/') + 1);
+    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0) {
+      throw usage_error("--json " + cli.json_path + ": cannot write into " +
+                        (dir.empty() ? std::string(".") : dir) + ": " + sys::errno_text(errno));
+    }
+  }
   FactorSetup setup = prepare_factors(cli.controls, 2);
   // Held for the whole campaign, undone when this scope ends on any path.
   auto system = factors::SystemSettings::apply(factors::system_writes(setup.profile, setup.host));

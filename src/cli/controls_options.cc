@@ -93,6 +93,14 @@ FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
   if (options.aslr == "off") {
     selection.pins.push_back("aslr=off");
   }
+  if (options.aslr == "on") {
+    for (const std::string& pin : options.pins) {
+      if (pin == "aslr" || pin.rfind("aslr=", 0) == 0 || pin == "all") {
+        throw CommandError(usage_status, "--aslr on leaves ASLR free; --pin " + pin +
+                                             " pins it: they contradict each other");
+      }
+    }
+  }
   if (options.threads > 0) {
     selection.pins.push_back("threads=" + std::to_string(options.threads));
   }
@@ -113,6 +121,14 @@ FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
     auto cpus = launch::parse_cpu_list(*options.cpus);
     if (!cpus) {
       throw CommandError(usage_status, "--cpus: " + cpus.error().message);
+    }
+    for (int cpu : *cpus) {
+      if (setup.host.allowed_cpus.count(cpu) == 0) {
+        throw CommandError(usage_status, "--cpus: CPU " + std::to_string(cpu) +
+                                             " is not available (allowed: " +
+                                             launch::format_cpu_list(setup.host.allowed_cpus) +
+                                             ")");
+      }
     }
     setup.controls.cpus = *cpus;
   }

@@ -69,12 +69,12 @@ int main(int argc, char** argv) {
     }
     if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr && !stray.empty()) {
       std::fprintf(stderr,
-                   "memdet: unknown option or stray argument: %s (the command goes after --)\n",
+                   "memdet: unknown option or stray argument: %s (the command goes after --; "
+                   "see --help)\n",
                    printable(stray).c_str());
     } else {
-      std::fprintf(stderr, "memdet: %s\n", printable(error.what()).c_str());
+      std::fprintf(stderr, "memdet: %s (see --help)\n", printable(error.what()).c_str());
     }
-    std::fprintf(stderr, "Run with --help for more information.\n");
     return usage_status;
   }
 

@@ -9,8 +9,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "core/sys.h"
+#include "core/text.h"
 #include "host/program.h"
 #include "factors/antagonist.h"
 #include "factors/system_settings.h"
@@ -74,6 +76,8 @@ struct Replay {
   std::string path;
   std::vector<std::string> argv;
   std::string cwd;
+  std::string label;    // a check run's MEMDET_RUN, which the command may read
+  std::string run_dir;  // and its MEMDET_RUN_DIR
   std::string program_digest;
   std::string script_digest;
   std::vector<std::pair<std::string, std::string>> values;
@@ -81,50 +85,96 @@ struct Replay {
   std::vector<std::string> not_replayable;
 };
 
+constexpr size_t kRecordLimit = 64 << 20;
+
 Replay read_replay(const std::string& where) {
   struct stat info {};
   std::string path = where;
   if (::stat(where.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
     path = where + "/record.json";
   }
-  auto text = sys::read_small_file(path);
+  auto fail = [&](const std::string& problem) {
+    throw CommandError(125, "--replay: " + printable(path) + ": " + problem);
+  };
+  auto text = sys::read_prefix(path, kRecordLimit + 1);
   if (!text) {
     throw CommandError(125, "--replay: " + text.error().message);
   }
+  if (text->size() > kRecordLimit) {
+    fail("larger than a run record can be (64 MiB)");
+  }
   nlohmann::json record = nlohmann::json::parse(*text, nullptr, false);
   if (record.is_discarded() || !record.is_object()) {
-    throw CommandError(125, "--replay: " + path + ": not JSON");
+    fail("not JSON");
   }
+  auto string_at = [&](const nlohmann::json& object, const char* key,
+                       const std::string& where_in) -> std::string {
+    if (!object.contains(key) || !object[key].is_string()) {
+      fail(where_in + std::string(key) + ": missing, or not a string");
+    }
+    std::string value = object[key].get<std::string>();
+    if (value.find('\0') != std::string::npos) {
+      fail(where_in + std::string(key) + ": holds a NUL byte");
+    }
+    return value;
+  };
   const std::string schema = record.value("schema", "");
   if (schema != report::kRunSchema) {
-    throw CommandError(125, "--replay: " + path + ": not a memdet run record (schema '" + schema +
-                                "', expected " + report::kRunSchema + ")");
+    fail("not a memdet run record (schema '" + printable(schema) + "', expected " +
+         report::kRunSchema + ")");
   }
   Replay replay;
-  try {
-    replay.path = path;
-    replay.argv = record.at("argv").get<std::vector<std::string>>();
-    replay.cwd = record.value("cwd", "");
-    if (record.contains("program") && record["program"].is_object()) {
-      replay.program_digest = record["program"].value("digest", "");
-      replay.script_digest = record["program"].value("script_digest", "");
-    }
-    for (const nlohmann::json& factor : record.value("factors", nlohmann::json::array())) {
-      if (factor.value("applied", "") != "applied") {
-        continue;
-      }
-      const std::string name = factor.at("name").get<std::string>();
-      replay.values.emplace_back(name, factor.at("value").get<std::string>());
-      replay.measured[name] = factor.value("measured", "");
-      if (!factor.value("replayable", true)) {
-        replay.not_replayable.push_back(name + " (" + factor.value("note", "") + ")");
-      }
-    }
-  } catch (const nlohmann::json::exception& error) {
-    throw CommandError(125, "--replay: " + path + ": " + error.what());
+  replay.path = path;
+  if (!record.contains("argv") || !record["argv"].is_array() || record["argv"].empty()) {
+    fail("argv: missing, empty, or not an array");
   }
-  if (replay.argv.empty()) {
-    throw CommandError(125, "--replay: " + path + ": the record holds no command");
+  for (const nlohmann::json& arg : record["argv"]) {
+    if (!arg.is_string() || arg.get<std::string>().find('\0') != std::string::npos) {
+      fail("argv: every element must be a string without NUL bytes");
+    }
+    replay.argv.push_back(arg.get<std::string>());
+  }
+  if (record.contains("cwd")) {
+    replay.cwd = string_at(record, "cwd", "");
+  }
+  if (record.contains("label") && record.contains("dir")) {
+    replay.label = string_at(record, "label", "");
+    replay.run_dir = string_at(record, "dir", "");
+  }
+  if (record.contains("program") && record["program"].is_object()) {
+    replay.program_digest = record["program"].value("digest", "");
+    replay.script_digest = record["program"].value("script_digest", "");
+  }
+  if (!record.contains("factors") || !record["factors"].is_array()) {
+    fail("factors: missing, or not an array");
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < record["factors"].size(); ++i) {
+    const nlohmann::json& factor = record["factors"][i];
+    const std::string at = "factors[" + std::to_string(i) + "].";
+    if (!factor.is_object()) {
+      fail(at.substr(0, at.size() - 1) + ": not an object");
+    }
+    const std::string name = string_at(factor, "name", at);
+    if (!seen.insert(name).second) {
+      fail("factor " + printable(name) + " is recorded twice");
+    }
+    const std::string applied = string_at(factor, "applied", at);
+    if (applied != "applied" && applied != "not applicable" && applied != "refused" &&
+        applied != "free") {
+      fail(at + "applied: '" + printable(applied) + "' is not a state memdet records");
+    }
+    if (applied != "applied") {
+      continue;
+    }
+    replay.values.emplace_back(name, string_at(factor, "value", at));
+    replay.measured[name] = factor.contains("measured") ? string_at(factor, "measured", at) : "";
+    if (factor.contains("replayable") && !factor["replayable"].is_boolean()) {
+      fail(at + "replayable: not true or false");
+    }
+    if (!factor.value("replayable", true)) {
+      replay.not_replayable.push_back(name);
+    }
   }
   return replay;
 }
@@ -193,6 +243,10 @@ int run(const RunOptions& options) {
   host::ProgramRecord program = host::identify_program(executable, command);
   if (!replay.path.empty()) {
     check_replayed_program(replay, program, spec);
+    if (!replay.label.empty()) {
+      spec.env.push_back("MEMDET_RUN=" + replay.label);
+      spec.env.push_back("MEMDET_RUN_DIR=" + replay.run_dir);
+    }
   }
   for (char** entry = environ; *entry != nullptr; ++entry) {
     spec.env.emplace_back(*entry);
@@ -218,7 +272,10 @@ int run(const RunOptions& options) {
     throw CommandError(125, finished.error().message);
   }
   for (const std::string& factor : replay.not_replayable) {
-    std::fprintf(stderr, "memdet run: cannot replay %s; recorded as observed\n", factor.c_str());
+    std::fprintf(stderr,
+                 "memdet run: %s cannot be replayed (the recorded run took it from the kernel); "
+                 "what this run gets is recorded as observed\n",
+                 factor.c_str());
   }
 
   factors::RunNoise noise(factors);

@@ -1,5 +1,7 @@
 #include "factors/launch_setup.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 namespace memdet::factors {
@@ -82,7 +84,19 @@ Status pad_stack(const LaunchPlan& plan, launch::LaunchSpec& spec, RunFactors& r
     return make_error("stack: the command and its environment take " + std::to_string(footprint) +
                       " bytes, more than the pinned total of " + std::to_string(total));
   }
-  put(spec.env, "MEMDET_STACK_PAD", std::string(total - footprint, 'x'));
+  // The kernel refuses one string over 128 KiB (MAX_ARG_STRLEN) and a
+  // total over a quarter of the stack limit (ARG_MAX): say so here, not as
+  // the command's failure to execute.
+  constexpr size_t kMaxArgString = 128 * 1024;
+  const size_t pad = total - footprint;
+  const long arg_max = ::sysconf(_SC_ARG_MAX);
+  if (pad + std::string("MEMDET_STACK_PAD=").size() + 1 > kMaxArgString ||
+      (arg_max > 0 && total + count * sizeof(char*) > static_cast<size_t>(arg_max))) {
+    return make_error("stack: a total of " + std::to_string(total) +
+                      " bytes is more than the kernel lets exec take (ARG_MAX " +
+                      std::to_string(arg_max) + ", 128 KiB a string)");
+  }
+  put(spec.env, "MEMDET_STACK_PAD", std::string(pad, 'x'));
   const std::string layout = std::to_string(base) + "@" + std::to_string(count);
   for (FactorRecord& record : run.records) {
     if (record.name == "stack") {

@@ -29,7 +29,7 @@ Result<NumaValue> parse(const std::string& value) {
   }
   auto nodes = launch::parse_cpu_list(value.substr(colon + 1));
   if (!nodes) {
-    return make_error("'" + value + "': " + nodes.error().message);
+    return make_error("'" + value + "': not a list of NUMA nodes such as 0 or 0-1");
   }
   if (parsed.policy == "bind" && nodes->size() != 1) {
     return make_error("'" + value + "': bind takes one node");

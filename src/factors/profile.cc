@@ -11,14 +11,15 @@ namespace {
 struct Parsed {
   std::string name;
   std::string value;
+  bool empty_value = false;  // "F=": a value was meant but none given
 };
 
 Parsed split_request(const std::string& text) {
   size_t equals = text.find('=');
   if (equals == std::string::npos) {
-    return {text, {}};
+    return {text, {}, false};
   }
-  return {text.substr(0, equals), text.substr(equals + 1)};
+  return {text.substr(0, equals), text.substr(equals + 1), equals + 1 == text.size()};
 }
 
 std::string known_names() {
@@ -239,8 +240,17 @@ Result<Profile> make_profile(const Selection& selection, const Host& host) {
     if (!entry) {
       return entry.error();
     }
+    if (request.empty_value) {
+      return make_error("--pin " + text + ": the value after = is empty");
+    }
     if ((*entry)->explicit_request && values[request.name] != request.value) {
-      return make_error("--pin " + request.name + ": given twice with different values");
+      // The same value spelled two ways (heap and heap=0) is no conflict.
+      Resolution first = (*entry)->factor->resolve(values[request.name], host);
+      Resolution second = (*entry)->factor->resolve(request.value, host);
+      if (first.kind != Resolution::Kind::kOk || second.kind != Resolution::Kind::kOk ||
+          first.value != second.value) {
+        return make_error("--pin " + request.name + ": given twice with different values");
+      }
     }
     (*entry)->mode = Mode::kPin;
     (*entry)->explicit_request = true;
@@ -260,6 +270,12 @@ Result<Profile> make_profile(const Selection& selection, const Host& host) {
     if ((*entry)->explicit_request && (*entry)->mode == Mode::kPin) {
       return make_error("--pin " + request.name + " and --perturb " + request.name +
                         " contradict each other");
+    }
+    if (request.empty_value) {
+      return make_error("--perturb " + text + ": the value after = is empty");
+    }
+    if ((*entry)->mode == Mode::kPerturb && (*entry)->variant != request.value) {
+      return make_error("--perturb " + request.name + ": given twice with different values");
     }
     (*entry)->mode = Mode::kPerturb;
     (*entry)->explicit_request = true;

@@ -25,9 +25,12 @@ class Uninit final : public Factor {
     if (value.empty()) {
       return resolved("165");
     }
+    // Decimal, or hex with 0x; a leading zero is not octal.
     char* end = nullptr;
-    long byte = std::strtol(value.c_str(), &end, 0);
-    if (*end != '\0' || byte < 0 || byte > 255) {
+    const bool hex = value.size() > 2 && value[0] == '0' && (value[1] == 'x' || value[1] == 'X');
+    long byte = std::strtol(value.c_str() + (hex ? 2 : 0), &end, hex ? 16 : 10);
+    if (*end != '\0' || byte < 0 || byte > 255 || value[hex ? 2 : 0] == '-' ||
+        value[hex ? 2 : 0] == '+') {
       return bad_request("unknown value '" + value + "' (a byte, 0-255 or 0x00-0xff)");
     }
     return resolved(std::to_string(byte));

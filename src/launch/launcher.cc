@@ -830,8 +830,10 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
     for (ssize_t i = 0; i < got; ++i) {
       int signal_number = signals[i];
       if (signal_number != SIGCHLD) {
+        // The first interrupt is passed on; a second one, when the workload
+        // ignored the first, ends it.
+        ::kill(-pid, result.interrupted_by != 0 ? SIGKILL : signal_number);
         result.interrupted_by = signal_number;
-        ::kill(-pid, signal_number);
       }
     }
   }

@@ -69,6 +69,7 @@ struct Plan {
   bool random = false;    // heap_random
   size_t base_class = 0;  // heap=, or 0
   size_t fast_limit = 0;  // larger malloc sizes take the general path
+  int uninit = -1;        // uninit=, here beside the rest
 };
 Plan g_plan;
 
@@ -375,6 +376,7 @@ void start_heap() {
   g_plan.base_class = g_config.heap_class > 0 ? static_cast<size_t>(g_config.heap_class) : 0;
   // hugepages= changes what happens to blocks of 2 MiB and more.
   g_plan.fast_limit = g_config.hugepages == Hugepages::kUnset ? kMaxSize : kHugePage - 1;
+  g_plan.uninit = g_config.uninit;
   if (g_config.mlock) {
     g_mlock_result = ::mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno;
   }
@@ -399,8 +401,8 @@ void* heap_malloc(size_t size) {
   if (MEMDET_UNLIKELY(pointer == nullptr)) {
     return nullptr;  // errno from the lower malloc
   }
-  if (MEMDET_UNLIKELY(g_config.uninit >= 0)) {
-    std::memset(pointer, g_config.uninit, size);
+  if (MEMDET_UNLIKELY(g_plan.uninit >= 0)) {
+    std::memset(pointer, g_plan.uninit, size);
   }
   count_allocation(static_cast<unsigned>(target / 16), false);
   return pointer;

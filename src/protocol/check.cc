@@ -728,6 +728,31 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     return make_error(error);
   }
 
+  // Every run's factor plan is carried out on paper first, so a value the
+  // launch cannot take (a stack past ARG_MAX) stops the campaign before it
+  // runs anything.
+  for (int index = 1; index <= options.runs; ++index) {
+    const std::string label = run_label(index, options.runs);
+    const std::string dir = report.campaign_dir + "/run-" + label;
+    launch::LaunchSpec spec;
+    spec.executable = report.executable;
+    for (const std::string& arg : options.command) {
+      spec.argv.push_back(substitute(arg, label, dir));
+    }
+    spec.env = base_environment(label, dir, report.audit_library);
+    spec.controls = options.controls;
+    int perturbed = options.profile.any_perturbed() ? index - 1 : 0;
+    factors::RunFactors planned = factors::plan_run(options.profile, options.host, perturbed);
+    factors::PreloadUse use{true, dir + "/" + kPreloadReportPrefix};
+    Status ready = factors::finish_launch(planned.plan, options.host, use, spec, planned);
+    if (!ready) {
+      return make_error(ready.error().message);
+    }
+    if (!options.profile.any_perturbed()) {
+      break;
+    }
+  }
+
   if (options.on_start != nullptr) {
     options.on_start(report);
   }
