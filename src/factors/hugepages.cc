@@ -3,6 +3,8 @@
 // MADV_HUGEPAGE into a no-op, as numpy advises it on large arrays) or huge
 // (allocations of 2 MiB and more aligned to 2 MiB and advised). Perturbed:
 // the other one. Verified by AnonHugePages just before exit.
+#include <algorithm>
+
 #include "factors/exec_stop.h"
 
 namespace memdet::factors {
@@ -46,7 +48,10 @@ class Hugepages final : public Factor {
     if (!preload_report_read(seen, record)) {
       return;
     }
-    long long huge_kb = seen.preload->number("AnonHugePages", -1);
+    // A program that frees its large arrays before exit (Python does) shows
+    // them only in the peak taken before each large free.
+    long long huge_kb = std::max(seen.preload->number("AnonHugePages", -1),
+                                 seen.preload->number("AnonHugePages_peak", -1));
     long long aligned = seen.preload->number("huge_aligned", 0);
     if (huge_kb < 0) {
       record.verified = launch::CheckState::kUnread;

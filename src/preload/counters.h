@@ -51,7 +51,7 @@ inline void bump(std::atomic<uint64_t>& counter) {
 void count_without_slot(unsigned bin, bool aligned);
 
 // One allocation in class bin `bin` (class_bin); `aligned` for requests
-// with alignment 64 or more.
+// with alignment above 16, which the class cannot always move.
 inline void count_allocation(unsigned bin, bool aligned) {
   CounterSlot* slot = t_self.counters;
   if (MEMDET_UNLIKELY(slot == nullptr)) {

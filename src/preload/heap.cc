@@ -33,6 +33,7 @@
 #include <cstring>
 
 #include "preload/counters.h"
+#include "preload/prim.h"
 #include "preload/shim.h"
 
 namespace memdet::preload {
@@ -262,8 +263,10 @@ void* allocate_plain(size_t size, size_t alignment, Fill fill) {
   return pointer;
 }
 
+// A request aligned to more than 16 bytes can only move by multiples of
+// its alignment, so it may sit outside the class: counted apart.
 void count(void* pointer, size_t alignment) {
-  count_allocation(class_bin(pointer), alignment >= 64);
+  count_allocation(class_bin(pointer), alignment > 16);
 }
 
 void finish(void* pointer, size_t size, size_t alignment, Fill fill) {
@@ -443,6 +446,23 @@ void* heap_reallocate(void* pointer, size_t size) {
   return reallocate_shaped(pointer, size);
 }
 
+// Reads AnonHugePages before a block of 2 MiB or more goes back, keeping
+// the largest value: large frees are rare, so the read costs little.
+void sample_huge_pages(void* block) {
+  if (g_config.hugepages != Hugepages::kHuge || lower_usable(block) < kHugePage) {
+    return;
+  }
+  char text[4096];
+  if (prim::read_file("/proc/self/smaps_rollup", text, sizeof text) <= 0) {
+    return;
+  }
+  long kb = prim::find_number_field(text, "AnonHugePages:");
+  long seen = g_counters.huge_peak_kb.load(std::memory_order_relaxed);
+  while (kb > seen &&
+         !g_counters.huge_peak_kb.compare_exchange_weak(seen, kb, std::memory_order_relaxed)) {
+  }
+}
+
 void heap_free(void* pointer) {
   if (pointer == nullptr || in_bootstrap(pointer)) {
     return;
@@ -454,9 +474,11 @@ void heap_free(void* pointer) {
     // allocator's own double-free check instead of freeing `raw` again.
     uintptr_t cleared = 0;
     __builtin_memcpy(static_cast<char*>(pointer) - sizeof cleared, &cleared, sizeof cleared);
+    sample_huge_pages(raw);
     g_lower.free(raw);
     return;
   }
+  sample_huge_pages(pointer);
   g_lower.free(pointer);
 }
 

@@ -94,6 +94,10 @@ void write_memory(Writer& out) {
   const char* rollup =
       prim::read_file("/proc/self/smaps_rollup", text, sizeof text) > 0 ? text : nullptr;
   write_kb(out, "AnonHugePages", rollup, "AnonHugePages:");
+  long peak = g_counters.huge_peak_kb.load(std::memory_order_relaxed);
+  if (peak >= 0) {
+    out.text("AnonHugePages_peak").tab().number(static_cast<uint64_t>(peak)).end();
+  }
 }
 
 // Pages per NUMA node, summed over the N<k>=<pages> fields of numa_maps.

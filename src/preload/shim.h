@@ -106,6 +106,10 @@ extern __thread ThreadSelf t_self __attribute__((tls_model("initial-exec")));
 // per-allocation ones are per thread (counters.h).
 struct Counters {
   std::atomic<uint64_t> huge_aligned{0};
+  // The most AnonHugePages (kB) seen just before a large block was freed:
+  // a program that frees its arrays before exit (Python does) shows none
+  // at the report.
+  std::atomic<long> huge_peak_kb{-1};
   std::atomic<uint64_t> madvise_suppressed{0};
   std::atomic<uint64_t> threads_created{0};
 };
