@@ -73,6 +73,11 @@ class Noise final : public Factor {
     if (!parsed) {
       return bad_request(parsed.error().message);
     }
+    if (!parsed->cpus.empty() && !host.noise_cpus.empty() && parsed->cpus != host.noise_cpus) {
+      return bad_request("'" + value + "' sets aside CPUs " +
+                         launch::format_cpu_list(parsed->cpus) + ", --noise-cpus " +
+                         launch::format_cpu_list(host.noise_cpus) + ": they contradict each other");
+    }
     if (parsed->cpus.empty()) {
       parsed->cpus = host.noise_cpus;
     }
