@@ -60,7 +60,6 @@ struct FactorSetup {
 FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
                             const std::vector<std::pair<std::string, std::string>>& replay = {});
 
-
 // A validator for --timeout: a finite number of seconds, above zero and at
 // most a year.
 CLI::Validator timeout_validator();

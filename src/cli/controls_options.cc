@@ -124,10 +124,9 @@ FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
     }
     for (int cpu : *cpus) {
       if (setup.host.allowed_cpus.count(cpu) == 0) {
-        throw CommandError(usage_status, "--cpus: CPU " + std::to_string(cpu) +
-                                             " is not available (allowed: " +
-                                             launch::format_cpu_list(setup.host.allowed_cpus) +
-                                             ")");
+        throw CommandError(usage_status,
+                           "--cpus: CPU " + std::to_string(cpu) + " is not available (allowed: " +
+                               launch::format_cpu_list(setup.host.allowed_cpus) + ")");
       }
     }
     setup.controls.cpus = *cpus;
@@ -140,8 +139,8 @@ FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
       found = *end == '\0' && node.id == id ? &node : found;
     }
     if (found == nullptr || found->cpus.empty()) {
-      throw CommandError(usage_status, "--cpunodebind " + *options.cpunodebind +
-                                           ": no such NUMA node with CPUs");
+      throw CommandError(usage_status,
+                         "--cpunodebind " + *options.cpunodebind + ": no such NUMA node with CPUs");
     }
     setup.controls.cpus = found->cpus;
   }

@@ -27,11 +27,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "memdet 0.1.0");
 
   std::vector<cli::Registered> commands = {
-      cli::add_run_command(app),
-      cli::add_check_command(app),
-      cli::add_demo_command(app),
-      cli::add_canary_command(app),
-      cli::add_restore_command(app),
+      cli::add_run_command(app),    cli::add_check_command(app),   cli::add_demo_command(app),
+      cli::add_canary_command(app), cli::add_restore_command(app),
   };
 
   // A reader that goes away (`memdet check ... | head`) must not kill memdet

@@ -13,10 +13,10 @@
 
 #include "core/sys.h"
 #include "core/text.h"
-#include "host/program.h"
 #include "factors/antagonist.h"
-#include "factors/system_settings.h"
 #include "factors/launch_setup.h"
+#include "factors/system_settings.h"
+#include "host/program.h"
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -46,8 +46,8 @@ class ScratchDir {
     ScratchDir dir;
     std::string pattern = std::filesystem::temp_directory_path().string() + "/memdet-run-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
-      throw CommandError(125, "cannot create a scratch folder in " + pattern + ": " +
-                                  sys::errno_text(errno));
+      throw CommandError(
+          125, "cannot create a scratch folder in " + pattern + ": " + sys::errno_text(errno));
     }
     dir.path_ = pattern;
     return dir;
@@ -193,9 +193,10 @@ void check_replayed_program(const Replay& replay, const host::ProgramRecord& pro
     }
   }
   if (!replay.program_digest.empty() && replay.program_digest != program.digest) {
-    std::fprintf(stderr, "memdet run: warning: %s is not the program recorded (digest %s, "
-                 "recorded %s)\n", program.executable.c_str(), program.digest.c_str(),
-                 replay.program_digest.c_str());
+    std::fprintf(stderr,
+                 "memdet run: warning: %s is not the program recorded (digest %s, "
+                 "recorded %s)\n",
+                 program.executable.c_str(), program.digest.c_str(), replay.program_digest.c_str());
   }
   if (!replay.script_digest.empty() && replay.script_digest != program.script_digest) {
     std::fprintf(stderr, "memdet run: warning: the script %s is not the one recorded\n",
@@ -217,8 +218,9 @@ int run(const RunOptions& options) {
       throw CommandError(125, "--replay runs the recorded command; give no command after --");
     }
     if (!options.controls.pins.empty() || !options.controls.perturbs.empty()) {
-      throw CommandError(125, "--replay pins the recorded values; --pin and --perturb cannot "
-                              "be added to it");
+      throw CommandError(125,
+                         "--replay pins the recorded values; --pin and --perturb cannot "
+                         "be added to it");
     }
     replay = read_replay(options.replay);
   } else if (options.command.empty()) {
@@ -334,8 +336,8 @@ int run(const RunOptions& options) {
     document["argv"] = command;
     document["executable"] = executable;
     std::error_code code;
-    document["cwd"] = spec.working_dir.empty() ? std::filesystem::current_path(code).string()
-                                               : spec.working_dir;
+    document["cwd"] =
+        spec.working_dir.empty() ? std::filesystem::current_path(code).string() : spec.working_dir;
     document["program"] = report::program_json(program);
     if (!replay.path.empty()) {
       document["replay_of"] = replay.path;

@@ -63,8 +63,9 @@ class Allocator final : public Factor {
     }
     if (const std::string* options = seen.preload->find("jemalloc_opt")) {
       record.observed += "; jemalloc options " + *options;
-      record.note = "jemalloc's per-CPU arenas follow the CPU a thread runs on: its layout "
-                    "repeats only with cpu pinned";
+      record.note =
+          "jemalloc's per-CPU arenas follow the CPU a thread runs on: its layout "
+          "repeats only with cpu pinned";
     }
     record.verified = matches ? launch::CheckState::kVerified : launch::CheckState::kDiffers;
   }

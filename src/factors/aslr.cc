@@ -29,8 +29,7 @@ class Aslr final : public Factor {
     return bad_request("unknown value '" + value + "' (off, on)");
   }
 
-  std::vector<std::string> alternatives(const std::string& reference,
-                                        const Host&) const override {
+  std::vector<std::string> alternatives(const std::string& reference, const Host&) const override {
     return {reference == "off" ? "on" : "off"};
   }
 

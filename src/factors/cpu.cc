@@ -102,8 +102,8 @@ class Cpu final : public Factor {
 
   void apply(const std::string& value, const Host& host, LaunchPlan& plan) const override {
     plan.preload["cpus"] = value;
-    plan.preload["free_cpus"] = launch::format_cpu_list(
-        plan.controls.cpus ? *plan.controls.cpus : host.allowed_cpus);
+    plan.preload["free_cpus"] =
+        launch::format_cpu_list(plan.controls.cpus ? *plan.controls.cpus : host.allowed_cpus);
     plan.needs_preload = true;
   }
 
@@ -135,14 +135,14 @@ class Cpu final : public Factor {
     record.observed = std::to_string(pinned) + " threads pinned over CPUs " + value +
                       (assignment.empty() ? "" : " (ordinal:CPU " + assignment + ")");
     if (collisions > 0) {
-      record.observed += ", " + std::to_string(collisions) + " sharing a CPU (more threads than CPUs)";
+      record.observed +=
+          ", " + std::to_string(collisions) + " sharing a CPU (more threads than CPUs)";
     }
     if (!report.unpinned_tasks.empty()) {
       record.note = std::to_string(report.unpinned_tasks.size()) +
                     " threads not created through pthread_create ran unpinned";
     }
-    record.verified = elsewhere == 0 ? launch::CheckState::kVerified
-                                     : launch::CheckState::kDiffers;
+    record.verified = elsewhere == 0 ? launch::CheckState::kVerified : launch::CheckState::kDiffers;
     if (elsewhere > 0) {
       record.observed += ", " + std::to_string(elsewhere) + " last seen on another CPU";
     }

@@ -20,8 +20,8 @@ bool preload_report_read(const Observation& seen, FactorRecord& record) {
     return true;
   }
   record.verified = launch::CheckState::kUnread;
-  record.observed = seen.preload == nullptr ? "the preload library was not loaded"
-                                            : seen.preload->error;
+  record.observed =
+      seen.preload == nullptr ? "the preload library was not loaded" : seen.preload->error;
   return false;
 }
 

@@ -63,8 +63,8 @@ const char* applied_name(Applied applied);
 struct FactorRecord {
   std::string name;
   Mode mode = Mode::kFree;
-  std::string value;      // what this run used
-  std::string reference;  // the pinned value a perturbed run must differ from
+  std::string value;       // what this run used
+  std::string reference;   // the pinned value a perturbed run must differ from
   bool perturbed = false;  // this run took a perturbed value
   uint64_t seed = 0;       // the factor's own seed, for perturbed values
   Applied applied = Applied::kFree;
@@ -86,7 +86,9 @@ struct Resolution {
   std::string reason;  // kNotApplicable, kError: one line
 };
 
-inline Resolution resolved(std::string value) { return {Resolution::Kind::kOk, std::move(value), {}}; }
+inline Resolution resolved(std::string value) {
+  return {Resolution::Kind::kOk, std::move(value), {}};
+}
 inline Resolution not_applicable(std::string reason) {
   return {Resolution::Kind::kNotApplicable, {}, std::move(reason)};
 }
@@ -132,8 +134,7 @@ class Factor {
 
   // The system-wide settings `value` needs, written before the first run and
   // restored after the last; none for a per-process value.
-  virtual std::vector<SystemWrite> system_writes(const std::string& value,
-                                                 const Host& host) const;
+  virtual std::vector<SystemWrite> system_writes(const std::string& value, const Host& host) const;
 
   // Judges what the child showed; fills verified, observed and measured.
   virtual void verify(const std::string& value, const Observation& seen,

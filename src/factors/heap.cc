@@ -55,8 +55,7 @@ class Heap final : public Factor {
     return resolved(value.empty() ? "0" : value);
   }
 
-  std::vector<std::string> alternatives(const std::string& reference,
-                                        const Host&) const override {
+  std::vector<std::string> alternatives(const std::string& reference, const Host&) const override {
     std::vector<std::string> values;
     for (const char* offset_class : {"0", "16", "32", "48"}) {
       if (parse(reference).offset_class != offset_class) {
@@ -119,8 +118,8 @@ class Heap final : public Factor {
     }
     // Every counted allocation must sit in the requested class.
     long long counts[5] = {0, 0, 0, 0, 0};
-    std::sscanf(histogram->c_str(), "%lld,%lld,%lld,%lld,%lld", &counts[0], &counts[1],
-                &counts[2], &counts[3], &counts[4]);
+    std::sscanf(histogram->c_str(), "%lld,%lld,%lld,%lld,%lld", &counts[0], &counts[1], &counts[2],
+                &counts[3], &counts[4]);
     int slot = std::atoi(parsed.offset_class.c_str()) / 16;
     long long outside = 0;
     for (int i = 0; i < 5; ++i) {

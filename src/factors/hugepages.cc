@@ -61,8 +61,7 @@ class Hugepages final : public Factor {
     record.observed = "AnonHugePages " + std::to_string(huge_kb) + " kB";
     record.measured = huge_kb > 0 ? "huge pages in use" : "no huge pages";
     if (value == "small") {
-      record.verified = huge_kb == 0 ? launch::CheckState::kVerified
-                                     : launch::CheckState::kDiffers;
+      record.verified = huge_kb == 0 ? launch::CheckState::kVerified : launch::CheckState::kDiffers;
     } else if (huge_kb > 0) {
       record.verified = launch::CheckState::kVerified;
     } else if (aligned == 0) {

@@ -126,9 +126,10 @@ Status finish_launch(const LaunchPlan& plan, const Host& host, const PreloadUse&
   if (use.always || plan.needs_preload) {
     if (host.preload_library.empty()) {
       if (plan.needs_preload) {
-        return make_error("libmemdet_preload.so was not found beside the memdet binary; the "
-                          "factors asked for need it (cmake --build build --target "
-                          "memdet_preload)");
+        return make_error(
+            "libmemdet_preload.so was not found beside the memdet binary; the "
+            "factors asked for need it (cmake --build build --target "
+            "memdet_preload)");
       }
     } else {
       std::map<std::string, std::string> fields;

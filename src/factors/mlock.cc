@@ -45,8 +45,7 @@ class Mlock final : public Factor {
     const std::string* result = seen.preload->find("mlock");
     record.observed = "VmLck " + std::to_string(locked) + " kB, mlockall " +
                       (result != nullptr ? *result : "not called");
-    record.verified =
-        locked > 0 ? launch::CheckState::kVerified : launch::CheckState::kDiffers;
+    record.verified = locked > 0 ? launch::CheckState::kVerified : launch::CheckState::kDiffers;
   }
 };
 

@@ -72,8 +72,8 @@ class Numa final : public Factor {
         exists = exists || known.id == node;
       }
       if (!exists) {
-        return bad_request("NUMA node " + std::to_string(node) + " does not exist (nodes: " +
-                           node_list(host) + ")");
+        return bad_request("NUMA node " + std::to_string(node) +
+                           " does not exist (nodes: " + node_list(host) + ")");
       }
     }
     return resolved(value);

@@ -30,8 +30,7 @@ class NumaBalancing final : public Factor {
       return not_applicable(std::string(kSetting) + " is missing (kernel without NUMA balancing)");
     }
     if (!host.system_allowed) {
-      return not_applicable(host.nodes.size() < 2 ? "one NUMA node"
-                                                  : "holding it needs --system");
+      return not_applicable(host.nodes.size() < 2 ? "one NUMA node" : "holding it needs --system");
     }
     return resolved(setting);
   }

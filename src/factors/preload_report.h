@@ -29,7 +29,7 @@ struct PreloadThread {
 struct PreloadReport {
   bool present = false;
   std::string path;
-  std::string error;  // why it is absent or unreadable
+  std::string error;                          // why it is absent or unreadable
   std::map<std::string, std::string> values;  // every key with one value
   std::vector<PreloadThread> threads;
   std::vector<std::string> unpinned_tasks;  // "tid comm"

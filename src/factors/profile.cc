@@ -36,8 +36,8 @@ Result<ProfileEntry*> entry_for(Profile& profile, const std::string& name, const
       return &entry;
     }
   }
-  return make_error(std::string(flag) + " " + name + ": unknown factor (known: " +
-                    known_names() + ", all)");
+  return make_error(std::string(flag) + " " + name + ": unknown factor (known: " + known_names() +
+                    ", all)");
 }
 
 // Resolves one entry's value against the host; explicit requests that the
@@ -52,8 +52,8 @@ Status resolve_entry(ProfileEntry& entry, const std::string& value, const Host& 
       return {};
     case Resolution::Kind::kNotApplicable:
       if (entry.explicit_request) {
-        return make_error(std::string(factor.name()) + ": cannot be applied here: " +
-                          resolution.reason);
+        return make_error(std::string(factor.name()) +
+                          ": cannot be applied here: " + resolution.reason);
       }
       entry.applied = Applied::kNotApplicable;
       entry.reason = resolution.reason;
@@ -123,12 +123,10 @@ Status resolve_one(ProfileEntry& entry, const Selection& selection, const std::s
       return make_error("--perturb " + std::string(factor.name()) + "=" + entry.variant +
                         ": unknown perturbation");
     }
-    std::string first =
-        factor.perturbed_value(entry.reference, entry.variant, 1, entry.seed, host);
+    std::string first = factor.perturbed_value(entry.reference, entry.variant, 1, entry.seed, host);
     if (first.empty() || first == entry.reference) {
       return make_error(std::string(factor.name()) +
-                        ": cannot vary on this host (no value other than " + entry.reference +
-                        ")");
+                        ": cannot vary on this host (no value other than " + entry.reference + ")");
     }
   }
   return {};
@@ -351,8 +349,8 @@ RunFactors plan_run(const Profile& profile, const Host& host, int perturbed) {
     if (entry.applied == Applied::kApplied) {
       std::string value = entry.reference;
       if (entry.mode == Mode::kPerturb && perturbed > 0) {
-        value = entry.factor->perturbed_value(entry.reference, entry.variant, perturbed,
-                                              entry.seed, host_seen);
+        value = entry.factor->perturbed_value(entry.reference, entry.variant, perturbed, entry.seed,
+                                              host_seen);
         record.perturbed = true;
       }
       record.value = value;
@@ -377,9 +375,9 @@ void verify_run(const Profile& profile, const Observation& seen, RunFactors& run
     // through _exit): it was not applied, whatever was asked.
     if (entry->factor->needs_preload() && (seen.preload == nullptr || !seen.preload->present)) {
       record.applied = Applied::kRefused;
-      record.reason = seen.preload == nullptr ? "the preload library was not loaded"
-                                              : "the preload library did not report: " +
-                                                    seen.preload->error;
+      record.reason = seen.preload == nullptr
+                          ? "the preload library was not loaded"
+                          : "the preload library did not report: " + seen.preload->error;
       continue;
     }
     entry->factor->verify(record.value, seen, record);
@@ -392,9 +390,8 @@ std::vector<std::string> compare_with_reference(const RunFactors& reference, Run
     if (record.applied != Applied::kApplied || record.measured.empty()) {
       continue;
     }
-    auto match = std::find_if(
-        reference.records.begin(), reference.records.end(),
-        [&](const FactorRecord& other) { return other.name == record.name; });
+    auto match = std::find_if(reference.records.begin(), reference.records.end(),
+                              [&](const FactorRecord& other) { return other.name == record.name; });
     if (match == reference.records.end() || match->measured.empty()) {
       continue;
     }

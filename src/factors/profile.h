@@ -27,8 +27,8 @@ struct Selection {
 struct ProfileEntry {
   const Factor* factor = nullptr;
   Mode mode = Mode::kFree;
-  std::string reference;   // the pinned value
-  std::string variant;     // the perturbation's own value ("random" for heap)
+  std::string reference;  // the pinned value
+  std::string variant;    // the perturbation's own value ("random" for heap)
   bool explicit_request = false;
   Applied applied = Applied::kFree;
   std::string reason;
@@ -69,8 +69,7 @@ void verify_run(const Profile& profile, const Observation& seen, RunFactors& run
 // perturbed run that measured the same as the reference proves nothing, a
 // pinned run that measured something else was not held still. Returns one
 // line per such factor.
-std::vector<std::string> compare_with_reference(const RunFactors& reference,
-                                                RunFactors& run);
+std::vector<std::string> compare_with_reference(const RunFactors& reference, RunFactors& run);
 
 // The machine-wide writes the profile's pinned values need, made through
 // SystemSettings before the first run and undone after the last.

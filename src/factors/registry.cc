@@ -23,10 +23,11 @@ const Factor& uninit_factor();
 
 const std::vector<const Factor*>& all_factors() {
   static const std::vector<const Factor*> factors = {
-      &aslr_factor(),  &stack_factor(),          &heap_factor(),    &allocator_factor(),
-      &mlock_factor(), &hugepages_factor(),      &thp_factor(),     &numa_factor(),
-      &numa_balancing_factor(), &cpu_factor(),   &threads_factor(), &noise_factor(),
-      &env_factor(),   &uninit_factor(),
+      &aslr_factor(),      &stack_factor(),   &heap_factor(),
+      &allocator_factor(), &mlock_factor(),   &hugepages_factor(),
+      &thp_factor(),       &numa_factor(),    &numa_balancing_factor(),
+      &cpu_factor(),       &threads_factor(), &noise_factor(),
+      &env_factor(),       &uninit_factor(),
   };
   return factors;
 }
@@ -56,9 +57,7 @@ uint64_t mix_seed(uint64_t seed, const std::string& salt) {
   return mix_seed(seed, hash);
 }
 
-std::vector<SystemWrite> Factor::system_writes(const std::string&, const Host&) const {
-  return {};
-}
+std::vector<SystemWrite> Factor::system_writes(const std::string&, const Host&) const { return {}; }
 
 std::vector<std::string> Factor::alternatives(const std::string&, const Host&) const { return {}; }
 

@@ -69,9 +69,8 @@ class Stack final : public Factor {
   std::string perturbed_value(const std::string& reference, const std::string&, int k,
                               uint64_t seed, const Host&) const override {
     // Steps 1..255 in a seeded order, each used once before any repeats.
-    long step = static_cast<long>((mix_seed(seed, 0) + static_cast<uint64_t>(k - 1) * 97) %
-                                  kMaxSteps) +
-                1;
+    long step =
+        static_cast<long>((mix_seed(seed, 0) + static_cast<uint64_t>(k - 1) * 97) % kMaxSteps) + 1;
     return parse(reference).base + "+" + std::to_string(step * 16 + parse(reference).extra);
   }
 

@@ -85,8 +85,8 @@ class Thp final : public Factor {
     std::string mode = system_mode();
     record.observed += ", system mode " + (mode.empty() ? std::string("unread") : mode);
     std::string expected = value == "always" || value == "madvise" ? value
-                           : seen.host != nullptr                   ? seen.host->thp_mode
-                                                                    : mode;
+                           : seen.host != nullptr                  ? seen.host->thp_mode
+                                                                   : mode;
     if (mode != expected) {
       record.verified = launch::CheckState::kDiffers;
       record.note = "the machine's THP mode changed during the campaign (" + expected + " before)";

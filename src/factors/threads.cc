@@ -15,7 +15,9 @@ namespace {
 
 const char* const kVariables[] = {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"};
 
-int cpu_count(const Host& host) { return std::max<int>(1, static_cast<int>(host.allowed_cpus.size())); }
+int cpu_count(const Host& host) {
+  return std::max<int>(1, static_cast<int>(host.allowed_cpus.size()));
+}
 
 // Zero-padded to the width of the largest count, so every value has one
 // size; the libraries read leading zeros.
@@ -96,8 +98,9 @@ class Threads final : public Factor {
     record.observed = value + " requested; " + record.measured;
     record.verified = launch::CheckState::kVerified;
     if (created + 1 > std::atoll(value.c_str()) * 4) {
-      record.note = "the program created more threads than the count suggests; it may set its "
-                    "own count (torch.set_num_threads) and override this one";
+      record.note =
+          "the program created more threads than the count suggests; it may set its "
+          "own count (torch.set_num_threads) and override this one";
     }
   }
 };

@@ -22,10 +22,7 @@ struct Controls {
   enum class MemPolicy { kDefault, kBind, kInterleave } mem_policy = MemPolicy::kDefault;
   std::vector<int> mem_nodes;
 
-  bool any() const {
-    return aslr_off || cpus || thp_disable ||
-           mem_policy != MemPolicy::kDefault;
-  }
+  bool any() const { return aslr_off || cpus || thp_disable || mem_policy != MemPolicy::kDefault; }
 };
 
 // What /proc says about the child at one moment.

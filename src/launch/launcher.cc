@@ -167,9 +167,8 @@ struct ChildPlan {
     child_fail(plan.report_fd, Stage::kThp, errno, 125);
   }
 
-  if (plan.mem_policy >= 0 &&
-      ::syscall(SYS_set_mempolicy, plan.mem_policy, plan.mem_nodes,
-                sizeof plan.mem_nodes * 8 + 1) != 0) {
+  if (plan.mem_policy >= 0 && ::syscall(SYS_set_mempolicy, plan.mem_policy, plan.mem_nodes,
+                                        sizeof plan.mem_nodes * 8 + 1) != 0) {
     child_fail(plan.report_fd, Stage::kMemPolicy, errno, 125);
   }
 

@@ -72,8 +72,8 @@ struct LaunchResult {
   double system_seconds = 0;
   long max_rss_kib = 0;
 
-  ProcSnapshot at_ready;  // memdet's forked copy, controls applied, before exec
-  ProcSnapshot at_start;  // the exec stop; the ready copy when there was none
+  ProcSnapshot at_ready;       // memdet's forked copy, controls applied, before exec
+  ProcSnapshot at_start;       // the exec stop; the ready copy when there was none
   std::string exec_stop_note;  // why there was no exec stop
   ProcSnapshot at_exit;
   std::vector<ControlCheck> checks;

@@ -812,8 +812,8 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     // Equal labels, equal-length directories and fixed-width factor
     // variables make this hold; if it did not, runs would start from
     // different stack addresses. Only a perturbed stack may move it.
-    size_t this_footprint = launch::exec_footprint(spec.executable, spec.argv, spec.env) -
-                            run.factors.plan.stack_extra;
+    size_t this_footprint =
+        launch::exec_footprint(spec.executable, spec.argv, spec.env) - run.factors.plan.stack_extra;
     if (index > 1 && this_footprint != footprint) {
       return make_error("run " + run.label + " would start with " + std::to_string(this_footprint) +
                         " bytes of argv and environment, run " + report.runs.front().label +
@@ -834,8 +834,8 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     }
     run.launch = std::move(*launched);
     if (run.factors.plan.needs_preload) {
-      run.preload = factors::read_preload_report(run.dir + "/" + kPreloadReportPrefix,
-                                                 run.launch.pid);
+      run.preload =
+          factors::read_preload_report(run.dir + "/" + kPreloadReportPrefix, run.launch.pid);
     }
     factors::Observation seen{&run.launch, &run.preload, &run.argv, &options.host};
     factors::verify_run(options.profile, seen, run.factors);

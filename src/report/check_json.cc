@@ -63,7 +63,6 @@ json host_json(const host::HostInfo& info) {
           {"libc", info.libc}};
 }
 
-
 json loaded_json(const host::LoadedLibraries& loaded) {
   json blas = json::array();
   for (const host::LoadedLibrary& library : loaded.blas) {
@@ -297,9 +296,9 @@ json check_json(const protocol::CheckReport& report) {
   }
 
   const protocol::CheckOptions& options = report.options;
-  json controls = {
-      {"cpus", options.controls.cpus ? json(launch::format_cpu_list(*options.controls.cpus))
-                                     : json(nullptr)}};
+  json controls = {{"cpus", options.controls.cpus
+                                ? json(launch::format_cpu_list(*options.controls.cpus))
+                                : json(nullptr)}};
 
   json verdict = {
       {"verdict", verdict_name(report.verdict)}, {"completed_runs", report.completed_runs},

@@ -213,8 +213,7 @@ void print_loaded(const protocol::CheckReport& report, std::FILE* out) {
                blas.c_str(), first.allocator.c_str());
   // An allocator the allocator factor varies on purpose is no surprise.
   const factors::ProfileEntry* allocator = report.options.profile.find("allocator");
-  const bool allocator_varies =
-      allocator != nullptr && allocator->mode == factors::Mode::kPerturb;
+  const bool allocator_varies = allocator != nullptr && allocator->mode == factors::Mode::kPerturb;
   for (const protocol::RunRecord& run : report.runs) {
     if (!run.loaded.recorded) {
       continue;
@@ -231,7 +230,6 @@ void print_loaded(const protocol::CheckReport& report, std::FILE* out) {
                    unlike.c_str(), report.runs.front().label.c_str());
     }
   }
-
 }
 
 }  // namespace

@@ -47,8 +47,8 @@ TEST(Placeholders, RunsOfOneCampaignHaveEqualFootprints) {
     for (const std::string& arg : command) {
       argv.push_back(substitute(arg, label, dir));
     }
-    size_t footprint =
-        launch::exec_footprint("/usr/bin/python3", argv, {"MEMDET_RUN=" + label, "MEMDET_RUN_DIR=" + dir});
+    size_t footprint = launch::exec_footprint("/usr/bin/python3", argv,
+                                              {"MEMDET_RUN=" + label, "MEMDET_RUN_DIR=" + dir});
     if (index == 1) {
       first = footprint;
     }
