@@ -7,33 +7,14 @@
 #include "host/host_info.h"
 #include "host/loaded_libraries.h"
 #include "host/program.h"
+#include "scratch.h"
 
 namespace memdet::host {
 namespace {
 
 namespace fs = std::filesystem;
 
-class Scratch {
- public:
-  Scratch() {
-    std::string pattern = testing::TempDir() + "memdet-host-XXXXXX";
-    path_ = ::mkdtemp(pattern.data()) != nullptr ? pattern : "";
-  }
-  ~Scratch() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    fs::path file = fs::path(path_) / name;
-    fs::create_directories(file.parent_path());
-    std::ofstream(file) << text;
-    return file.string();
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing_support::Scratch;
 
 TEST(HostInfo, ReadsARecordedMachine) {
   Scratch root;

@@ -15,39 +15,17 @@
 #include "core/sys.h"
 #include "factors/journal.h"
 #include "factors/system_settings.h"
+#include "scratch.h"
 
 namespace memdet::factors {
 namespace {
 
 namespace fs = std::filesystem;
 
-class Scratch {
+// A scratch folder whose journal lives in journal/.
+class Scratch : public testing_support::Scratch {
  public:
-  Scratch() {
-    std::string pattern = testing::TempDir() + "memdet-journal-XXXXXX";
-    path_ = ::mkdtemp(pattern.data()) != nullptr ? pattern : "";
-  }
-  ~Scratch() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    fs::path file = fs::path(path_) / name;
-    fs::create_directories(file.parent_path());
-    std::ofstream(file) << text;
-    return file.string();
-  }
-  std::string read(const std::string& name) const {
-    std::ifstream in(fs::path(path_) / name);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-  std::string journal() const { return path_ + "/journal"; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  std::string journal() const { return path() + "/journal"; }
 };
 
 size_t entry_count(const std::string& dir) { return read_journal_unlocked(dir).size(); }
