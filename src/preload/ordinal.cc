@@ -2,15 +2,13 @@
 
 #include <cstring>
 
+#include "preload/prim.h"
+
 namespace memdet::preload {
 
 void child_ordinal(const char* parent, unsigned index, char* out) {
-  char digits[12];
-  size_t count = 0;
-  do {
-    digits[sizeof digits - 1 - count++] = static_cast<char>('0' + index % 10);
-    index /= 10;
-  } while (index > 0);
+  char digits[prim::kDecimalDigits];
+  const size_t count = prim::decimal(index, digits);
 
   size_t parent_size = std::strlen(parent);
   bool cut = parent_size == 0 || parent[parent_size - 1] == '+';
@@ -25,7 +23,7 @@ void child_ordinal(const char* parent, unsigned index, char* out) {
   }
   std::memcpy(out, parent, parent_size);
   out[parent_size] = '.';
-  std::memcpy(out + parent_size + 1, digits + sizeof digits - count, count);
+  std::memcpy(out + parent_size + 1, digits, count);
   out[parent_size + 1 + count] = '\0';
 }
 

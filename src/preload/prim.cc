@@ -112,6 +112,19 @@ bool for_each_line(const char* path, void (*on_line)(const char*, size_t, void*)
   return true;
 }
 
+size_t decimal(uint64_t value, char* out) {
+  char reversed[kDecimalDigits];
+  size_t count = 0;
+  do {
+    reversed[count++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  for (size_t i = 0; i < count; ++i) {
+    out[i] = reversed[count - 1 - i];
+  }
+  return count;
+}
+
 long find_number_field(const char* text, const char* key) {
   size_t key_size = length(key);
   for (const char* line = text; *line != '\0';) {
@@ -184,13 +197,8 @@ Writer& Writer::text(const char* value, size_t size) {
 Writer& Writer::character(char value) { return text(&value, 1); }
 
 Writer& Writer::number(uint64_t value) {
-  char digits[24];
-  size_t count = 0;
-  do {
-    digits[sizeof digits - 1 - count++] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value > 0);
-  return text(digits + sizeof digits - count, count);
+  char digits[kDecimalDigits];
+  return text(digits, decimal(value, digits));
 }
 
 Writer& Writer::signed_number(int64_t value) {

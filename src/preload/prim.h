@@ -35,6 +35,11 @@ ssize_t read_file(const char* path, char* buffer, size_t capacity);
 bool for_each_line(const char* path, void (*on_line)(const char* line, size_t size, void* context),
                    void* context);
 
+// Writes `value` in decimal to `out`, which holds at least kDecimalDigits
+// bytes, without a terminator; returns the number of digits.
+constexpr size_t kDecimalDigits = 20;
+size_t decimal(uint64_t value, char* out);
+
 // In a /proc "Key:   123 kB" text, the number after `key` (which includes
 // the colon), or -1 when the key is absent.
 long find_number_field(const char* text, const char* key);

@@ -159,13 +159,8 @@ void write_numa(Writer& out) {
 
 // Builds "/proc/self/task/<tid>/<leaf>".
 void task_path(pid_t tid, const char* leaf, char* path, size_t capacity) {
-  char digits[16];
-  size_t count = 0;
-  auto value = static_cast<unsigned>(tid);
-  do {
-    digits[sizeof digits - 1 - count++] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value > 0);
+  char digits[prim::kDecimalDigits];
+  const size_t count = prim::decimal(static_cast<unsigned>(tid), digits);
   static const char kPrefix[] = "/proc/self/task/";
   size_t used = 0;
   auto append = [&](const char* data, size_t size) {
@@ -174,7 +169,7 @@ void task_path(pid_t tid, const char* leaf, char* path, size_t capacity) {
     }
   };
   append(kPrefix, sizeof kPrefix - 1);
-  append(digits + sizeof digits - count, count);
+  append(digits, count);
   append("/", 1);
   append(leaf, prim::length(leaf));
   path[used] = '\0';

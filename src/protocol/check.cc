@@ -654,6 +654,29 @@ void decide(CheckReport& report) {
   }
 }
 
+// Run `index` as its factors plan it: command, environment, controls and
+// everything the factors add. What is left for the caller is where the
+// output goes, the timeout and stdin.
+Result<launch::LaunchSpec> plan_launch(const CheckOptions& options, const CheckReport& report,
+                                       int index, const std::string& label, const std::string& dir,
+                                       factors::RunFactors& planned) {
+  launch::LaunchSpec spec;
+  spec.executable = report.executable;
+  for (const std::string& arg : options.command) {
+    spec.argv.push_back(substitute(arg, label, dir));
+  }
+  spec.env = base_environment(label, dir, report.audit_library);
+  spec.controls = options.controls;
+  const int perturbed = options.profile.any_perturbed() ? index - 1 : 0;
+  planned = factors::plan_run(options.profile, options.host, perturbed);
+  factors::PreloadUse use{true, dir + "/" + kPreloadReportPrefix};
+  Status finished = factors::finish_launch(planned.plan, options.host, use, spec, planned);
+  if (!finished) {
+    return finished.error();
+  }
+  return spec;
+}
+
 }  // namespace
 
 double no_difference_bound(int matching_runs) {
@@ -733,20 +756,11 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   // runs anything.
   for (int index = 1; index <= options.runs; ++index) {
     const std::string label = run_label(index, options.runs);
-    const std::string dir = report.campaign_dir + "/run-" + label;
-    launch::LaunchSpec spec;
-    spec.executable = report.executable;
-    for (const std::string& arg : options.command) {
-      spec.argv.push_back(substitute(arg, label, dir));
-    }
-    spec.env = base_environment(label, dir, report.audit_library);
-    spec.controls = options.controls;
-    int perturbed = options.profile.any_perturbed() ? index - 1 : 0;
-    factors::RunFactors planned = factors::plan_run(options.profile, options.host, perturbed);
-    factors::PreloadUse use{true, dir + "/" + kPreloadReportPrefix};
-    Status ready = factors::finish_launch(planned.plan, options.host, use, spec, planned);
+    factors::RunFactors planned;
+    auto ready =
+        plan_launch(options, report, index, label, report.campaign_dir + "/run-" + label, planned);
     if (!ready) {
-      return make_error(ready.error().message);
+      return ready.error();
     }
     if (!options.profile.any_perturbed()) {
       break;
@@ -783,31 +797,21 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     if (code) {
       return make_error(run.dir + ": cannot create: " + code.message());
     }
-    for (const std::string& arg : options.command) {
-      run.argv.push_back(substitute(arg, run.label, run.dir));
-    }
     run.cwd = fs::current_path(code).string();
 
-    launch::LaunchSpec spec;
-    spec.executable = report.executable;
-    spec.argv = run.argv;
-    spec.env = base_environment(run.label, run.dir, report.audit_library);
-    spec.controls = options.controls;
+    run.perturbed = options.profile.any_perturbed() ? index - 1 : 0;
+    auto planned = plan_launch(options, report, index, run.label, run.dir, run.factors);
+    if (!planned) {
+      return planned.error();
+    }
+    launch::LaunchSpec spec = std::move(*planned);
+    run.argv = spec.argv;
     spec.timeout_seconds = options.timeout_seconds;
     spec.stdin_mode = options.stdin_mode;
     auto mode =
         options.show_output ? launch::OutputSpec::Mode::kTee : launch::OutputSpec::Mode::kFile;
     spec.stdout_spec = {mode, run.dir + "/stdout.txt", options.echo_to_stderr};
     spec.stderr_spec = {mode, run.dir + "/stderr.txt"};
-
-    run.perturbed = options.profile.any_perturbed() ? index - 1 : 0;
-    run.factors = factors::plan_run(options.profile, options.host, run.perturbed);
-    factors::PreloadUse preload_use{true, run.dir + "/" + kPreloadReportPrefix};
-    Status finished =
-        factors::finish_launch(run.factors.plan, options.host, preload_use, spec, run.factors);
-    if (!finished) {
-      return make_error(finished.error().message);
-    }
 
     // Equal labels, equal-length directories and fixed-width factor
     // variables make this hold; if it did not, runs would start from
