@@ -1,10 +1,11 @@
 #include "compare/digest.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <vector>
+#include <memory>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -43,10 +44,13 @@ Result<std::string> digest_file(const std::string& path) {
   XXH3_state_t* state = XXH3_createState();
   XXH3_128bits_reset(state);
   // Streaming keeps memory constant whatever the artifact's size; 1 MiB reads
-  // keep the hash, not the system calls, the bottleneck.
-  std::vector<char> buffer(1 << 20);
+  // keep the hash, not the system calls, the bottleneck. A small file gets a
+  // buffer its own size, left unfilled: on the launch path each program is
+  // hashed, and zeroing a megabyte cost more than hashing a small binary.
+  size_t capacity = std::clamp<size_t>(static_cast<size_t>(info.st_size) + 1, 4096, 1 << 20);
+  auto buffer = std::make_unique_for_overwrite<char[]>(capacity);
   for (;;) {
-    ssize_t got = ::read(fd, buffer.data(), buffer.size());
+    ssize_t got = ::read(fd, buffer.get(), capacity);
     if (got < 0 && errno == EINTR) {
       continue;
     }
@@ -59,7 +63,7 @@ Result<std::string> digest_file(const std::string& path) {
     if (got == 0) {
       break;
     }
-    XXH3_128bits_update(state, buffer.data(), static_cast<size_t>(got));
+    XXH3_128bits_update(state, buffer.get(), static_cast<size_t>(got));
   }
 
   XXH128_hash_t hash = XXH3_128bits_digest(state);
