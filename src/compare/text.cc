@@ -125,6 +125,32 @@ std::optional<Float> parse_decimal(std::string_view token) {
   return parse_with_strtod<Float>(token);
 }
 
+// An integer token's value; std::nullopt when it needs more than 64 bits.
+std::optional<int64_t> parse_integer(std::string_view token) {
+  std::string_view digits = token;
+  if (!digits.empty() && digits.front() == '+') digits.remove_prefix(1);
+  int64_t value = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return value;
+}
+
+// An integer token as a sign and its digits without leading zeros, so that
+// "+007" and "7", or "-0" and "0", read the same.
+std::string canonical_integer(std::string_view token) {
+  const bool negative = !token.empty() && token.front() == '-';
+  if (!token.empty() && (token.front() == '+' || token.front() == '-')) token.remove_prefix(1);
+  const size_t first = token.find_first_not_of('0');
+  if (first == std::string_view::npos) return "0";
+  return (negative ? "-" : "") + std::string(token.substr(first));
+}
+
+// |a - b| of two int64_t values, which always fits in uint64_t.
+uint64_t integer_distance(int64_t a, int64_t b) {
+  return a > b ? static_cast<uint64_t>(a) - static_cast<uint64_t>(b)
+               : static_cast<uint64_t>(b) - static_cast<uint64_t>(a);
+}
+
 struct DecimalParts {
   std::string_view integer;
   std::string_view fraction;
@@ -481,6 +507,7 @@ class Comparison {
 
  private:
   void observe(const ParsedNumber& number) {
+    if (number.integer) return;
     if (dtype_ == TextOptions::Dtype::kInfer && all_float32_ && !could_be_float32(number)) {
       all_float32_ = false;
     }
@@ -488,6 +515,10 @@ class Comparison {
 
   void numbers(const ParsedNumber& a, const ParsedNumber& b) {
     ++diff_.numbers_compared;
+    if (a.integer && b.integer) {
+      integers(a, b);
+      return;
+    }
     const bool a_nan = std::isnan(a.value);
     const bool b_nan = std::isnan(b.value);
     if (a_nan && b_nan) return;
@@ -517,6 +548,27 @@ class Comparison {
       const bool exact = identifies_value(a, Width::k64) && identifies_value(b, Width::k64);
       take(as_64_, exact, exact ? ulp_distance(a.value, b.value) : 0, units);
     }
+  }
+
+  // Both integers: exact, whatever their size. A double would round
+  // integers past 2^53 and call unequal ones equal.
+  void integers(const ParsedNumber& a, const ParsedNumber& b) {
+    if (a.exact && b.exact) {
+      if (*a.exact == *b.exact) return;
+      ++diff_.numbers_differing;
+      ++diff_.integer_numbers;
+      const uint64_t difference = integer_distance(*a.exact, *b.exact);
+      diff_.max_integer_difference = std::max(diff_.max_integer_difference, difference);
+      const double scale = std::max(std::fabs(static_cast<double>(*a.exact)),
+                                    std::fabs(static_cast<double>(*b.exact)));
+      diff_.max_abs = std::max(diff_.max_abs, static_cast<double>(difference));
+      diff_.max_rel = std::max(diff_.max_rel, static_cast<double>(difference) / scale);
+      return;
+    }
+    if (canonical_integer(a.text) == canonical_integer(b.text)) return;
+    ++diff_.numbers_differing;
+    ++diff_.integer_numbers;
+    ++diff_.wide_integer_numbers;
   }
 
   static void take(Measure& measure, bool exact, uint64_t ulp, double units) {
@@ -581,6 +633,8 @@ std::optional<ParsedNumber> parse_number(std::string_view token) {
   const auto value = parse_decimal<double>(token);
   if (!value) return std::nullopt;
   number.value = *value;
+  number.integer = body.find_first_not_of("0123456789") == std::string_view::npos;
+  if (number.integer) number.exact = parse_integer(token);
   number.significant_digits = clamp_to_int(static_cast<int64_t>(significant_digits(*parts).size()));
   number.unit_exponent =
       clamp_to_int(parts->exponent - static_cast<int64_t>(parts->fraction.size()));

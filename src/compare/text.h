@@ -82,6 +82,13 @@ struct ParsedNumber {
   // Decimal only: the power of ten of the last digit printed, -8 for
   // "1.234e-05", -1 for "0.5", 0 for "12".
   int unit_exponent = 0;
+  // Decimal only: the token is an integer, [+-]digits with no '.' and no
+  // exponent, as step counts, sample counts and seeds print. Two integers
+  // compare exactly, never through a double.
+  bool integer = false;
+  // An integer's value when it fits in int64_t; longer ones compare digit
+  // by digit.
+  std::optional<int64_t> exact;
   std::string_view text;  // the token, viewing the caller's string
 };
 
@@ -131,7 +138,8 @@ struct TextDiff {
   double max_abs = 0;
   double max_rel = 0;
 
-  // "float32" or "float64", and whether the values chose it.
+  // "float32" or "float64", and whether the values chose it. Integers are
+  // no evidence either way.
   std::string dtype;
   bool dtype_inferred = false;
   // Differing finite pairs in which both tokens identify their value in
@@ -146,6 +154,18 @@ struct TextDiff {
   // "0.123457" against "0.123458" is 1.
   uint64_t digit_numbers = 0;
   double max_digit_units = 0;
+
+  // Differing pairs in which both tokens are integers. They are compared
+  // as integers, exactly, and count toward neither ulp_numbers nor
+  // digit_numbers: "123456789012345678" against "123456789012345679" is a
+  // difference of 1, though both round to one double. The largest
+  // difference among the pairs that fit in int64_t; those also count toward
+  // max_abs and max_rel.
+  uint64_t integer_numbers = 0;
+  uint64_t max_integer_difference = 0;
+  // Of the integer pairs, those with a token beyond int64_t: compared digit
+  // by digit (leading zeros and a '+' aside), with no difference measured.
+  uint64_t wide_integer_numbers = 0;
 
   // Pairs in which exactly one value is NaN, and pairs of unequal values of
   // which one is infinite. Neither counts toward the maxima above.

@@ -113,6 +113,9 @@ json text_json(const compare::TextDiff& diff) {
       {"max_ulp", diff.max_ulp},
       {"digit_numbers", diff.digit_numbers},
       {"max_digit_units", diff.max_digit_units},
+      {"integer_numbers", diff.integer_numbers},
+      {"max_integer_difference", diff.max_integer_difference},
+      {"wide_integer_numbers", diff.wide_integer_numbers},
       {"nan_mismatch", diff.nan_mismatch},
       {"inf_mismatch", diff.inf_mismatch},
       {"text_tokens_differing", diff.text_tokens_differing}};

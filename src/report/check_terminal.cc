@@ -85,6 +85,15 @@ void print_text_comparison(const protocol::ArtifactComparison& comparison, std::
       std::fprintf(out, "; max %.0f units of the last printed digit (%llu printed short)",
                    diff.max_digit_units, count(diff.digit_numbers));
     }
+    if (diff.integer_numbers > diff.wide_integer_numbers) {
+      std::fprintf(out, "; integers differ by at most %llu (%llu compared exactly)",
+                   count(diff.max_integer_difference),
+                   count(diff.integer_numbers - diff.wide_integer_numbers));
+    }
+    if (diff.wide_integer_numbers > 0) {
+      std::fprintf(out, "; %llu integers beyond 64 bits differ (compared digit by digit)",
+                   count(diff.wide_integer_numbers));
+    }
     std::fprintf(out, "\n");
   }
   if (diff.token_count_lines > 0) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,21 @@ TEST(TextNumbers, CountsSignificantDigitsAndTheLastDigitsUnit) {
   EXPECT_EQ(parse_number("0.5")->unit_exponent, -1);
   EXPECT_EQ(parse_number("12")->unit_exponent, 0);
   EXPECT_EQ(parse_number("1.5e3")->unit_exponent, 2);
+}
+
+TEST(TextNumbers, TellsIntegersApart) {
+  EXPECT_TRUE(parse_number("42")->integer);
+  EXPECT_EQ(parse_number("42")->exact, 42);
+  EXPECT_EQ(parse_number("-7")->exact, -7);
+  EXPECT_EQ(parse_number("+5")->exact, 5);
+  EXPECT_EQ(parse_number("-9223372036854775808")->exact, std::numeric_limits<int64_t>::min());
+  for (const char* not_integer : {"1.", "1.0", "1e3", ".5", "inf", "nan", "0x1p+3"}) {
+    EXPECT_FALSE(parse_number(not_integer)->integer) << not_integer;
+  }
+  const auto wide = parse_number("99999999999999999999");
+  ASSERT_TRUE(wide.has_value());
+  EXPECT_TRUE(wide->integer);
+  EXPECT_FALSE(wide->exact.has_value());
 }
 
 TEST(TextTokens, SplitsOnSeparatorsButKeepsNumbersWhole) {
@@ -280,6 +296,69 @@ TEST_F(TextFiles, HexFloatsDifferInUlp) {
   EXPECT_EQ(diff.dtype, "float64");
   EXPECT_EQ(diff.ulp_numbers, 1u);
   EXPECT_EQ(diff.max_ulp, 1u);
+}
+
+TEST_F(TextFiles, IntegersDifferExactlyWhereDoublesCannotTell) {
+  // Both round to the double 123456789012345680.
+  const TextDiff diff = compare("seen 123456789012345678\n", "seen 123456789012345679\n");
+  EXPECT_EQ(diff.numbers_compared, 1u);
+  EXPECT_EQ(diff.numbers_differing, 1u);
+  EXPECT_EQ(diff.integer_numbers, 1u);
+  EXPECT_EQ(diff.max_integer_difference, 1u);
+  EXPECT_EQ(diff.wide_integer_numbers, 0u);
+  EXPECT_EQ(diff.ulp_numbers, 0u);
+  EXPECT_EQ(diff.digit_numbers, 0u);
+  EXPECT_EQ(diff.max_abs, 1.0);
+  EXPECT_EQ(diff.first_number_line, 1u);
+}
+
+TEST_F(TextFiles, StepCountsDifferAsIntegersNotUlp) {
+  const TextDiff diff =
+      compare("step 10 loss 0.5\nstep 20 loss 0.25\n", "step 10 loss 0.5\nstep 23 loss 0.25\n");
+  EXPECT_EQ(diff.numbers_differing, 1u);
+  EXPECT_EQ(diff.integer_numbers, 1u);
+  EXPECT_EQ(diff.max_integer_difference, 3u);
+  EXPECT_EQ(diff.ulp_numbers, 0u);
+  EXPECT_EQ(diff.digit_numbers, 0u);
+  EXPECT_NEAR(diff.max_rel, 3.0 / 23.0, 1e-12);
+}
+
+TEST_F(TextFiles, IntegerDifferenceSpansTheWholeInt64Range) {
+  const TextDiff diff = compare("n -9223372036854775808\n", "n 9223372036854775807\n");
+  EXPECT_EQ(diff.integer_numbers, 1u);
+  EXPECT_EQ(diff.max_integer_difference, std::numeric_limits<uint64_t>::max());
+}
+
+TEST_F(TextFiles, IntegersBeyondInt64CompareByDigits) {
+  const TextDiff diff =
+      compare("id 123456789012345678901234567890 n 5\n", "id 123456789012345678901234567891 n 5\n");
+  EXPECT_EQ(diff.numbers_compared, 2u);
+  EXPECT_EQ(diff.numbers_differing, 1u);
+  EXPECT_EQ(diff.integer_numbers, 1u);
+  EXPECT_EQ(diff.wide_integer_numbers, 1u);
+  EXPECT_EQ(diff.max_integer_difference, 0u);
+  EXPECT_EQ(diff.max_abs, 0.0);
+  EXPECT_EQ(diff.ulp_numbers + diff.digit_numbers, 0u);
+
+  // Spelled differently, the same integer: the line differs, no number does.
+  const TextDiff same = compare("id +000123456789012345678901234567890 z -0\n",
+                                "id 123456789012345678901234567890 z 0\n");
+  EXPECT_EQ(same.differing_lines, 1u);
+  EXPECT_EQ(same.numbers_compared, 2u);
+  EXPECT_EQ(same.numbers_differing, 0u);
+}
+
+TEST_F(TextFiles, AnIntegerAgainstADecimalComparesAsNumbers) {
+  const TextDiff diff = compare("x 3\n", "x 3.5\n");
+  EXPECT_EQ(diff.numbers_differing, 1u);
+  EXPECT_EQ(diff.integer_numbers, 0u);
+  EXPECT_EQ(diff.digit_numbers, 1u);
+}
+
+TEST_F(TextFiles, IntegersDoNotDecideTheDtype) {
+  // 16777217 is no float32, but it is a step count, not a float.
+  const std::string log = "step 16777217 loss 0.693147182\n";
+  EXPECT_EQ(compare(log, log).dtype, "float32");
 }
 
 TEST_F(TextFiles, CountsNanAndInfMismatches) {
