@@ -54,6 +54,57 @@ std::string bracketed(const std::string& text) {
   return text.substr(open + 1, close - open - 1);
 }
 
+// The sizes in kB of the entries of `dir` named <prefix><digits>kB.
+std::vector<long long> sized_entries(const std::string& dir, const std::string& prefix) {
+  std::vector<long long> sizes;
+  DIR* listing = ::opendir(dir.c_str());
+  if (listing == nullptr) {
+    return sizes;
+  }
+  while (dirent* entry = ::readdir(listing)) {
+    std::string name = entry->d_name;
+    if (name.size() <= prefix.size() + 2 || name.compare(0, prefix.size(), prefix) != 0 ||
+        name.compare(name.size() - 2, 2, "kB") != 0) {
+      continue;
+    }
+    std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - 2);
+    if (digits.find_first_not_of("0123456789") == std::string::npos && digits.size() < 12) {
+      sizes.push_back(std::atoll(digits.c_str()));
+    }
+  }
+  ::closedir(listing);
+  std::sort(sizes.begin(), sizes.end());
+  return sizes;
+}
+
+long long number_in(const std::string& path) {
+  auto text = sys::read_small_file(path);
+  return text ? std::atoll(text->c_str()) : 0;
+}
+
+void read_huge_pages(const std::string& root, Host& host) {
+  std::string thp = root + "/sys/kernel/mm/transparent_hugepage";
+  for (long long kb : sized_entries(thp, "hugepages-")) {
+    auto mode = sys::read_small_file(thp + "/hugepages-" + std::to_string(kb) + "kB/enabled");
+    if (mode) {
+      host.thp_size_modes[kb] = bracketed(*mode);
+    }
+  }
+  host.thp_pmd_kb = number_in(thp + "/hpage_pmd_size") / 1024;
+
+  std::string pools = root + "/sys/kernel/mm/hugepages";
+  for (long long kb : sized_entries(pools, "hugepages-")) {
+    std::string dir = pools + "/hugepages-" + std::to_string(kb) + "kB";
+    host.hugetlb_pools[kb] = {number_in(dir + "/nr_hugepages"), number_in(dir + "/free_hugepages")};
+  }
+  if (auto meminfo = sys::read_small_file(root + "/proc/meminfo")) {
+    size_t at = meminfo->find("MemTotal:");
+    if (at != std::string::npos) {
+      host.mem_total_kb = std::atoll(meminfo->c_str() + at + 9);
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<NumaNode> read_numa_nodes(const std::string& root, const launch::CpuSet& fallback) {
@@ -98,6 +149,7 @@ Host read_host(const std::string& root, const std::string& self_dir) {
   if (auto thp = sys::read_small_file(root + "/sys/kernel/mm/transparent_hugepage/enabled")) {
     host.thp_mode = bracketed(*thp);
   }
+  read_huge_pages(root, host);
 
   host.allocators["glibc"] = "";
   const std::pair<const char*, const char*> candidates[] = {

@@ -170,8 +170,14 @@ const char* apply_field(Span key, Span value, Config& config) {
       config.hugepages = Hugepages::kHuge;
     } else if (value.equals("small")) {
       config.hugepages = Hugepages::kSmall;
+    } else if (value.equals("hugetlb-2M")) {
+      config.hugepages = Hugepages::kHugetlb;
+      config.hugetlb_shift = 21;
+    } else if (value.equals("hugetlb-1G")) {
+      config.hugepages = Hugepages::kHugetlb;
+      config.hugetlb_shift = 30;
     } else {
-      return "hugepages needs huge or small: ";
+      return "hugepages needs huge, small, hugetlb-2M or hugetlb-1G: ";
     }
   } else if (key.equals("mlock")) {
     if (!parse_flag(value, config.mlock)) {

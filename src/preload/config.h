@@ -10,7 +10,9 @@
 
 namespace memdet::preload {
 
-enum class Hugepages { kUnset, kHuge, kSmall };
+// kHugetlb: large blocks mapped from the hugetlb pool of one page size
+// (Config::hugetlb_shift), with MAP_HUGETLB.
+enum class Hugepages { kUnset, kHuge, kSmall, kHugetlb };
 
 inline constexpr size_t kMaxValue = 4096;    // longest MEMDET_PRELOAD accepted
 inline constexpr size_t kMaxPinCpus = 1024;  // entries in cpus=
@@ -22,6 +24,7 @@ struct Config {
   bool heap_random = false;
   int uninit = -1;  // fill byte, -1: not set
   Hugepages hugepages = Hugepages::kUnset;
+  unsigned hugetlb_shift = 0;  // kHugetlb: log2 of the page size, 21 (2 MiB) or 30 (1 GiB)
   bool mlock = false;
   int pin_cpus[kMaxPinCpus] = {};
   size_t pin_cpu_count = 0;

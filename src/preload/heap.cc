@@ -22,12 +22,30 @@
 // B is 64, or the alignment when larger, or 2 MiB for hugepages=huge blocks
 // of 2 MiB or more; offset is the class rounded down to the alignment, and
 // 0 for alignments of 64 and more.
+//
+// hugepages=hugetlb-* blocks (the pool's page size or more) are private
+// MAP_HUGETLB mappings of their own, whole pool pages, whatever heap= says:
+//
+//   map (page-aligned)                   p = map + lead
+//   |<- lead - 16 ->|<- Header (16 B) ->|<-- size bytes ... -->|<- to the page end ->|
+//
+// lead is 64 (or the alignment, up to kHugetlbMaxAlignment) plus the
+// offset above, so p keeps its class; the mapping's length is lead + size
+// rounded up to the page. The header's tag is p xor kHugetlbMagic, which
+// no other block has. As lead is at least 64 and below 4 KiB, the header
+// lies in p's own small page: any pointer whose offset in its 4 KiB page
+// is 16 or more can be tested by reading the 16 bytes before it, without
+// touching memory that may not be mapped. An empty pool makes mmap fail
+// (private hugetlb mappings reserve their pages when mapped, so there is
+// no SIGBUS later): the block then takes the ordinary path and is counted
+// as a fallback.
 #include "preload/heap.h"
 
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -48,6 +66,10 @@ constexpr size_t kWideSlack = 80;  // ordinary block, raw 8-aligned
 // Sizes beyond 2^48 cannot be mapped on x86-64; the header keeps 48 bits.
 constexpr size_t kMaxSize = (static_cast<size_t>(1) << 48) - 1;
 constexpr uintptr_t kMagic = 0x6d656d6465742121ULL;
+constexpr uintptr_t kHugetlbMagic = 0x6875676574626c21ULL;
+// Larger alignments would put the header in the small page before p.
+constexpr size_t kHugetlbMaxAlignment = 2048;
+constexpr size_t kHugetlbLead = 64;
 
 // word: the requested size (for realloc's copy and fill) << 16 | distance
 // from raw to p, 0 for a block with a Far record.
@@ -66,15 +88,23 @@ static_assert(sizeof(Far) == kFarSize);
 
 // What start_heap decides once, so the fast paths read one small struct.
 struct Plan {
-  bool shaped = false;    // headers in front of blocks
-  bool random = false;    // heap_random
-  size_t base_class = 0;  // heap=, or 0
-  size_t fast_limit = 0;  // larger malloc sizes take the general path
-  int uninit = -1;        // uninit=, here beside the rest
+  bool shaped = false;      // headers in front of blocks
+  bool random = false;      // heap_random
+  size_t base_class = 0;    // heap=, or 0
+  size_t fast_limit = 0;    // larger malloc sizes take the general path
+  int uninit = -1;          // uninit=, here beside the rest
+  size_t hugetlb_page = 0;  // hugepages=hugetlb-*: the pool's page size; 0: off
 };
 Plan g_plan;
 
 int g_mlock_result = -1;
+
+struct HugetlbCounters {
+  std::atomic<uint64_t> mapped{0};
+  std::atomic<uint64_t> fallbacks{0};
+  std::atomic<long> peak_kb{-1};
+};
+HugetlbCounters g_hugetlb;
 
 // Built with -fno-builtin: the __builtin_ forms keep these copies inline.
 Header read_header(const void* pointer) {
@@ -300,7 +330,8 @@ void* reallocate_plain(void* pointer, size_t size) {
   if (size > old_usable) {
     std::memset(moved + old_usable, g_config.uninit, size - old_usable);
   }
-  if (size >= kHugePage && g_config.hugepages != Hugepages::kUnset) {
+  if (size >= kHugePage &&
+      (g_config.hugepages == Hugepages::kHuge || g_config.hugepages == Hugepages::kSmall)) {
     advise(moved, moved + size,
            g_config.hugepages == Hugepages::kHuge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   }
@@ -371,6 +402,169 @@ void* reallocate_shaped(void* pointer, size_t size) {
   return fresh;
 }
 
+// --- hugetlb blocks ---
+
+bool wants_hugetlb(size_t size, size_t alignment) {
+  return g_plan.hugetlb_page != 0 && size >= g_plan.hugetlb_page &&
+         alignment <= kHugetlbMaxAlignment;
+}
+
+bool is_hugetlb(const void* pointer) {
+  auto address = reinterpret_cast<uintptr_t>(pointer);
+  if ((address & (kPage - 1)) < kHeaderSize) {
+    return false;
+  }
+  uintptr_t tag;
+  __builtin_memcpy(&tag, static_cast<const char*>(pointer) - sizeof tag, sizeof tag);
+  return tag == (address ^ kHugetlbMagic);
+}
+
+void write_hugetlb_header(char* pointer, size_t size, size_t lead) {
+  Header header = {static_cast<uint64_t>(size) << 16 | lead,
+                   reinterpret_cast<uintptr_t>(pointer) ^ kHugetlbMagic};
+  __builtin_memcpy(pointer - kHeaderSize, &header, sizeof header);
+}
+
+// The mapping's length for a block of `size` bytes at `lead`; 0 when it
+// would overflow.
+size_t hugetlb_length(size_t size, size_t lead) {
+  size_t page = g_plan.hugetlb_page;
+  if (size > SIZE_MAX - lead - page) {
+    return 0;
+  }
+  return (lead + size + page - 1) & ~(page - 1);
+}
+
+int hugetlb_flags() {
+  return MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+         static_cast<int>(g_config.hugetlb_shift << MAP_HUGE_SHIFT);
+}
+
+void note_peak(std::atomic<long>& peak, long kb) {
+  long seen = peak.load(std::memory_order_relaxed);
+  while (kb > seen && !peak.compare_exchange_weak(seen, kb, std::memory_order_relaxed)) {
+  }
+}
+
+// Pool pages go back to the pool: the process's hugetlb use is read first,
+// so a program that frees its blocks before exit still shows it.
+void unmap_hugetlb(void* begin, size_t length) {
+  char text[4096];
+  if (prim::read_file("/proc/self/smaps_rollup", text, sizeof text) > 0) {
+    long kb = hugetlb_kb(text);
+    if (kb >= 0) {
+      note_peak(g_hugetlb.peak_kb, kb);
+    }
+  }
+  ::munmap(begin, length);
+}
+
+// A block from the pool, or null when the pool has no page for it.
+char* allocate_hugetlb(size_t size, size_t alignment) {
+  if (size > kMaxSize) {
+    return nullptr;
+  }
+  size_t offset = 0;
+  if (g_plan.shaped && alignment < 64) {
+    offset = next_class();
+    if (alignment > 16) {
+      offset -= offset % alignment;
+    }
+  }
+  size_t lead = (alignment > kHugetlbLead ? alignment : kHugetlbLead) + offset;
+  size_t length = hugetlb_length(size, lead);
+  if (length == 0) {
+    return nullptr;
+  }
+  void* map = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, hugetlb_flags(), -1, 0);
+  if (map == MAP_FAILED) {
+    return nullptr;
+  }
+  char* pointer = static_cast<char*>(map) + lead;
+  write_hugetlb_header(pointer, size, lead);
+  g_hugetlb.mapped.fetch_add(1, std::memory_order_relaxed);
+  return pointer;
+}
+
+void free_hugetlb(void* pointer) {
+  Header header = read_header(pointer);
+  size_t lead = header_distance(header);
+  char* map = static_cast<char*>(pointer) - lead;
+  unmap_hugetlb(map, hugetlb_length(header_size(header), lead));
+}
+
+size_t hugetlb_usable(const void* pointer) {
+  Header header = read_header(pointer);
+  size_t lead = header_distance(header);
+  return hugetlb_length(header_size(header), lead) - lead;
+}
+
+void fill_tail(char* pointer, size_t old_size, size_t size) {
+  if (size > old_size && g_config.uninit >= 0) {
+    std::memset(pointer + old_size, g_config.uninit, size - old_size);
+  }
+}
+
+// realloc of a pool block. It stays in its mapping while the size needs the
+// same pages, gives whole pages back when it shrinks, and grows by mremap
+// (which moves no data); a size below the page size, or a growth mremap
+// refuses, moves it to a fresh block.
+void* reallocate_hugetlb(void* pointer, size_t size) {
+  Header header = read_header(pointer);
+  size_t old_size = header_size(header);
+  size_t lead = header_distance(header);
+  char* map = static_cast<char*>(pointer) - lead;
+  size_t old_length = hugetlb_length(old_size, lead);
+  size_t alignment = lead > kHugetlbLead && (lead & (lead - 1)) == 0 ? lead : 0;
+
+  if (size >= g_plan.hugetlb_page && size <= kMaxSize) {
+    size_t length = hugetlb_length(size, lead);
+    void* moved = map;
+    if (length < old_length) {
+      unmap_hugetlb(map + length, old_length - length);
+    } else if (length > old_length) {
+      moved = ::mremap(map, old_length, length, MREMAP_MAYMOVE);
+    }
+    if (moved != MAP_FAILED) {
+      char* fresh = static_cast<char*>(moved) + lead;
+      write_hugetlb_header(fresh, size, lead);
+      fill_tail(fresh, old_size, size);
+      count(fresh, alignment);
+      return fresh;
+    }
+  }
+
+  void* fresh = heap_allocate(size, alignment, Fill::kUninit);
+  if (fresh == nullptr) {
+    return nullptr;
+  }
+  std::memcpy(fresh, pointer, old_size < size ? old_size : size);
+  free_hugetlb(pointer);
+  return fresh;
+}
+
+// A block of the lower allocator (or a shaped one) that grows to the page
+// size moves into the pool, as a fresh allocation of that size would.
+// Null when it stays where it is: its size is unknown, or the pool is
+// empty (counted as a fallback).
+void* reallocate_into_hugetlb(void* pointer, size_t size) {
+  size_t old_size =
+      g_plan.shaped && is_ours(pointer) ? header_size(read_header(pointer)) : lower_usable(pointer);
+  if (old_size == 0) {
+    return nullptr;
+  }
+  char* fresh = allocate_hugetlb(size, 0);
+  if (fresh == nullptr) {
+    g_hugetlb.fallbacks.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  std::memcpy(fresh, pointer, old_size < size ? old_size : size);
+  heap_free(pointer);
+  fill_tail(fresh, old_size, size);
+  count(fresh, 0);
+  return fresh;
+}
+
 }  // namespace
 
 void start_heap() {
@@ -380,6 +574,9 @@ void start_heap() {
   // hugepages= changes what happens to blocks of 2 MiB and more.
   g_plan.fast_limit = g_config.hugepages == Hugepages::kUnset ? kMaxSize : kHugePage - 1;
   g_plan.uninit = g_config.uninit;
+  if (g_config.hugepages == Hugepages::kHugetlb) {
+    g_plan.hugetlb_page = static_cast<size_t>(1) << g_config.hugetlb_shift;
+  }
   if (g_config.mlock) {
     g_mlock_result = ::mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno;
   }
@@ -389,6 +586,9 @@ void heap_after_fork_child() {
   if (g_config.mlock) {
     g_mlock_result = ::mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno;
   }
+  g_hugetlb.mapped.store(0, std::memory_order_relaxed);
+  g_hugetlb.fallbacks.store(0, std::memory_order_relaxed);
+  g_hugetlb.peak_kb.store(-1, std::memory_order_relaxed);
 }
 
 void* heap_malloc(size_t size) {
@@ -412,6 +612,18 @@ void* heap_malloc(size_t size) {
 }
 
 void* heap_allocate(size_t size, size_t alignment, Fill fill) {
+  if (MEMDET_UNLIKELY(wants_hugetlb(size, alignment))) {
+    char* block = allocate_hugetlb(size, alignment);
+    if (block != nullptr) {
+      // A fresh mapping is zero: calloc needs nothing more.
+      if (fill == Fill::kUninit && g_config.uninit >= 0) {
+        std::memset(block, g_config.uninit, size);
+      }
+      count(block, alignment);
+      return block;
+    }
+    g_hugetlb.fallbacks.fetch_add(1, std::memory_order_relaxed);
+  }
   void* pointer = g_plan.shaped ? allocate_shaped(size, alignment, fill)
                                 : allocate_plain(size, alignment, fill);
   if (pointer != nullptr) {
@@ -436,6 +648,16 @@ void* heap_reallocate(void* pointer, size_t size) {
     // glibc's and jemalloc's default: free, and return null.
     heap_free(pointer);
     return nullptr;
+  }
+  if (MEMDET_UNLIKELY(g_plan.hugetlb_page != 0)) {
+    if (is_hugetlb(pointer)) {
+      return reallocate_hugetlb(pointer, size);
+    }
+    if (wants_hugetlb(size, 0)) {
+      if (void* moved = reallocate_into_hugetlb(pointer, size)) {
+        return moved;
+      }
+    }
   }
   if (!g_plan.shaped) {
     return reallocate_plain(pointer, size);
@@ -467,6 +689,10 @@ void heap_free(void* pointer) {
   if (pointer == nullptr || in_bootstrap(pointer)) {
     return;
   }
+  if (MEMDET_UNLIKELY(g_plan.hugetlb_page != 0) && is_hugetlb(pointer)) {
+    free_hugetlb(pointer);
+    return;
+  }
   if (g_plan.shaped && is_ours(pointer)) {
     Header header = read_header(pointer);
     char* raw = raw_of(pointer, header);
@@ -489,6 +715,9 @@ size_t heap_usable_size(void* pointer) {
   if (in_bootstrap(pointer)) {
     return bootstrap_size(pointer);
   }
+  if (g_plan.hugetlb_page != 0 && is_hugetlb(pointer)) {
+    return hugetlb_usable(pointer);
+  }
   if (g_plan.shaped && is_ours(pointer)) {
     Header header = read_header(pointer);
     char* raw = raw_of(pointer, header);
@@ -502,6 +731,21 @@ size_t heap_usable_size(void* pointer) {
 }
 
 int heap_mlock_result() { return g_mlock_result; }
+
+HugetlbCounts heap_hugetlb_counts() {
+  return {g_hugetlb.mapped.load(std::memory_order_relaxed),
+          g_hugetlb.fallbacks.load(std::memory_order_relaxed),
+          g_hugetlb.peak_kb.load(std::memory_order_relaxed)};
+}
+
+long hugetlb_kb(const char* rollup) {
+  long shared = prim::find_number_field(rollup, "Shared_Hugetlb:");
+  long own = prim::find_number_field(rollup, "Private_Hugetlb:");
+  if (shared < 0 && own < 0) {
+    return -1;
+  }
+  return (shared > 0 ? shared : 0) + (own > 0 ? own : 0);
+}
 
 bool heap_uninit_probe() {
   constexpr size_t kProbeSize = 256;

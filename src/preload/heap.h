@@ -1,8 +1,9 @@
 // The heap perturbations of active mode: offset classes, seeded offsets,
-// uninitialised fill, hugepage advice and mlock.
+// uninitialised fill, hugepage advice, hugetlb backing and mlock.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace memdet::preload {
 
@@ -14,7 +15,8 @@ enum class Fill {
 // Called once from start() in active mode: mlockall when asked.
 void start_heap();
 
-// Re-applies mlockall in a forked child: memory locks are not inherited.
+// In a forked child: re-applies mlockall (memory locks are not inherited)
+// and starts the hugetlb counts from zero.
 void heap_after_fork_child();
 
 // Active-mode allocation. `alignment` 0 means malloc's alignment; otherwise a
@@ -32,5 +34,20 @@ size_t heap_usable_size(void* pointer);
 // asked) and whether a freed-then-reallocated block comes back filled.
 int heap_mlock_result();
 bool heap_uninit_probe();
+
+// hugepages=hugetlb-*: blocks mapped from the pool, blocks that asked for it
+// and got ordinary memory because it had no free page, and the most
+// Private_Hugetlb + Shared_Hugetlb (kB) seen just before a pool block was
+// unmapped (-1: none was).
+struct HugetlbCounts {
+  uint64_t mapped;
+  uint64_t fallbacks;
+  long peak_kb;
+};
+HugetlbCounts heap_hugetlb_counts();
+
+// Private_Hugetlb + Shared_Hugetlb of a /proc/self/smaps_rollup text, in
+// kB, or -1 when neither field is there.
+long hugetlb_kb(const char* rollup);
 
 }  // namespace memdet::preload

@@ -94,6 +94,8 @@ void write_memory(Writer& out) {
   const char* rollup =
       prim::read_file("/proc/self/smaps_rollup", text, sizeof text) > 0 ? text : nullptr;
   write_kb(out, "AnonHugePages", rollup, "AnonHugePages:");
+  write_kb(out, "Private_Hugetlb", rollup, "Private_Hugetlb:");
+  write_kb(out, "Shared_Hugetlb", rollup, "Shared_Hugetlb:");
   long peak = g_counters.huge_peak_kb.load(std::memory_order_relaxed);
   if (peak >= 0) {
     out.text("AnonHugePages_peak").tab().number(static_cast<uint64_t>(peak)).end();
@@ -288,6 +290,20 @@ void write_unpinned_tasks(Writer& out) {
   ::close(fd);
 }
 
+const char* hugepages_name() {
+  switch (g_config.hugepages) {
+    case Hugepages::kHuge:
+      return "huge";
+    case Hugepages::kSmall:
+      return "small";
+    case Hugepages::kHugetlb:
+      return g_config.hugetlb_shift == 30 ? "hugetlb-1G" : "hugetlb-2M";
+    case Hugepages::kUnset:
+      break;
+  }
+  return "-";
+}
+
 int open_report() {
   char path[kMaxValue + 32];
   size_t used = prim::length(g_config.report_prefix);
@@ -360,13 +376,20 @@ void write_report() {
     out.text("uninit_probe").tab().text(heap_uninit_probe() ? "ok" : "bad").end();
   }
   if (g_config.hugepages != Hugepages::kUnset) {
-    out.text("hugepages")
-        .tab()
-        .text(g_config.hugepages == Hugepages::kHuge ? "huge" : "small")
-        .end();
+    out.text("hugepages").tab().text(hugepages_name()).end();
     write_count(out, "huge_aligned", g_counters.huge_aligned.load(std::memory_order_relaxed));
     write_count(out, "madvise_suppressed",
                 g_counters.madvise_suppressed.load(std::memory_order_relaxed));
+  }
+  if (g_config.hugepages == Hugepages::kHugetlb) {
+    HugetlbCounts hugetlb = heap_hugetlb_counts();
+    write_count(out, "hugetlb_page_kB",
+                (static_cast<uint64_t>(1) << g_config.hugetlb_shift) / 1024);
+    write_count(out, "hugetlb_mapped", hugetlb.mapped);
+    write_count(out, "hugetlb_fallbacks", hugetlb.fallbacks);
+    if (hugetlb.peak_kb >= 0) {
+      write_count(out, "Hugetlb_peak", static_cast<uint64_t>(hugetlb.peak_kb));
+    }
   }
   if (g_config.mlock) {
     int result = heap_mlock_result();
