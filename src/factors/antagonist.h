@@ -10,6 +10,7 @@
 // that someone else reaped early is never confused with a recycled pid.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,15 +23,58 @@
 
 namespace memdet::factors {
 
-// "stream" copies all the time; "streamN" (N from 1 to 100) copies for N %
-// of every 10 ms period and sleeps the rest. Fails with the accepted forms.
+// "stream" copies at full speed; "streamN" (N from 1 to 100) at N % of
+// it. Fails with the accepted forms.
 Result<int> antagonist_duty_percent(const std::string& intensity);
+
+// Holds a copier to a fraction of its full-speed rate. Pacing by bytes
+// against a clock, rather than copying for a share of each period, is what
+// keeps the fraction when the copier's CPU is shared: a period in which it
+// was preempted would otherwise pass without a pause, and the copier would
+// run at full speed.
+class Pacer {
+ public:
+  // A copier that fell behind (preempted, or slowed by the workload's
+  // traffic) copies without pause to catch up, but by at most this much
+  // time's worth of bytes: a longer shortfall is forgiven, so it never
+  // bursts at full speed for long.
+  static constexpr int64_t kMaxDebtNs = 20'000'000;
+  // Shorter waits are not slept but added to the next one: a sleep costs
+  // a system call and oversleeps by the timer slack.
+  static constexpr int64_t kMinSleepNs = 1'000'000;
+
+  // `full_bytes_per_ns`: the calibrated full-speed rate; `start_ns`: the
+  // clock when copying began. A duty of 100 never waits.
+  Pacer(double full_bytes_per_ns, int duty_percent, int64_t start_ns);
+
+  // Given the bytes moved since the start and the clock now, how long to
+  // sleep before the next chunk; 0: copy on.
+  int64_t wait_ns(uint64_t moved, int64_t now_ns);
+
+ private:
+  double paced_bytes_per_ns_;
+  int64_t origin_ns_;  // moves forward when a shortfall is forgiven
+};
+
+// What the copiers achieved together between start and stop.
+struct AntagonistRate {
+  int duty_percent = 100;  // what was asked
+  // GB/s (10^9 bytes) counted as STREAM counts a copy: bytes read plus
+  // bytes written. `full_gbps`: what they copied at full speed, measured
+  // just before they reported ready.
+  double gbps = 0;
+  double full_gbps = 0;
+
+  // gbps / full_gbps; 0 when nothing was calibrated.
+  double achieved_fraction() const { return full_gbps > 0 ? gbps / full_gbps : 0; }
+};
 
 class Antagonist {
  public:
   // Forks one copier per CPU in `cpus` and returns once every one has
-  // pinned itself and touched its buffer, so the run that follows meets a
-  // streaming antagonist from its first instruction. Fails, leaving no
+  // pinned itself, touched its buffer and measured its full-speed rate, so
+  // the run that follows meets a streaming antagonist from its first
+  // instruction. Fails, leaving no
   // child behind, when a CPU cannot be used or memory cannot be had.
   //
   // Each child dies with the thread that called start (PR_SET_PDEATHSIG):
@@ -44,11 +88,10 @@ class Antagonist {
   ~Antagonist();  // stops the children still running
 
   // Stops every child (SIGTERM, then SIGKILL after a grace period), reaps
-  // them, and returns the copy bandwidth they achieved together, in GB/s
-  // (10^9 bytes) counted as STREAM counts a copy: bytes read plus bytes
-  // written. Fails when a child did not report (it was killed from outside)
-  // or when nothing is running.
-  Result<double> stop();
+  // them, and returns the bandwidth they achieved together against their
+  // full speed. Fails when a child did not report (it was killed from
+  // outside) or when nothing is running.
+  Result<AntagonistRate> stop();
 
   bool running() const { return !workers_.empty(); }
   // The children's pids, for code that sweeps memdet's children after a
@@ -66,6 +109,7 @@ class Antagonist {
   Antagonist() = default;
 
   std::vector<Worker> workers_;
+  int duty_percent_ = 100;
 };
 
 // What the noise factor asks the campaign to run beside one launch.
@@ -80,10 +124,12 @@ struct AntagonistPlan {
 std::optional<AntagonistPlan> antagonist_for(const FactorRecord& record);
 
 // Puts what Antagonist::stop returned (or why it could not start) into the
-// noise record: the bandwidth becomes `observed` and `measured`, and the
-// record is verified when the antagonist moved memory. Call it after
-// verify_run, which checks that the workload kept off the noise CPUs.
-void record_antagonist(const Result<double>& gbps, FactorRecord& record);
+// noise record: the bandwidth and the fraction of full speed it reached,
+// against the one asked, become `observed`; the intensity `measured`. The
+// record is verified when the antagonist moved memory, and carries a note
+// when it fell well short of the fraction asked. Call it after verify_run,
+// which checks that the workload kept off the noise CPUs.
+void record_antagonist(const Result<AntagonistRate>& rate, FactorRecord& record);
 
 }  // namespace memdet::factors
 
@@ -105,7 +151,7 @@ class RunNoise {
 
  private:
   std::optional<Antagonist> antagonist_;
-  std::optional<Result<double>> outcome_;
+  std::optional<Result<AntagonistRate>> outcome_;
   bool asked_ = false;
 };
 

@@ -4,9 +4,9 @@
 // difference between a reference run and a perturbed one is what runs
 // there. Pinned: idle, nothing. Perturbed: the antagonist (antagonist.h),
 // which the campaign starts before the run and stops after it; `stream`
-// copies all the time, `noise=stream50` half of it. Verified by the
+// copies at full speed, `noise=stream50` at half of it. Verified by the
 // workload's CPU list at the exec stop and by the bandwidth the antagonist
-// reported.
+// reported, against the fraction of its full speed that was asked.
 //
 // Not part of `all`: the CPUs set aside are taken from the workload.
 #include <cstdio>
@@ -18,6 +18,9 @@ namespace memdet::factors {
 namespace {
 
 constexpr const char* kIdle = "idle";
+// An antagonist that reached less than this share of the fraction asked
+// was starved of its CPU: the record says so.
+constexpr double kShortfall = 0.8;
 
 struct NoiseValue {
   std::string intensity;  // "idle", or what Antagonist::start takes
@@ -58,7 +61,7 @@ class Noise final : public Factor {
   const char* summary() const override {
     return "memory-bandwidth antagonist: every run keeps off the CPUs set aside (default: the "
            "last one; value idle:CPUS), perturb streams memory there (stream, or stream50 for "
-           "half the time); verified by the bandwidth it reported";
+           "half its full speed); verified by the bandwidth it reported";
   }
   bool in_all() const override { return false; }
   bool accepts_variant(const std::string& variant) const override {
@@ -180,7 +183,7 @@ std::optional<AntagonistPlan> antagonist_for(const FactorRecord& record) {
   return AntagonistPlan{parsed->cpus, parsed->intensity};
 }
 
-void record_antagonist(const Result<double>& gbps, FactorRecord& record) {
+void record_antagonist(const Result<AntagonistRate>& rate, FactorRecord& record) {
   auto parsed = parse(record.value);
   std::string intensity = parsed ? parsed->intensity : record.value;
   std::string where = parsed ? " on CPUs " + launch::format_cpu_list(parsed->cpus) : "";
@@ -192,16 +195,25 @@ void record_antagonist(const Result<double>& gbps, FactorRecord& record) {
   }
   std::string separator = record.observed.empty() ? "" : "; ";
 
-  if (!gbps) {
-    record.observed += separator + "antagonist " + intensity + where + ": " + gbps.error().message;
+  if (!rate) {
+    record.observed += separator + "antagonist " + intensity + where + ": " + rate.error().message;
     record.measured = "antagonist idle";
     record.verified = launch::CheckState::kDiffers;
     return;
   }
-  char rate[64];
-  std::snprintf(rate, sizeof rate, "%.2f GB/s", *gbps);
-  record.observed += separator + "antagonist " + intensity + where + " copied " + rate;
-  bool moved = *gbps > 0;
+  char text[200];
+  double asked = rate->duty_percent / 100.0;
+  std::snprintf(text, sizeof text, "%.2f GB/s, %.2f of its full %.2f GB/s (%.2f asked)", rate->gbps,
+                rate->achieved_fraction(), rate->full_gbps, asked);
+  record.observed += separator + "antagonist " + intensity + where + " copied " + text;
+  bool moved = rate->gbps > 0;
+  if (moved && rate->full_gbps > 0 && rate->achieved_fraction() < kShortfall * asked) {
+    std::snprintf(text, sizeof text,
+                  "the antagonist reached %.2f of its full speed where %.2f was asked: its CPU "
+                  "was busy with other work, or memory was saturated",
+                  rate->achieved_fraction(), asked);
+    record.note += (record.note.empty() ? "" : "; ") + std::string(text);
+  }
   // Coarse on purpose: pinned runs compare this between runs, and the
   // exact bandwidth never repeats.
   record.measured = moved ? "antagonist " + intensity : "antagonist idle";
