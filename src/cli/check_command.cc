@@ -15,6 +15,7 @@
 #include "core/sys.h"
 #include "core/text.h"
 #include "factors/system_settings.h"
+#include "measure/variation.h"
 #include "protocol/check.h"
 #include "report/check_json.h"
 #include "report/check_terminal.h"
@@ -76,6 +77,7 @@ struct CheckCliOptions {
   bool show_output = false;
   bool stop_at_first_difference = false;
   bool stdin_terminal = false;
+  std::string counter_rule = "none";
   std::string json_path;
   std::vector<std::string> command;
 };
@@ -134,6 +136,11 @@ int check(const CheckCliOptions& cli) {
                         (dir.empty() ? std::string(".") : dir) + ": " + sys::errno_text(errno));
     }
   }
+  auto rule = measure::parse_counter_rule(cli.counter_rule);
+  if (!rule) {
+    throw usage_error(rule.error().message);
+  }
+  options.counter_rule = *rule;
   FactorSetup setup = prepare_factors(cli.controls, 2);
   // Held for the whole campaign, undone when this scope ends on any path.
   auto system = factors::SystemSettings::apply(factors::system_writes(setup.profile, setup.host));
@@ -217,6 +224,12 @@ Registered add_check_command(CLI::App& parent) {
                 "end the batch at the first run whose outcome differs from the first");
   app->add_flag("--stdin", options->stdin_terminal,
                 "give the runs memdet's stdin instead of /dev/null");
+  app->add_option("--counter-rule", options->counter_rule,
+                  "when a counter's variation across the runs is flagged: none (the default: "
+                  "the figures are shown, and with one pool of runs nothing says how much "
+                  "spread to expect) or fixed:P% (a coefficient of variation above P %, a rule "
+                  "of thumb; e.g. fixed:2%)")
+      ->capture_default_str();
   app->add_option("--json", options->json_path,
                   "also write the campaign as JSON to FILE (- for stdout)");
   app->add_option("command", options->command,

@@ -21,6 +21,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "launch/launcher.h"
+#include "measure/counters.h"
 #include "report/check_json.h"
 #include "report/check_terminal.h"
 
@@ -254,6 +255,7 @@ int run(const RunOptions& options) {
     spec.env.emplace_back(*entry);
   }
   spec.controls = setup.controls;
+  spec.measure_counters = true;
   if (options.timeout > 0) {
     spec.timeout_seconds = options.timeout;
   }
@@ -303,6 +305,11 @@ int run(const RunOptions& options) {
   if (!result->checks.empty() || line.empty()) {
     line += (line.empty() ? "" : "; ") + launch::summarize_checks(result->checks);
   }
+  // The status line stays one line: a counter the host cannot give is named
+  // in it, once, and the run counts as any other.
+  for (const std::string& notice : measure::process_notices().take(result->counters)) {
+    line += "; " + notice;
+  }
   switch (result->outcome) {
     case launch::Outcome::kControlFailed:
     case launch::Outcome::kExecFailed:
@@ -342,6 +349,7 @@ int run(const RunOptions& options) {
     if (!replay.path.empty()) {
       document["replay_of"] = replay.path;
     }
+    document["counters"] = report::counters_json(*result);
     document["factors"] = report::factors_json(factors.records);
     document["seed"] = setup.profile.seed;
     Status written = report::write_json(document, options.json_path);

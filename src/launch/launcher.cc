@@ -750,6 +750,22 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
     }
   }
 
+  // The counters attach to the waiting child and start at its execve; the
+  // vmstat snapshot is taken as close to that as memdet can.
+  measure::CounterSet counters;
+  measure::VmstatSnapshot vmstat_before;
+  std::string vmstat_error;
+  if (spec.measure_counters) {
+    counters = measure::CounterSet::open(
+        pid, measure::plan_events(measure::default_events(), measure::read_privilege()));
+    auto snapshot = measure::read_vmstat();
+    if (snapshot) {
+      vmstat_before = std::move(*snapshot);
+    } else {
+      vmstat_error = snapshot.error().message;
+    }
+  }
+
   const double started = sys::monotonic_seconds();
   char go = 1;
   sys::write_all(go_pipe->write.get(), &go, 1);
@@ -840,8 +856,25 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
   result.user_seconds = timeval_seconds(usage.ru_utime);
   result.system_seconds = timeval_seconds(usage.ru_stime);
   result.max_rss_kib = usage.ru_maxrss;
+  result.minor_faults = usage.ru_minflt;
+  result.major_faults = usage.ru_majflt;
+  result.voluntary_switches = usage.ru_nvcsw;
+  result.involuntary_switches = usage.ru_nivcsw;
 
   result.left_behind = clean_up_descendants(pid, timed_out || stopped, spec.spare_children);
+
+  // Everything the workload started has exited now, and an inherited
+  // counter folds a child's counts into its parent's when the child exits.
+  if (spec.measure_counters) {
+    result.counters = counters.read();
+    auto vmstat_after = measure::read_vmstat();
+    if (!vmstat_error.empty() || !vmstat_after) {
+      result.counters.vmstat_error =
+          !vmstat_error.empty() ? vmstat_error : vmstat_after.error().message;
+    } else {
+      result.counters.vmstat = measure::vmstat_deltas(vmstat_before, *vmstat_after);
+    }
+  }
 
   // Every writer is gone now, so the pipes reach EOF.
   const double drain_until = sys::monotonic_seconds() + 2.0;

@@ -9,6 +9,7 @@
 
 #include "core/result.h"
 #include "launch/controls.h"
+#include "measure/counters.h"
 
 namespace memdet::launch {
 
@@ -33,6 +34,9 @@ struct LaunchSpec {
   // Stop the child right after execve (PTRACE_TRACEME) to read the new
   // program's /proc before it runs.
   bool stop_at_exec = true;
+  // Open perf counters on the workload while it waits before exec, and read
+  // /proc/vmstat before and after it: LaunchResult::counters.
+  bool measure_counters = false;
   std::optional<double> timeout_seconds;
   // memdet's own children that live beside the workload (the noise
   // antagonist): never taken for something the workload left behind.
@@ -71,6 +75,14 @@ struct LaunchResult {
   double user_seconds = 0;
   double system_seconds = 0;
   long max_rss_kib = 0;
+  // wait4's rusage of the workload and the children it waited for: the
+  // counts the kernel keeps whatever perf_event_paranoid says.
+  long minor_faults = 0;          // ru_minflt
+  long major_faults = 0;          // ru_majflt
+  long voluntary_switches = 0;    // ru_nvcsw
+  long involuntary_switches = 0;  // ru_nivcsw
+  // With LaunchSpec::measure_counters, once the workload reached its exec.
+  measure::CounterReadings counters;
 
   ProcSnapshot at_ready;       // memdet's forked copy, controls applied, before exec
   ProcSnapshot at_start;       // the exec stop; the ready copy when there was none

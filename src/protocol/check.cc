@@ -654,6 +654,38 @@ void decide(CheckReport& report) {
   }
 }
 
+// What one run measured, as figures to compare across runs: the counters
+// that counted, the workload's rusage and its wall time.
+measure::RunFigures run_figures(const RunRecord& run) {
+  measure::RunFigures figures;
+  figures.run = run.index;
+  for (const measure::CounterValue& counter : run.launch.counters.counters) {
+    if (counter.supported) {
+      figures.figures.push_back({counter.name, counter.unit, counter.value()});
+    }
+  }
+  const launch::LaunchResult& launched = run.launch;
+  auto add = [&](const char* name, const char* unit, double value) {
+    figures.figures.push_back({name, unit, value});
+  };
+  add("rusage:minor_faults", "", static_cast<double>(launched.minor_faults));
+  add("rusage:major_faults", "", static_cast<double>(launched.major_faults));
+  add("rusage:voluntary_switches", "", static_cast<double>(launched.voluntary_switches));
+  add("rusage:involuntary_switches", "", static_cast<double>(launched.involuntary_switches));
+  add("wall-time", "s", launched.wall_seconds);
+  return figures;
+}
+
+void summarize_counters(CheckReport& report) {
+  std::vector<measure::RunFigures> runs;
+  for (const RunRecord& run : report.runs) {
+    if (run.completed() && run.launch.counters.measured) {
+      runs.push_back(run_figures(run));
+    }
+  }
+  report.counters = measure::summarize_counters(runs, report.options.counter_rule);
+}
+
 // Run `index` as its factors plan it: command, environment, controls and
 // everything the factors add. What is left for the caller is where the
 // output goes, the timeout and stdin.
@@ -667,6 +699,7 @@ Result<launch::LaunchSpec> plan_launch(const CheckOptions& options, const CheckR
   }
   spec.env = base_environment(label, dir, report.audit_library);
   spec.controls = options.controls;
+  spec.measure_counters = true;
   const int perturbed = options.profile.any_perturbed() ? index - 1 : 0;
   planned = factors::plan_run(options.profile, options.host, perturbed);
   factors::PreloadUse use{true, dir + "/" + kPreloadReportPrefix};
@@ -688,6 +721,18 @@ double no_difference_bound(int matching_runs) {
 
 int runs_for_bound(double probability) {
   return 1 + static_cast<int>(std::ceil(std::log(0.05) / std::log(1.0 - probability)));
+}
+
+bool CheckReport::timing_varied_results_did_not() const {
+  if (verdict != Verdict::kNoDifferenceSeen || !input_error.empty()) {
+    return false;
+  }
+  for (const measure::CounterSummary& summary : counters) {
+    if (summary.flagged) {
+      return true;
+    }
+  }
+  return false;
 }
 
 double CheckReport::difference_bound() const { return no_difference_bound(completed_runs); }
@@ -918,6 +963,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     drop_all_copies(report);
   }
   decide(report);
+  summarize_counters(report);
   // The records written as each run ended did not yet know its outcome.
   for (const RunRecord& run : report.runs) {
     report::write_run_record(run);

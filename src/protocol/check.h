@@ -14,6 +14,7 @@
 #include "host/loaded_libraries.h"
 #include "host/program.h"
 #include "launch/launcher.h"
+#include "measure/variation.h"
 
 namespace memdet::protocol {
 
@@ -46,6 +47,8 @@ struct CheckOptions {
   bool show_output = false;
   bool echo_to_stderr = false;  // with show_output: the runs' stdout goes to stderr
   bool stop_at_first_difference = false;
+  // Which counters' variation across the runs is flagged.
+  measure::CounterRule counter_rule;
   launch::StdinMode stdin_mode = launch::StdinMode::kNull;
   // Set (to the signal number) by a signal handler that wants the campaign
   // to stop after the current run.
@@ -128,6 +131,12 @@ struct CheckReport {
   bool stopped_early = false;
   std::string input_error;  // a malformed artifact: the one-line message
   double started_unix = 0;
+  // Over the completed runs: each perf counter, rusage field and the wall
+  // time, the first run apart.
+  std::vector<measure::CounterSummary> counters;
+
+  // A counter was flagged, yet every completed run gave the same outcome.
+  bool timing_varied_results_did_not() const;
 
   // Chance bound when no difference was seen: a further run differs with
   // probability below this, at 95 % confidence.

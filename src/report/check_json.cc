@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -174,6 +175,82 @@ json launch_json(const launch::LaunchResult& result) {
   return document;
 }
 
+json counters_json(const launch::LaunchResult& result) {
+  json rusage = {{"minor_faults", result.minor_faults},
+                 {"major_faults", result.major_faults},
+                 {"voluntary_switches", result.voluntary_switches},
+                 {"involuntary_switches", result.involuntary_switches}};
+  const measure::CounterReadings& readings = result.counters;
+  if (!readings.measured) {
+    return {{"measured", false}, {"rusage", rusage}};
+  }
+  json events = json::object();
+  for (const measure::CounterValue& counter : readings.counters) {
+    if (!counter.supported) {
+      events[counter.name] = {{"supported", false}, {"reason", counter.reason}};
+      continue;
+    }
+    json entry = {{"supported", true}, {"value", counter.raw}};
+    if (!counter.unit.empty()) {
+      entry["unit"] = counter.unit;
+    }
+    if (counter.multiplexed()) {
+      // The count covers part of the run; the value is scaled to all of it.
+      entry["value"] = static_cast<uint64_t>(std::llround(counter.value()));
+      entry["multiplexed"] = true;
+      entry["raw"] = counter.raw;
+      entry["enabled_ns"] = counter.enabled_ns;
+      entry["running_ns"] = counter.running_ns;
+    }
+    events[counter.name] = entry;
+  }
+  json vmstat = {{"scope", "system-wide"}};
+  if (!readings.vmstat_error.empty()) {
+    vmstat["error"] = readings.vmstat_error;
+  } else {
+    json deltas = json::object();
+    for (const measure::VmstatDelta& delta : readings.vmstat) {
+      deltas[delta.name] = delta.delta();
+    }
+    vmstat["delta"] = deltas;
+  }
+  return {{"measured", true},
+          {"scope", readings.user_space_only ? "user space only" : "user and kernel"},
+          {"events", events},
+          {"rusage", rusage},
+          {"vmstat", vmstat}};
+}
+
+json counter_summary_json(const protocol::CheckReport& report) {
+  const measure::CounterRule& rule = report.options.counter_rule;
+  json summaries = json::array();
+  for (const measure::CounterSummary& summary : report.counters) {
+    json entry = {{"name", summary.name},
+                  {"cold_run", summary.cold_run},
+                  {"cold", summary.cold ? json(*summary.cold) : json(nullptr)},
+                  {"runs", summary.runs},
+                  {"count", summary.warm.count},
+                  {"mean", summary.warm.count > 0 ? json(summary.warm.mean) : json(nullptr)},
+                  {"cv", summary.warm.cv ? json(*summary.warm.cv) : json(nullptr)},
+                  {"flagged", summary.flagged}};
+    if (!summary.unit.empty()) {
+      entry["unit"] = summary.unit;
+    }
+    if (auto uncertainty = measure::cv_relative_uncertainty(summary.warm.count)) {
+      entry["cv_relative_uncertainty"] = *uncertainty;
+    }
+    summaries.push_back(entry);
+  }
+  json document = {{"rule", rule.text()},
+                   {"rule_label", rule.label()},
+                   {"summaries", summaries},
+                   {"timing_varied_results_did_not", report.timing_varied_results_did_not()}};
+  if (rule.kind == measure::CounterRule::Kind::kFixed) {
+    document["threshold_cv"] = rule.threshold;
+  }
+  return document;
+}
+
 json program_json(const host::ProgramRecord& program) {
   json document = {{"executable", program.executable}, {"digest", program.digest}};
   if (!program.interpreter.empty()) {
@@ -257,6 +334,7 @@ json run_json(const protocol::RunRecord& run) {
           {"completed", run.completed()},
           {"outcome", run.outcome},
           {"launch", launch_json(run.launch)},
+          {"counters", counters_json(run.launch)},
           {"artifacts", artifacts},
           {"missing_artifacts", run.missing},
           {"moved_before_run", run.moved_before},
@@ -340,6 +418,7 @@ json check_json(const protocol::CheckReport& report) {
       {"controls", controls},
       {"profile", profile_json(options.profile)},
       {"result", verdict},
+      {"counters", counter_summary_json(report)},
       {"outcomes", outcomes},
       {"runs", runs}};
 }

@@ -12,6 +12,14 @@ inline constexpr const char* kCheckSchema = "memdet.check/2";
 inline constexpr const char* kRunSchema = "memdet.run/2";
 
 nlohmann::json launch_json(const launch::LaunchResult& result);
+// A run record's "counters": each perf counter with its value (and, when it
+// was multiplexed, the raw count with its enabled and running times) or
+// {"supported": false, "reason": ...}; the workload's rusage; and the
+// /proc/vmstat deltas, labelled system-wide.
+nlohmann::json counters_json(const launch::LaunchResult& result);
+// check's "counters": per counter, the first run apart, then mean and
+// coefficient of variation over the other completed runs, with the rule.
+nlohmann::json counter_summary_json(const protocol::CheckReport& report);
 nlohmann::json program_json(const host::ProgramRecord& program);
 nlohmann::json factors_json(const std::vector<factors::FactorRecord>& records);
 nlohmann::json profile_json(const factors::Profile& profile);

@@ -1,12 +1,14 @@
 #include "report/check_terminal.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <string>
 
 #include "core/text.h"
+#include "measure/counters.h"
 #include "protocol/placeholders.h"
 
 namespace memdet::report {
@@ -241,6 +243,104 @@ void print_loaded(const protocol::CheckReport& report, std::FILE* out) {
   }
 }
 
+// A figure as the counters table shows it: task-clock in milliseconds,
+// wall time in seconds, counts whole unless they are means.
+std::string figure_name(const measure::CounterSummary& summary) {
+  if (summary.unit == "ns") {
+    return summary.name + " (ms)";
+  }
+  if (summary.unit == "s") {
+    return summary.name + " (s)";
+  }
+  return summary.name;
+}
+
+std::string figure_text(double value, const std::string& unit, bool mean) {
+  char text[48];
+  if (unit == "ns") {
+    std::snprintf(text, sizeof text, "%.3f", value / 1e6);
+  } else if (unit == "s") {
+    std::snprintf(text, sizeof text, "%.3f", value);
+  } else if (std::fabs(value) >= 1e12) {
+    std::snprintf(text, sizeof text, "%.4g", value);
+  } else {
+    std::snprintf(text, sizeof text, mean ? "%.1f" : "%.0f", value);
+  }
+  return text;
+}
+
+// Per counter: the cold run, then mean, CV and how many runs they rest on;
+// what could not be counted; the rule and what it flagged.
+void print_counters(const protocol::CheckReport& report, std::FILE* out) {
+  if (report.counters.empty()) {
+    return;
+  }
+  const measure::CounterSummary& first = report.counters.front();
+  const std::string cold_label = protocol::run_label(first.cold_run, report.options.runs);
+  int most = 0;
+  for (const measure::CounterSummary& summary : report.counters) {
+    most = std::max(most, summary.warm.count);
+  }
+  std::fprintf(out,
+               "\ncounters (run %s, the first, shown apart; mean and CV over the %d completed "
+               "runs after it",
+               cold_label.c_str(), most);
+  if (auto uncertainty = measure::cv_relative_uncertainty(most)) {
+    std::fprintf(out, "; a CV from %d runs is itself uncertain by about %.0f %%", most,
+                 100.0 * *uncertainty);
+  }
+  std::fprintf(out, "):\n");
+  std::fprintf(out, "  %-34s %14s %14s %8s %4s\n", "counter", ("run " + cold_label).c_str(), "mean",
+               "CV", "n");
+  std::vector<std::string> flagged;
+  for (const measure::CounterSummary& summary : report.counters) {
+    std::string cold = summary.cold ? figure_text(*summary.cold, summary.unit, false) : "-";
+    std::string mean =
+        summary.warm.count > 0 ? figure_text(summary.warm.mean, summary.unit, true) : "-";
+    char cv[24] = "-";
+    if (summary.warm.cv) {
+      std::snprintf(cv, sizeof cv, "%.1f %%", 100.0 * *summary.warm.cv);
+    }
+    std::fprintf(out, "  %-34s %14s %14s %8s %4d%s\n", figure_name(summary).c_str(), cold.c_str(),
+                 mean.c_str(), cv, summary.warm.count, summary.flagged ? "  flagged" : "");
+    if (summary.flagged) {
+      flagged.push_back(summary.name);
+    }
+  }
+
+  // Every run asked for the same counters; the first measured run's
+  // refusals stand for all of them.
+  for (const protocol::RunRecord& run : report.runs) {
+    if (run.launch.counters.measured) {
+      measure::UnsupportedNotices notices;
+      for (const std::string& line : notices.take(run.launch.counters)) {
+        std::fprintf(out, "  %s\n", line.c_str());
+      }
+      if (run.launch.counters.user_space_only) {
+        std::fprintf(out, "  counted in user space only (perf_event_paranoid above 1, not root)\n");
+      }
+      break;
+    }
+  }
+
+  const measure::CounterRule& rule = report.options.counter_rule;
+  if (rule.kind == measure::CounterRule::Kind::kNone) {
+    std::fprintf(out,
+                 "  rule: none, so no counter is flagged (--counter-rule fixed:2%% flags a CV "
+                 "above 2 %%, a rule of thumb)\n");
+  } else if (flagged.empty()) {
+    std::fprintf(out, "  rule: %s (%s): no counter flagged\n", rule.text().c_str(),
+                 rule.label().c_str());
+  } else {
+    std::string names;
+    for (const std::string& name : flagged) {
+      names += (names.empty() ? "" : ", ") + name;
+    }
+    std::fprintf(out, "  rule: %s (%s): flagged %s\n", rule.text().c_str(), rule.label().c_str(),
+                 names.c_str());
+  }
+}
+
 }  // namespace
 
 std::string describe_status(const launch::LaunchResult& result) {
@@ -363,6 +463,10 @@ void print_run_progress(const protocol::RunRecord& run, int total, std::FILE* ou
   for (const std::string& problem : run.factor_problems) {
     std::fprintf(out, "    %s\n", problem.c_str());
   }
+  // Once per memdet invocation, not once per run.
+  for (const std::string& notice : measure::process_notices().take(run.launch.counters)) {
+    std::fprintf(out, "    %s\n", notice.c_str());
+  }
   std::fflush(out);
 }
 
@@ -450,6 +554,8 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
     }
   }
 
+  print_counters(report, out);
+
   if (!report.outcomes.empty()) {
     std::fprintf(out, "\noutcomes:");
     for (size_t i = 0; i < report.outcomes.size(); ++i) {
@@ -512,6 +618,12 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
                    "  confidence); %d runs would bound it below 10 %%, %d below 5 %%.\n",
                    report.completed_runs, 100.0 * report.difference_bound(),
                    protocol::runs_for_bound(0.10), protocol::runs_for_bound(0.05));
+      if (report.timing_varied_results_did_not()) {
+        std::fprintf(out,
+                     "timing varied, results did not: a counter varied beyond the rule (%s), "
+                     "yet every run wrote the same outputs\n",
+                     report.options.counter_rule.text().c_str());
+      }
       break;
     case protocol::Verdict::kTooFewRuns:
       std::fprintf(out, "verdict: too few completed runs to compare (%d)\n", report.completed_runs);

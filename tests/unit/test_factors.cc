@@ -367,5 +367,185 @@ TEST(Factors, NoiseIsVerifiedFromTheWorkloadsCpus) {
   EXPECT_EQ(streaming.verified, launch::CheckState::kNotObservable);
 }
 
+// Huge pages: the hugetlb pools and the per-size THP modes as a root shows
+// them, the hugetlb values of hugepages, the pool size as a system write,
+// and what verification makes of the preload library's report.
+Host hugetlb_host(long long pages, long long free) {
+  Host host = synthetic_host();
+  host.hugetlb_pools = {{2048, {pages, free}}, {1024 * 1024, {0, 0}}};
+  host.mem_total_kb = 24LL * 1024 * 1024;
+  return host;
+}
+
+Host system_host(Host host) {
+  host.root = true;
+  host.system_allowed = true;
+  return host;
+}
+
+TEST(Factors, HostReadsHugetlbPoolsAndPerSizeThpModes) {
+  Host host = read_host(std::string(MEMDET_TEST_DATA_DIR) + "/hugepages", "/nonexistent");
+  ASSERT_EQ(host.hugetlb_pools.size(), 2u);
+  EXPECT_EQ(host.hugetlb_pools.at(2048).pages, 16);
+  EXPECT_EQ(host.hugetlb_pools.at(2048).free, 12);
+  EXPECT_EQ(host.hugetlb_pools.at(1024 * 1024).pages, 0);
+  EXPECT_EQ(host.thp_mode, "madvise");
+  EXPECT_EQ(host.thp_pmd_kb, 2048);
+  // The 8 kB size has no enabled file: skipped.
+  EXPECT_EQ(host.thp_size_modes,
+            (std::map<long long, std::string>{{64, "inherit"}, {2048, "never"}}));
+  EXPECT_EQ(host.mem_total_kb, 24576000);
+}
+
+TEST(Factors, HugetlbValuesTakeThePoolAsItIs) {
+  Host host = hugetlb_host(16, 12);
+  auto profile = profile_for(host, {"hugepages=hugetlb-2M"});
+  ASSERT_TRUE(profile.ok()) << profile.error().message;
+  EXPECT_EQ(profile->find("hugepages")->reference, "hugetlb-2M");
+  RunFactors run = plan_run(*profile, host, 0);
+  EXPECT_EQ(run.plan.preload.at("hugepages"), "hugetlb-2M");
+  EXPECT_TRUE(system_writes(*profile, host).empty());
+  // hugetlb needs no THP: thp=never does not defeat it.
+  EXPECT_TRUE(profile_for(host, {"hugepages=hugetlb-2M", "thp=never"}).ok());
+  // Perturbation still switches between small and huge only.
+  EXPECT_EQ(perturbed_values(host, "hugepages", 2), (std::vector<std::string>{"huge", "huge"}));
+}
+
+TEST(Factors, HugetlbRequestsTheHostCannotGiveSayHowToFixThem) {
+  Host empty = hugetlb_host(0, 0);
+  expect_refused(empty, {"hugepages=hugetlb-2M"}, {},
+                 "hugepages: the 2 MiB hugetlb pool is empty; size it for the run with --pin "
+                 "hugepages=hugetlb-2M:N --system (as root), or beforehand with `echo N > "
+                 "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages`");
+  expect_refused(hugetlb_host(16, 0), {"hugepages=hugetlb-2M"}, {},
+                 "all 16 pages of the 2 MiB hugetlb pool are in use");
+  expect_refused(empty, {"hugepages=hugetlb-1G"}, {},
+                 "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages");
+  expect_refused(empty, {"hugepages=hugetlb-2M:8"}, {},
+                 "hugepages: hugetlb-2M:8 sizes the 2 MiB hugetlb pool, a setting of the whole "
+                 "machine; add --system");
+  Host not_root = empty;
+  not_root.system_allowed = true;
+  expect_refused(not_root, {"hugepages=hugetlb-2M:8"}, {}, "which needs root");
+  Host allowed = system_host(empty);
+  expect_refused(allowed, {"hugepages=hugetlb-2M:0"}, {}, "give at least one page");
+  expect_refused(allowed, {"hugepages=hugetlb-1G:25"}, {},
+                 "hugetlb-1G:25 asks for 25 GiB of huge pages; the machine has 24 GiB");
+  for (const char* value :
+       {"hugetlb", "hugetlb-3M", "hugetlb-2M:", "hugetlb-2M:x", "hugetlb-2M:-1", "hugetlb-2m"}) {
+    expect_refused(allowed, {std::string("hugepages=") + value}, {},
+                   "hugepages: unknown value '" + std::string(value) +
+                       "' (small, huge, hugetlb-2M, hugetlb-1G; hugetlb-2M:N");
+  }
+
+  Host no_pools = synthetic_host();
+  expect_refused(no_pools, {"hugepages=hugetlb-2M"}, {},
+                 "hugepages: cannot be applied here: this kernel has no 2 MiB hugetlb pool");
+  // Implied by `all`, hugepages takes small, which needs no pool.
+  auto all = profile_for(no_pools, {"all"});
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(all->find("hugepages")->reference, "small");
+}
+
+TEST(Factors, APoolSizeIsAJournaledSystemWrite) {
+  Host host = system_host(hugetlb_host(0, 0));
+  auto profile = profile_for(host, {"hugepages=hugetlb-2M:64"});
+  ASSERT_TRUE(profile.ok()) << profile.error().message;
+  EXPECT_EQ(profile->find("hugepages")->reference, "hugetlb-2M:64");
+  std::vector<SystemWrite> writes = system_writes(*profile, host);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].path, "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages");
+  EXPECT_EQ(writes[0].value, "64");
+  // The library is told the page size only.
+  EXPECT_EQ(plan_run(*profile, host, 0).plan.preload.at("hugepages"), "hugetlb-2M");
+
+  auto gigantic = profile_for(host, {"hugepages=hugetlb-1G:1"});
+  ASSERT_TRUE(gigantic.ok()) << gigantic.error().message;
+  writes = system_writes(*gigantic, host);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].path, "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages");
+  EXPECT_EQ(writes[0].value, "1");
+}
+
+FactorRecord verify_hugepages(const std::string& value, const std::string& report_text) {
+  launch::LaunchResult launch;
+  PreloadReport preload = parse_preload_report(report_text);
+  std::vector<std::string> argv = {"train"};
+  Observation seen{&launch, &preload, &argv};
+  FactorRecord record;
+  record.name = "hugepages";
+  record.value = value;
+  record.applied = Applied::kApplied;
+  find_factor("hugepages")->verify(value, seen, record);
+  return record;
+}
+
+TEST(Factors, HugetlbIsVerifiedFromTheLibrarysCounts) {
+  const std::string head = "memdet-preload\t1\nactive\t1\nhugepages\thugetlb-2M\n";
+  FactorRecord used = verify_hugepages(
+      "hugetlb-2M", head +
+                        "hugetlb_mapped\t3\nhugetlb_fallbacks\t0\nPrivate_Hugetlb\t0\n"
+                        "Shared_Hugetlb\t0\nHugetlb_peak\t8192\n");
+  EXPECT_EQ(used.verified, launch::CheckState::kVerified) << used.observed;
+  EXPECT_EQ(used.applied, Applied::kApplied);
+  EXPECT_EQ(used.measured, "hugetlb pages in use");
+  EXPECT_NE(used.observed.find("hugetlb use 8192 kB"), std::string::npos) << used.observed;
+
+  // An empty pool: nothing came from it, so it was not applied.
+  FactorRecord empty = verify_hugepages(
+      "hugetlb-2M:4",
+      head + "hugetlb_mapped\t0\nhugetlb_fallbacks\t2\nPrivate_Hugetlb\t0\nShared_Hugetlb\t0\n");
+  EXPECT_EQ(empty.applied, Applied::kRefused);
+  EXPECT_EQ(empty.verified, launch::CheckState::kDiffers);
+  EXPECT_NE(empty.reason.find("had no room for any allocation of 2 MiB or more (2 got ordinary"),
+            std::string::npos)
+      << empty.reason;
+
+  // A pool that ran out part way.
+  FactorRecord short_pool = verify_hugepages(
+      "hugetlb-2M", head + "hugetlb_mapped\t1\nhugetlb_fallbacks\t1\nPrivate_Hugetlb\t4096\n");
+  EXPECT_EQ(short_pool.verified, launch::CheckState::kDiffers);
+  EXPECT_EQ(short_pool.measured, "hugetlb pages, 1 fallbacks");
+  EXPECT_NE(short_pool.note.find("ran out"), std::string::npos);
+
+  FactorRecord none = verify_hugepages(
+      "hugetlb-2M", head + "hugetlb_mapped\t0\nhugetlb_fallbacks\t0\nPrivate_Hugetlb\t0\n");
+  EXPECT_EQ(none.verified, launch::CheckState::kNotObservable);
+  EXPECT_EQ(none.applied, Applied::kApplied);
+
+  FactorRecord untouched = verify_hugepages(
+      "hugetlb-2M", head + "hugetlb_mapped\t1\nhugetlb_fallbacks\t0\nPrivate_Hugetlb\t0\n");
+  EXPECT_EQ(untouched.verified, launch::CheckState::kNotObservable);
+
+  FactorRecord unreported = verify_hugepages("hugetlb-2M", head + "AnonHugePages\t0\n");
+  EXPECT_EQ(unreported.verified, launch::CheckState::kUnread);
+}
+
+TEST(Factors, ThpSystemModesSetThePmdSizeToInherit) {
+  Host host = system_host(synthetic_host());
+  host.thp_size_modes = {{64, "never"}, {2048, "never"}};
+  host.thp_pmd_kb = 2048;
+  auto profile = profile_for(host, {"thp=always"});
+  ASSERT_TRUE(profile.ok()) << profile.error().message;
+  std::vector<SystemWrite> writes = system_writes(*profile, host);
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[0].path, "/sys/kernel/mm/transparent_hugepage/enabled");
+  EXPECT_EQ(writes[0].value, "always");
+  EXPECT_EQ(writes[1].path, "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled");
+  EXPECT_EQ(writes[1].value, "inherit");
+
+  // A kernel without per-size files gets the top-level mode alone.
+  host.thp_size_modes.clear();
+  profile = profile_for(host, {"thp=madvise"});
+  ASSERT_TRUE(profile.ok()) << profile.error().message;
+  writes = system_writes(*profile, host);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].value, "madvise");
+
+  // thp=never is per process: no write at all.
+  host.thp_size_modes = {{2048, "never"}};
+  EXPECT_TRUE(system_writes(*profile_for(host, {"thp=never"}), host).empty());
+}
+
 }  // namespace
 }  // namespace memdet::factors
