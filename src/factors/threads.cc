@@ -3,7 +3,11 @@
 // OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS. Perturbed: a
 // different count within 1..CPUs (OpenBLAS caps at the CPU count). Verified
 // by the threads the program really created, from the preload library's
-// creation log.
+// creation log, and by the counts it set itself at run time through
+// omp_set_num_threads, openblas_set_num_threads or mkl_set_num_threads,
+// which the library interposes. A count set equal to the one asked is no
+// override: torch calls omp_set_num_threads at import with the count
+// OMP_NUM_THREADS gives (measured with torch 1.13), before any user code.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -97,11 +101,43 @@ class Threads final : public Factor {
     record.measured = std::to_string(created) + " threads created";
     record.observed = value + " requested; " + record.measured;
     record.verified = launch::CheckState::kVerified;
+    if (judge_setting(std::atoll(value.c_str()), *seen.preload, record)) {
+      return;
+    }
     if (created + 1 > std::atoll(value.c_str()) * 4) {
       record.note =
-          "the program created more threads than the count suggests; it may set its "
-          "own count (torch.set_num_threads) and override this one";
+          "the program created more threads than the count suggests; it may have started "
+          "them in a way the preload library does not see";
     }
+  }
+
+ private:
+  // The counts the program set at run time. True when it set one; an
+  // override then marks the record.
+  static bool judge_setting(long long asked, const PreloadReport& report, FactorRecord& record) {
+    if (report.number("threads_set_calls", 0) <= 0) {
+      return false;
+    }
+    const std::string* by = report.find("threads_set_by");
+    long long last = report.number("threads_set");
+    long long low = report.number("threads_set_low", last);
+    long long high = report.number("threads_set_high", last);
+    std::string call = (by != nullptr ? *by : "a setter") + "(" + std::to_string(last) + ")";
+
+    if (last != asked) {
+      record.verified = launch::CheckState::kDiffers;
+      record.observed = "overridden by the program: " + call;
+      record.measured = call + "; " + record.measured;
+    } else if (low != asked || high != asked) {
+      std::string other = std::to_string(low != asked ? low : high);
+      record.verified = launch::CheckState::kDiffers;
+      record.observed =
+          "overridden by the program for part of the run: it set " + other + ", then " + call;
+      record.measured = "set " + other + " then " + call + "; " + record.measured;
+    } else {
+      record.note = "the program set the same count itself: " + call;
+    }
+    return true;
   }
 };
 

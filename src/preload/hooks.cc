@@ -335,6 +335,26 @@ MEMDET_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attrib
   return memdet::preload::create_thread(thread, attributes, routine, argument);
 }
 
+// Thread counts a program sets at run time, recorded for the report and
+// passed on. Defining them here also makes them resolve for a program that
+// loads no library of its own defining them: the call is then recorded and
+// dropped.
+MEMDET_EXPORT void omp_set_num_threads(int count) noexcept {
+  memdet::preload::set_thread_count(memdet::preload::CountSetter::kOmp, count);
+}
+
+MEMDET_EXPORT void openblas_set_num_threads(int count) noexcept {
+  memdet::preload::set_thread_count(memdet::preload::CountSetter::kOpenblas, count);
+}
+
+MEMDET_EXPORT void goto_set_num_threads(int count) noexcept {
+  memdet::preload::set_thread_count(memdet::preload::CountSetter::kGoto, count);
+}
+
+MEMDET_EXPORT void mkl_set_num_threads(int count) noexcept {
+  memdet::preload::set_thread_count(memdet::preload::CountSetter::kMkl, count);
+}
+
 }  // extern "C"
 
 // C++ allocation: jemalloc and tcmalloc export their own operator new, so

@@ -210,11 +210,25 @@ void write_cpu(Writer& out, int cpu) {
   }
 }
 
+// What the program set through the interposed thread-count setters.
+void write_count_setting(Writer& out) {
+  CountSetting setting = thread_count_setting();
+  write_count(out, "threads_set_calls", setting.calls);
+  if (setting.calls == 0) {
+    return;
+  }
+  out.text("threads_set_by").tab().text(count_setter_name(setting.last_setter)).end();
+  out.text("threads_set").tab().signed_number(setting.last).end();
+  out.text("threads_set_low").tab().signed_number(setting.low).end();
+  out.text("threads_set_high").tab().signed_number(setting.high).end();
+}
+
 void write_threads(Writer& out) {
   write_count(out, "threads_created", g_counters.threads_created.load(std::memory_order_relaxed));
   if (!g_config.logs_threads()) {
     return;
   }
+  write_count_setting(out);
   ThreadRecord* records = thread_records();
   size_t count = thread_record_count();
   for (size_t i = 0; i < count; ++i) {

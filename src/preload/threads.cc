@@ -1,9 +1,11 @@
 #include "preload/threads.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "preload/counters.h"
@@ -22,6 +24,47 @@ std::atomic<int> g_slot_holders[kMaxPinCpus];
 cpu_set_t g_initial_mask;
 pthread_key_t g_exit_key;
 bool g_have_exit_key = false;
+
+const char* const kCountSetterNames[kCountSetters] = {
+    "omp_set_num_threads", "openblas_set_num_threads", "goto_set_num_threads",
+    "mkl_set_num_threads"};
+
+using CountFunction = void (*)(int);
+std::atomic<CountFunction> g_next_setters[kCountSetters];
+
+std::atomic<uint64_t> g_count_calls{0};
+// The last call as (setter << 32) | (uint32_t)count, one word so that the
+// pair is never torn between two threads' calls.
+std::atomic<uint64_t> g_count_last{0};
+std::atomic<int> g_count_low{INT_MAX};
+std::atomic<int> g_count_high{INT_MIN};
+
+__thread bool t_in_count_setter __attribute__((tls_model("initial-exec"))) = false;
+
+void record_count(CountSetter setter, int count) {
+  g_count_last.store((static_cast<uint64_t>(setter) << 32) | static_cast<uint32_t>(count),
+                     std::memory_order_relaxed);
+  int low = g_count_low.load(std::memory_order_relaxed);
+  while (count < low && !g_count_low.compare_exchange_weak(low, count, std::memory_order_relaxed)) {
+  }
+  int high = g_count_high.load(std::memory_order_relaxed);
+  while (count > high &&
+         !g_count_high.compare_exchange_weak(high, count, std::memory_order_relaxed)) {
+  }
+  // Last, so that a reader that sees the call sees its value.
+  g_count_calls.fetch_add(1, std::memory_order_release);
+}
+
+// Not cached while absent: the library may be loaded later with dlopen.
+CountFunction next_setter(CountSetter setter) {
+  auto index = static_cast<size_t>(setter);
+  CountFunction next = g_next_setters[index].load(std::memory_order_acquire);
+  if (next == nullptr) {
+    next = reinterpret_cast<CountFunction>(::dlsym(RTLD_NEXT, kCountSetterNames[index]));
+    g_next_setters[index].store(next, std::memory_order_release);
+  }
+  return next;
+}
 
 // What the creating thread hands to the trampoline. Allocated from the
 // lower allocator directly, never through the hooks.
@@ -130,6 +173,37 @@ void start_threads() {
   // Every active mode counts allocations per thread, so every thread that
   // takes a counter slot needs the exit hook.
   g_have_exit_key = ::pthread_key_create(&g_exit_key, on_thread_exit) == 0;
+}
+
+const char* count_setter_name(CountSetter setter) {
+  return kCountSetterNames[static_cast<size_t>(setter)];
+}
+
+void set_thread_count(CountSetter setter, int count) {
+  bool outermost = !t_in_count_setter;
+  if (outermost && start() == Start::kReady && is_active()) {
+    record_count(setter, count);
+  }
+  CountFunction next = next_setter(setter);
+  if (next != nullptr) {
+    t_in_count_setter = true;
+    next(count);
+    t_in_count_setter = !outermost;
+  }
+}
+
+CountSetting thread_count_setting() {
+  CountSetting setting;
+  setting.calls = g_count_calls.load(std::memory_order_acquire);
+  if (setting.calls == 0) {
+    return setting;
+  }
+  uint64_t last = g_count_last.load(std::memory_order_relaxed);
+  setting.last_setter = static_cast<CountSetter>(last >> 32);
+  setting.last = static_cast<int>(static_cast<uint32_t>(last));
+  setting.low = g_count_low.load(std::memory_order_relaxed);
+  setting.high = g_count_high.load(std::memory_order_relaxed);
+  return setting;
 }
 
 int create_thread(pthread_t* thread, const pthread_attr_t* attributes, void* (*routine)(void*),

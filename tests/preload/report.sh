@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 known="memdet-preload active lower_allocator lower_consistent jemalloc_opt heap_class heap_random
 allocations mod64 aligned_requests uninit uninit_probe hugepages huge_aligned madvise_suppressed
 mlock VmLck VmHWM HugetlbPages AnonHugePages AnonHugePages_peak numa_pages threads_created thread
-unpinned_task"
+unpinned_task threads_set_calls threads_set_by threads_set threads_set_low threads_set_high"
 
 check_report() {
   awk -F'\t' -v known="$known" '
