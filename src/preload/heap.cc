@@ -24,13 +24,17 @@
 // 0 for alignments of 64 and more.
 //
 // hugepages=hugetlb-* blocks (the pool's page size or more) are private
-// MAP_HUGETLB mappings of their own, whole pool pages, whatever heap= says:
+// MAP_HUGETLB mappings of their own, whole pool pages. Without a class
+// offset p is the mapping's start, the mapping is size rounded up to the
+// page, and a fixed table (PoolSlot) holds p and the size: only pointers
+// on a pool page boundary are looked up there. With an offset (heap=,
+// heap_random=) the block carries a header instead:
 //
 //   map (page-aligned)                   p = map + lead
 //   |<- lead - 16 ->|<- Header (16 B) ->|<-- size bytes ... -->|<- to the page end ->|
 //
 // lead is 64 (or the alignment, up to kHugetlbMaxAlignment) plus the
-// offset above, so p keeps its class; the mapping's length is lead + size
+// offset, so p keeps its class; the mapping's length is lead + size
 // rounded up to the page. The header's tag is p xor kHugetlbMagic, which
 // no other block has. As lead is at least 64 and below 4 KiB, the header
 // lies in p's own small page: any pointer whose offset in its 4 KiB page
@@ -404,19 +408,87 @@ void* reallocate_shaped(void* pointer, size_t size) {
 
 // --- hugetlb blocks ---
 
+// Page-aligned pool blocks have no header: this table holds their
+// addresses and sizes. Open addressing, lock-free: a slot goes from empty
+// (0) to an address, and back to kTombstone when the block is freed, never
+// to empty again, so a lookup that meets an empty slot has seen every slot
+// its key could be in. Only the owner of a block looks it up or frees it,
+// so an entry never changes under its own lookup.
+struct PoolSlot {
+  std::atomic<uintptr_t> address{0};
+  std::atomic<size_t> size{0};
+};
+constexpr size_t kPoolSlots = 1024;
+constexpr uintptr_t kTombstone = 1;
+PoolSlot g_pool_slots[kPoolSlots];
+
+size_t first_slot(uintptr_t address) { return static_cast<size_t>(mix64(address) % kPoolSlots); }
+
+PoolSlot* claim_slot(uintptr_t address, size_t size) {
+  size_t start = first_slot(address);
+  for (size_t i = 0; i < kPoolSlots; ++i) {
+    PoolSlot& slot = g_pool_slots[(start + i) % kPoolSlots];
+    uintptr_t seen = slot.address.load(std::memory_order_relaxed);
+    while (seen == 0 || seen == kTombstone) {
+      if (slot.address.compare_exchange_weak(seen, address, std::memory_order_acq_rel)) {
+        slot.size.store(size, std::memory_order_release);
+        return &slot;
+      }
+    }
+  }
+  return nullptr;
+}
+
+PoolSlot* find_slot(uintptr_t address) {
+  size_t start = first_slot(address);
+  for (size_t i = 0; i < kPoolSlots; ++i) {
+    PoolSlot& slot = g_pool_slots[(start + i) % kPoolSlots];
+    uintptr_t seen = slot.address.load(std::memory_order_acquire);
+    if (seen == address) {
+      return &slot;
+    }
+    if (seen == 0) {
+      return nullptr;
+    }
+  }
+  return nullptr;
+}
+
+// A pool block as its header or its table entry describes it.
+struct PoolBlock {
+  char* map;
+  size_t lead;     // p - map; 0 for a block in the table
+  size_t size;     // the size asked for
+  PoolSlot* slot;  // lead 0: its entry
+};
+
 bool wants_hugetlb(size_t size, size_t alignment) {
   return g_plan.hugetlb_page != 0 && size >= g_plan.hugetlb_page &&
          alignment <= kHugetlbMaxAlignment;
 }
 
-bool is_hugetlb(const void* pointer) {
+bool find_pool_block(const void* pointer, PoolBlock& block) {
   auto address = reinterpret_cast<uintptr_t>(pointer);
+  char* data = const_cast<char*>(static_cast<const char*>(pointer));
+  if ((address & (g_plan.hugetlb_page - 1)) == 0) {
+    PoolSlot* slot = find_slot(address);
+    if (slot == nullptr) {
+      return false;
+    }
+    block = {data, 0, slot->size.load(std::memory_order_acquire), slot};
+    return true;
+  }
   if ((address & (kPage - 1)) < kHeaderSize) {
     return false;
   }
   uintptr_t tag;
-  __builtin_memcpy(&tag, static_cast<const char*>(pointer) - sizeof tag, sizeof tag);
-  return tag == (address ^ kHugetlbMagic);
+  __builtin_memcpy(&tag, data - sizeof tag, sizeof tag);
+  if (tag != (address ^ kHugetlbMagic)) {
+    return false;
+  }
+  Header header = read_header(pointer);
+  block = {data - header_distance(header), header_distance(header), header_size(header), nullptr};
+  return true;
 }
 
 void write_hugetlb_header(char* pointer, size_t size, size_t lead) {
@@ -434,6 +506,8 @@ size_t hugetlb_length(size_t size, size_t lead) {
   }
   return (lead + size + page - 1) & ~(page - 1);
 }
+
+size_t block_length(const PoolBlock& block) { return hugetlb_length(block.size, block.lead); }
 
 int hugetlb_flags() {
   return MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
@@ -459,7 +533,10 @@ void unmap_hugetlb(void* begin, size_t length) {
   ::munmap(begin, length);
 }
 
-// A block from the pool, or null when the pool has no page for it.
+// A block from the pool, or null when the pool has no page for it. Without
+// a class offset the block starts on its first page and takes only the
+// pages its size needs (a block of exactly one page takes one); with one,
+// the header comes first.
 char* allocate_hugetlb(size_t size, size_t alignment) {
   if (size > kMaxSize) {
     return nullptr;
@@ -471,6 +548,21 @@ char* allocate_hugetlb(size_t size, size_t alignment) {
       offset -= offset % alignment;
     }
   }
+  if (offset == 0) {
+    size_t length = hugetlb_length(size, 0);
+    void* map = length == 0
+                    ? MAP_FAILED
+                    : ::mmap(nullptr, length, PROT_READ | PROT_WRITE, hugetlb_flags(), -1, 0);
+    if (map == MAP_FAILED) {
+      return nullptr;
+    }
+    if (claim_slot(reinterpret_cast<uintptr_t>(map), size) != nullptr) {
+      g_hugetlb.mapped.fetch_add(1, std::memory_order_relaxed);
+      return static_cast<char*>(map);
+    }
+    ::munmap(map, length);  // the table is full: a block with a header instead
+  }
+
   size_t lead = (alignment > kHugetlbLead ? alignment : kHugetlbLead) + offset;
   size_t length = hugetlb_length(size, lead);
   if (length == 0) {
@@ -486,17 +578,12 @@ char* allocate_hugetlb(size_t size, size_t alignment) {
   return pointer;
 }
 
-void free_hugetlb(void* pointer) {
-  Header header = read_header(pointer);
-  size_t lead = header_distance(header);
-  char* map = static_cast<char*>(pointer) - lead;
-  unmap_hugetlb(map, hugetlb_length(header_size(header), lead));
-}
-
-size_t hugetlb_usable(const void* pointer) {
-  Header header = read_header(pointer);
-  size_t lead = header_distance(header);
-  return hugetlb_length(header_size(header), lead) - lead;
+void free_hugetlb(const PoolBlock& block) {
+  if (block.slot != nullptr) {
+    // Before the unmap: the address may be mapped again at once.
+    block.slot->address.store(kTombstone, std::memory_order_release);
+  }
+  unmap_hugetlb(block.map, block_length(block));
 }
 
 void fill_tail(char* pointer, size_t old_size, size_t size) {
@@ -507,28 +594,31 @@ void fill_tail(char* pointer, size_t old_size, size_t size) {
 
 // realloc of a pool block. It stays in its mapping while the size needs the
 // same pages, gives whole pages back when it shrinks, and grows by mremap
-// (which moves no data); a size below the page size, or a growth mremap
+// (which copies no data; a block in the table only in place, as its entry
+// is found by address); a size below the page size, or a growth mremap
 // refuses, moves it to a fresh block.
-void* reallocate_hugetlb(void* pointer, size_t size) {
-  Header header = read_header(pointer);
-  size_t old_size = header_size(header);
-  size_t lead = header_distance(header);
-  char* map = static_cast<char*>(pointer) - lead;
-  size_t old_length = hugetlb_length(old_size, lead);
-  size_t alignment = lead > kHugetlbLead && (lead & (lead - 1)) == 0 ? lead : 0;
+void* reallocate_hugetlb(void* pointer, const PoolBlock& block, size_t size) {
+  auto* data = static_cast<char*>(pointer);
+  size_t old_length = block_length(block);
+  size_t alignment =
+      block.lead > kHugetlbLead && (block.lead & (block.lead - 1)) == 0 ? block.lead : 0;
 
   if (size >= g_plan.hugetlb_page && size <= kMaxSize) {
-    size_t length = hugetlb_length(size, lead);
-    void* moved = map;
+    size_t length = hugetlb_length(size, block.lead);
+    void* moved = block.map;
     if (length < old_length) {
-      unmap_hugetlb(map + length, old_length - length);
+      unmap_hugetlb(block.map + length, old_length - length);
     } else if (length > old_length) {
-      moved = ::mremap(map, old_length, length, MREMAP_MAYMOVE);
+      moved = ::mremap(block.map, old_length, length, block.slot != nullptr ? 0 : MREMAP_MAYMOVE);
     }
     if (moved != MAP_FAILED) {
-      char* fresh = static_cast<char*>(moved) + lead;
-      write_hugetlb_header(fresh, size, lead);
-      fill_tail(fresh, old_size, size);
+      char* fresh = static_cast<char*>(moved) + block.lead;
+      if (block.slot != nullptr) {
+        block.slot->size.store(size, std::memory_order_release);
+      } else {
+        write_hugetlb_header(fresh, size, block.lead);
+      }
+      fill_tail(fresh, block.size, size);
       count(fresh, alignment);
       return fresh;
     }
@@ -538,8 +628,8 @@ void* reallocate_hugetlb(void* pointer, size_t size) {
   if (fresh == nullptr) {
     return nullptr;
   }
-  std::memcpy(fresh, pointer, old_size < size ? old_size : size);
-  free_hugetlb(pointer);
+  std::memcpy(fresh, data, block.size < size ? block.size : size);
+  free_hugetlb(block);
   return fresh;
 }
 
@@ -650,8 +740,9 @@ void* heap_reallocate(void* pointer, size_t size) {
     return nullptr;
   }
   if (MEMDET_UNLIKELY(g_plan.hugetlb_page != 0)) {
-    if (is_hugetlb(pointer)) {
-      return reallocate_hugetlb(pointer, size);
+    PoolBlock block;
+    if (find_pool_block(pointer, block)) {
+      return reallocate_hugetlb(pointer, block, size);
     }
     if (wants_hugetlb(size, 0)) {
       if (void* moved = reallocate_into_hugetlb(pointer, size)) {
@@ -689,8 +780,9 @@ void heap_free(void* pointer) {
   if (pointer == nullptr || in_bootstrap(pointer)) {
     return;
   }
-  if (MEMDET_UNLIKELY(g_plan.hugetlb_page != 0) && is_hugetlb(pointer)) {
-    free_hugetlb(pointer);
+  PoolBlock block;
+  if (MEMDET_UNLIKELY(g_plan.hugetlb_page != 0) && find_pool_block(pointer, block)) {
+    free_hugetlb(block);
     return;
   }
   if (g_plan.shaped && is_ours(pointer)) {
@@ -715,8 +807,9 @@ size_t heap_usable_size(void* pointer) {
   if (in_bootstrap(pointer)) {
     return bootstrap_size(pointer);
   }
-  if (g_plan.hugetlb_page != 0 && is_hugetlb(pointer)) {
-    return hugetlb_usable(pointer);
+  PoolBlock block;
+  if (g_plan.hugetlb_page != 0 && find_pool_block(pointer, block)) {
+    return block_length(block) - block.lead;
   }
   if (g_plan.shaped && is_ours(pointer)) {
     Header header = read_header(pointer);

@@ -6,6 +6,7 @@ source "$(dirname "$0")/lib.sh"
 known="memdet-preload active lower_allocator lower_consistent jemalloc_opt heap_class heap_random
 allocations mod64 aligned_requests uninit uninit_probe hugepages huge_aligned madvise_suppressed
 mlock VmLck VmHWM HugetlbPages AnonHugePages AnonHugePages_peak numa_pages threads_created thread
+Private_Hugetlb Shared_Hugetlb Hugetlb_peak hugetlb_page_kB hugetlb_mapped hugetlb_fallbacks
 unpinned_task threads_set_calls threads_set_by threads_set threads_set_low threads_set_high"
 
 check_report() {
@@ -16,7 +17,8 @@ check_report() {
     NF < 2 { print "no value: " $0; bad = 1 }
     $1 ~ /^(allocations|aligned_requests|huge_aligned|madvise_suppressed|threads_created|uninit)$/ &&
       $2 !~ /^[0-9]+$/ { print "not a number: " $0; bad = 1 }
-    $1 ~ /^(VmLck|VmHWM|HugetlbPages|AnonHugePages)$/ && $2 !~ /^([0-9]+|-)$/ {
+    $1 ~ /^(VmLck|VmHWM|HugetlbPages|AnonHugePages|Private_Hugetlb|Shared_Hugetlb)$/ &&
+      $2 !~ /^([0-9]+|-)$/ {
       print "not kB: " $0; bad = 1 }
     $1 == "mod64" && $2 !~ /^[0-9]+,[0-9]+,[0-9]+,[0-9]+,[0-9]+$/ { print "bad mod64: " $0; bad = 1 }
     $1 == "numa_pages" && $2 !~ /^(-|N[0-9]+=[0-9]+(,N[0-9]+=[0-9]+)*)$/ {
