@@ -46,11 +46,20 @@ std::string describe_size_modes(const std::map<long long, std::string>& modes) {
   std::map<std::string, std::string> by_mode;
   for (const auto& [kb, mode] : modes) {
     std::string& sizes = by_mode[mode.empty() ? "unread" : mode];
-    sizes += (sizes.empty() ? "" : ",") + std::to_string(kb) + "kB";
+    if (!sizes.empty()) {
+      sizes += ',';
+    }
+    sizes += std::to_string(kb);
+    sizes += "kB";
   }
   std::string text;
   for (const auto& [mode, sizes] : by_mode) {
-    text += (text.empty() ? "" : "; ") + mode + " " + sizes;
+    if (!text.empty()) {
+      text += "; ";
+    }
+    text += mode;
+    text += ' ';
+    text += sizes;
   }
   return text;
 }
