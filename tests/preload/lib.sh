@@ -25,7 +25,7 @@ available_lowers() {
 lower_path() { [[ $1 == glibc ]] || echo "$1"; }
 
 # run_shim LOWER CONFIG OUTPUT COMMAND...
-# Runs COMMAND (at most 120 s) with the library, then LOWER, preloaded and
+# Runs COMMAND (at most 300 s; status 124 when it ran out) with the library, then LOWER, preloaded and
 # MEMDET_PRELOAD=CONFIG plus a report prefix (CONFIG "passive": no
 # MEMDET_PRELOAD at all); stdout goes to OUTPUT, stderr to OUTPUT.err. Sets
 # REPORT to the report of the process started, whose pid a bash -c records
@@ -39,7 +39,7 @@ run_shim() {
   rm -f "$WORK"/report.*
   local setting=(MEMDET_PRELOAD="$config;report=$WORK/report")
   [[ $config == passive ]] && setting=(-u MEMDET_PRELOAD)
-  timeout 120 bash -c 'echo $$ >"$0"; exec "$@"' "$WORK/pid" \
+  timeout 300 bash -c 'echo $$ >"$0"; exec "$@"' "$WORK/pid" \
     env "${setting[@]}" LD_PRELOAD="$LIB${lower:+ $lower}" \
     "$@" >"$output" 2>"$output.err"
   local status=$?
@@ -53,7 +53,7 @@ run_plain() {
   lower=$(lower_path "$1")
   output=$2
   shift 2
-  timeout 120 env LD_PRELOAD="$lower" "$@" >"$output" 2>"$output.err"
+  timeout 300 env LD_PRELOAD="$lower" "$@" >"$output" 2>"$output.err"
 }
 
 # report_value FILE KEY: the first value of KEY in a report.

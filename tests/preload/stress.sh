@@ -25,8 +25,11 @@ fi
 compare() {  # LOWER CONFIG NAME COMMAND...
   local lower=$1 config=$2 name=$3
   shift 3
-  run_shim "$lower" "$config" "$WORK/shim" "$@" ||
-    fail "$name crashed or failed under $lower [$config]: $(tail -3 "$WORK/shim.err")"
+  local status=0
+  run_shim "$lower" "$config" "$WORK/shim" "$@" || status=$?
+  (( status != 124 )) || fail "$name did not finish in 300 s under $lower [$config]"
+  (( status == 0 )) ||
+    fail "$name crashed or failed ($status) under $lower [$config]: $(tail -3 "$WORK/shim.err")"
   cmp -s "$WORK/plain" "$WORK/shim" ||
     fail "$name output differs under $lower [$config]: $(diff "$WORK/plain" "$WORK/shim" | head -5)"
   if [[ $config == passive ]]; then
