@@ -15,6 +15,7 @@
 #include "core/sys.h"
 #include "core/text.h"
 #include "factors/system_settings.h"
+#include "measure/counters.h"
 #include "measure/variation.h"
 #include "protocol/check.h"
 #include "report/check_json.h"
@@ -78,6 +79,7 @@ struct CheckCliOptions {
   bool stop_at_first_difference = false;
   bool stdin_terminal = false;
   std::string counter_rule = "none";
+  bool no_counters = false;
   std::string json_path;
   std::vector<std::string> command;
 };
@@ -92,6 +94,9 @@ void started(const protocol::CheckReport& report) { report::print_campaign_start
 
 // Shared with `demo`, which runs the same campaign on the canary.
 protocol::CheckReport run_check_campaign(protocol::CheckOptions options, std::FILE* summary) {
+  if (options.measure_counters) {
+    measure::warm_up_perf_events();
+  }
   InterruptGuard guard;
   g_interrupt = 0;
   options.interrupt = &g_interrupt;
@@ -115,6 +120,9 @@ protocol::CheckReport run_check_campaign(protocol::CheckOptions options, std::FI
 namespace {
 
 int check(const CheckCliOptions& cli) {
+  if (!cli.no_counters) {
+    measure::warm_up_perf_events();
+  }
   protocol::CheckOptions options;
   options.runs = cli.runs;
   options.command = cli.command;
@@ -141,6 +149,7 @@ int check(const CheckCliOptions& cli) {
     throw usage_error(rule.error().message);
   }
   options.counter_rule = *rule;
+  options.measure_counters = !cli.no_counters;
   FactorSetup setup = prepare_factors(cli.controls, 2);
   // Held for the whole campaign, undone when this scope ends on any path.
   auto system = factors::SystemSettings::apply(factors::system_writes(setup.profile, setup.host));
@@ -224,6 +233,9 @@ Registered add_check_command(CLI::App& parent) {
                 "end the batch at the first run whose outcome differs from the first");
   app->add_flag("--stdin", options->stdin_terminal,
                 "give the runs memdet's stdin instead of /dev/null");
+  app->add_flag("--no-counters", options->no_counters,
+                "do not open perf counters on the runs nor read /proc/vmstat around them "
+                "(rusage is recorded either way)");
   app->add_option("--counter-rule", options->counter_rule,
                   "when a counter's variation across the runs is flagged: none (the default: "
                   "the figures are shown, and with one pool of runs nothing says how much "

@@ -34,6 +34,7 @@ struct RunOptions {
   ControlOptions controls;
   double timeout = 0;
   bool stdin_terminal = false;
+  bool no_counters = false;
   std::string json_path;
   std::string replay;
   std::vector<std::string> command;
@@ -228,6 +229,9 @@ int run(const RunOptions& options) {
     throw CommandError(125, "no command given after --");
   }
   const std::vector<std::string>& command = replay.argv.empty() ? options.command : replay.argv;
+  if (!options.no_counters) {
+    measure::warm_up_perf_events();
+  }
 
   FactorSetup setup = prepare_factors(options.controls, 125, replay.values);
   // Held for the run, undone when this scope ends on any path.
@@ -255,7 +259,7 @@ int run(const RunOptions& options) {
     spec.env.emplace_back(*entry);
   }
   spec.controls = setup.controls;
-  spec.measure_counters = true;
+  spec.measure_counters = !options.no_counters;
   if (options.timeout > 0) {
     spec.timeout_seconds = options.timeout;
   }
@@ -370,6 +374,9 @@ Registered add_run_command(CLI::App& parent) {
   app->add_option("--timeout", options->timeout,
                   "seconds before the workload's whole process group is killed (exit 124)")
       ->check(timeout_validator());
+  app->add_flag("--no-counters", options->no_counters,
+                "do not open perf counters on the workload nor read /proc/vmstat around it "
+                "(rusage is recorded either way)");
   app->add_flag("--stdin", options->stdin_terminal,
                 "give the workload memdet's stdin (and the terminal) instead of /dev/null");
   app->add_option("--json", options->json_path,

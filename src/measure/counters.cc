@@ -8,7 +8,7 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <map>
+#include <thread>
 
 #include "core/text.h"
 
@@ -159,6 +159,29 @@ std::string open_failure_reason(int error, Source source, bool pmu_visible) {
     default:
       return "perf_event_open: " + sys::errno_text(error);
   }
+}
+
+void warm_up_perf_events() {
+  static bool started = false;
+  if (started) {
+    return;
+  }
+  started = true;
+  std::thread([] {
+    perf_event_attr attr{};
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_DUMMY;
+    attr.disabled = 1;
+    // User space only: allowed on one's own process at any paranoid level
+    // below 3.
+    attr.exclude_kernel = 1;
+    attr.exclude_hv = 1;
+    long fd = perf_event_open(attr, 0);
+    if (fd >= 0) {
+      ::close(static_cast<int>(fd));
+    }
+  }).detach();
 }
 
 double CounterValue::value() const {

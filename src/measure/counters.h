@@ -99,6 +99,15 @@ struct NamedEncoding {
 };
 Result<NamedEncoding> resolve_named_event(const std::string& name, bool exclude_kernel);
 
+// The first per-task perf event of a quiet system makes the kernel switch
+// on its scheduling hooks and wait for an RCU grace period (account_event()
+// in kernel/events/core.c): milliseconds, spent inside perf_event_open.
+// This opens and closes one dummy event on memdet itself in a background
+// thread, so that the wait overlaps memdet's own set-up instead of delaying
+// the launch; the hooks stay on for a second after the last event closes.
+// Call it early, once; it never fails and never blocks.
+void warm_up_perf_events();
+
 // One counter's reading.
 struct CounterValue {
   std::string name;

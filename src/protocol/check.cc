@@ -699,7 +699,7 @@ Result<launch::LaunchSpec> plan_launch(const CheckOptions& options, const CheckR
   }
   spec.env = base_environment(label, dir, report.audit_library);
   spec.controls = options.controls;
-  spec.measure_counters = true;
+  spec.measure_counters = options.measure_counters;
   const int perturbed = options.profile.any_perturbed() ? index - 1 : 0;
   planned = factors::plan_run(options.profile, options.host, perturbed);
   factors::PreloadUse use{true, dir + "/" + kPreloadReportPrefix};

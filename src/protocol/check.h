@@ -47,6 +47,8 @@ struct CheckOptions {
   bool show_output = false;
   bool echo_to_stderr = false;  // with show_output: the runs' stdout goes to stderr
   bool stop_at_first_difference = false;
+  // Perf counters on every run, and /proc/vmstat around it.
+  bool measure_counters = true;
   // Which counters' variation across the runs is flagged.
   measure::CounterRule counter_rule;
   launch::StdinMode stdin_mode = launch::StdinMode::kNull;

@@ -44,6 +44,13 @@ else
     checked "run --json: page faults counted (this host has a core PMU)"
 fi
 
+run_memdet quiet run --no-counters --json quiet.json -- "$PROBE" 10
+expect_status quiet 0
+expect_json quiet.json 'd["counters"]["measured"] is False and "events" not in d["counters"]'
+expect_json quiet.json 'd["counters"]["rusage"]["minor_faults"] > 0' "rusage is kept without counters"
+grep -q 'not supported' quiet.err && fail "quiet: --no-counters still names unsupported counters"
+checked "run --no-counters: no perf counters, rusage kept"
+
 # --- check: the records of every run, and the summary
 
 run_memdet check check -n 3 --out campaign -- "$PROBE" 1000
