@@ -188,6 +188,14 @@ json counters_json(const launch::LaunchResult& result) {
   for (const measure::CounterValue& counter : readings.counters) {
     if (!counter.supported) {
       events[counter.name] = {{"supported", false}, {"reason", counter.reason}};
+      // What the kernel's rusage holds in its place.
+      if (counter.name == "context-switches") {
+        events[counter.name]["fallback"] = "rusage voluntary_switches + involuntary_switches";
+      } else if (counter.name == "minor-faults" || counter.name == "page-faults") {
+        events[counter.name]["fallback"] = "rusage minor_faults";
+      } else if (counter.name == "major-faults") {
+        events[counter.name]["fallback"] = "rusage major_faults";
+      }
       continue;
     }
     json entry = {{"supported", true}, {"value", counter.raw}};

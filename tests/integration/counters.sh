@@ -51,6 +51,31 @@ expect_json quiet.json 'd["counters"]["rusage"]["minor_faults"] > 0' "rusage is 
 grep -q 'not supported' quiet.err && fail "quiet: --no-counters still names unsupported counters"
 checked "run --no-counters: no perf counters, rusage kept"
 
+# --- Unprivileged: switches and migrations are not supported, never 0.
+
+paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo unknown)
+if [ "$(id -u)" -eq 0 ] && [ "$paranoid" = 2 ] && command -v setpriv >/dev/null; then
+    # nobody must reach the folder it writes its record into.
+    chmod 711 "$SCRATCH"
+    mkdir -m 777 unprivileged
+    timeout "$LIMIT_SECONDS" setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$MEMDET" run --json unprivileged/run.json -- "$PROBE" 1000 \
+        >unprivileged.out 2>unprivileged.err
+    status=$?
+    expect_status unprivileged 0
+    for name in context-switches cpu-migrations; do
+        expect_json unprivileged/run.json "(d['counters']['events']['$name'] ==
+            dict(d['counters']['events']['$name'], supported=False,
+                 reason='needs perf_event_paranoid <= 1 or root'))" "$name is not supported"
+    done
+    expect_json unprivileged/run.json '"rusage" in d["counters"]["events"]["context-switches"]["fallback"]'
+    expect_json unprivileged/run.json 'd["counters"]["scope"] == "user space only"'
+    expect_json unprivileged/run.json 'd["counters"]["events"]["page-faults"]["value"] >= 1000'
+    checked "as nobody with perf_event_paranoid 2: switches and migrations not supported, faults counted"
+else
+    echo "not tried: the unprivileged case needs root, perf_event_paranoid 2 and setpriv(1)"
+fi
+
 # --- check: the records of every run, and the summary
 
 run_memdet check check -n 3 --out campaign -- "$PROBE" 1000
