@@ -47,7 +47,8 @@ fi
 run_memdet quiet run --no-counters --json quiet.json -- "$PROBE" 10
 expect_status quiet 0
 expect_json quiet.json 'd["counters"]["measured"] is False and "events" not in d["counters"]'
-expect_json quiet.json 'd["counters"]["rusage"]["minor_faults"] > 0' "rusage is kept without counters"
+expect_json quiet.json 'd["counters"]["rusage"]["minor_faults"] > 0' \
+    "rusage is kept without counters"
 grep -q 'not supported' quiet.err && fail "quiet: --no-counters still names unsupported counters"
 checked "run --no-counters: no perf counters, rusage kept"
 
@@ -68,10 +69,11 @@ if [ "$(id -u)" -eq 0 ] && [ "$paranoid" = 2 ] && command -v setpriv >/dev/null;
             dict(d['counters']['events']['$name'], supported=False,
                  reason='needs perf_event_paranoid <= 1 or root'))" "$name is not supported"
     done
-    expect_json unprivileged/run.json '"rusage" in d["counters"]["events"]["context-switches"]["fallback"]'
+    expect_json unprivileged/run.json \
+        '"rusage" in d["counters"]["events"]["context-switches"]["fallback"]'
     expect_json unprivileged/run.json 'd["counters"]["scope"] == "user space only"'
     expect_json unprivileged/run.json 'd["counters"]["events"]["page-faults"]["value"] >= 1000'
-    checked "as nobody with perf_event_paranoid 2: switches and migrations not supported, faults counted"
+    checked "as nobody, perf_event_paranoid 2: switches, migrations not supported; faults counted"
 else
     echo "not tried: the unprivileged case needs root, perf_event_paranoid 2 and setpriv(1)"
 fi
@@ -80,7 +82,7 @@ fi
 
 run_memdet check check -n 3 --out campaign -- "$PROBE" 1000
 expect_status check 0
-for record in campaign/run-01/record.json campaign/run-02/record.json campaign/run-03/record.json; do
+for record in campaign/run-0{1,2,3}/record.json; do
     [ -f "$record" ] || fail "check: $record was not written"
     expect_json "$record" 'd["counters"]["events"]["page-faults"]["value"] >= 1000' \
         "$record carries the counters"
@@ -97,7 +99,8 @@ grep -q '^counters (run 01, the first, shown apart' check.out ||
     { cat check.out >&2; fail "check: the summary has no counters section"; }
 if [ "$pmu" = False ]; then
     count=$(grep -c 'not supported (no hardware PMU visible)' check.err)
-    [ "$count" -eq 1 ] || { cat check.err >&2; fail "check: the notice came $count times, not once"; }
+    [ "$count" -eq 1 ] ||
+        { cat check.err >&2; fail "check: the notice came $count times, not once"; }
 fi
 checked "check: every run record carries counters; the summary shows them, the notice came once"
 
