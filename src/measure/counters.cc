@@ -168,18 +168,21 @@ void warm_up_perf_events() {
   }
   started = true;
   std::thread([] {
-    perf_event_attr attr{};
-    attr.size = sizeof attr;
-    attr.type = PERF_TYPE_SOFTWARE;
-    attr.config = PERF_COUNT_SW_DUMMY;
-    attr.disabled = 1;
-    // User space only: allowed on one's own process at any paranoid level
-    // below 3.
-    attr.exclude_kernel = 1;
-    attr.exclude_hv = 1;
-    long fd = perf_event_open(attr, 0);
-    if (fd >= 0) {
-      ::close(static_cast<int>(fd));
+    for (const EventSpec& spec : default_events()) {
+      if (spec.source != Source::kSoftware) {
+        continue;
+      }
+      perf_event_attr attr{};
+      attr.size = sizeof attr;
+      attr.type = spec.type;
+      attr.config = spec.config;
+      attr.disabled = 1;
+      // User space only: allowed on one's own process at any paranoid
+      // level below 3. Never enabled, it counts nothing; it is never
+      // closed either, so the kernel's hooks for its type stay patched in.
+      attr.exclude_kernel = 1;
+      attr.exclude_hv = 1;
+      perf_event_open(attr, 0);
     }
   }).detach();
 }
