@@ -4,7 +4,9 @@
 // prints one line on stderr naming what it applied and verified, and exits
 // with the child's status: 128+N for a signal, 124 on timeout, 125 for
 // memdet's own failure, 126 or 127 when the command cannot be executed.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include "core/sys.h"
 #include "core/text.h"
 #include "factors/antagonist.h"
+#include "factors/journal.h"
 #include "factors/launch_setup.h"
 #include "factors/system_settings.h"
 #include "host/program.h"
@@ -40,18 +43,40 @@ struct RunOptions {
   std::vector<std::string> command;
 };
 
-// A private folder for the preload report, removed with what it holds.
+constexpr const char* kScratchPrefix = "memdet-run-";
+
+// "PID START_TIME BOOT_ID" of this process, for the owner file.
+std::string owner_line() {
+  auto owner = factors::current_owner();
+  auto boot = factors::current_boot_id();
+  if (!owner || !boot) {
+    return {};
+  }
+  return std::to_string(owner->pid) + " " + std::to_string(owner->start_time) + " " + *boot;
+}
+
+// A private folder for the preload report, removed with what it holds. It
+// names its owner, so a folder left by a memdet killed with SIGKILL is
+// removed by the next one.
 class ScratchDir {
  public:
   ScratchDir() = default;
   static ScratchDir make() {
     ScratchDir dir;
-    std::string pattern = std::filesystem::temp_directory_path().string() + "/memdet-run-XXXXXX";
+    std::string pattern =
+        std::filesystem::temp_directory_path().string() + "/" + kScratchPrefix + "XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
       throw CommandError(
           125, "cannot create a scratch folder in " + pattern + ": " + sys::errno_text(errno));
     }
     dir.path_ = pattern;
+    std::string owner = owner_line();
+    int fd = ::open((pattern + "/owner").c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      owner += '\n';
+      (void)sys::write_all(fd, owner.data(), owner.size());
+      ::close(fd);
+    }
     return dir;
   }
   ScratchDir(ScratchDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
@@ -72,6 +97,88 @@ class ScratchDir {
  private:
   std::string path_;
 };
+
+// Removes the scratch folders of memdets that are gone: this user's, with an
+// owner file naming a process that no longer runs (or ran in another boot).
+// A folder without one may be another memdet's between mkdtemp and its
+// first write, and is left alone.
+void remove_stale_scratch() {
+  std::error_code code;
+  std::filesystem::path temp = std::filesystem::temp_directory_path(code);
+  if (code) {
+    return;
+  }
+  auto boot = factors::current_boot_id();
+  for (const auto& entry : std::filesystem::directory_iterator(temp, code)) {
+    std::string name = entry.path().filename().string();
+    struct stat info {};
+    if (name.rfind(kScratchPrefix, 0) != 0 || ::lstat(entry.path().c_str(), &info) != 0 ||
+        !S_ISDIR(info.st_mode) || info.st_uid != ::geteuid()) {
+      continue;
+    }
+    auto text = sys::read_small_file(entry.path().string() + "/owner");
+    if (!text) {
+      continue;
+    }
+    factors::Owner owner;
+    char owner_boot[64] = {};
+    unsigned long long start = 0;
+    if (std::sscanf(text->c_str(), "%d %llu %63s", &owner.pid, &start, owner_boot) != 3) {
+      continue;
+    }
+    owner.start_time = start;
+    bool same_boot = boot && *boot == owner_boot;
+    if (!same_boot || !factors::owner_alive(owner)) {
+      std::filesystem::remove_all(entry.path(), code);
+    }
+  }
+}
+
+// A check run that wrote into its record folder ({run_dir}) would, replayed
+// as recorded, write over the evidence. The replay gets a sibling folder
+// whose path has the same length ("run-03" becomes "rpl-03", then "rp2-03",
+// ...), so argv and the environment keep their sizes and the stack its
+// place. A recorded folder that is gone is recreated where it was.
+std::string replay_dir_for(const std::string& recorded) {
+  std::error_code code;
+  if (!std::filesystem::exists(recorded, code)) {
+    std::filesystem::create_directories(recorded, code);
+    if (code) {
+      throw CommandError(125, "--replay: cannot create the run folder " + printable(recorded) +
+                                  ": " + code.message());
+    }
+    return recorded;
+  }
+  std::filesystem::path path(recorded);
+  std::string name = path.filename().string();
+  if (name.size() < 3) {
+    throw CommandError(125, "--replay: the recorded run folder " + printable(recorded) +
+                                " has too short a name for a replay folder beside it");
+  }
+  static constexpr char kMarks[] = "l23456789abcdefghijkmnopqrstuvwxyz";
+  for (const char* mark = kMarks; *mark != '\0'; ++mark) {
+    std::string prefix = *mark == 'l' ? std::string("rpl") : std::string("rp") + *mark;
+    std::string candidate = (path.parent_path() / (prefix + name.substr(3))).string();
+    if (::mkdir(candidate.c_str(), 0755) == 0) {
+      return candidate;
+    }
+    if (errno != EEXIST) {
+      throw CommandError(
+          125, "--replay: cannot create " + printable(candidate) + ": " + sys::errno_text(errno));
+    }
+  }
+  throw CommandError(125, "--replay: every replay folder beside " + printable(recorded) +
+                              " is taken (rpl-, rp2- ... rpz-); remove some");
+}
+
+// Every occurrence of `from` in `text` replaced by `to`.
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); !from.empty() && at != std::string::npos;
+       at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
 
 // The command and factor values of a recorded run, for --replay.
 struct Replay {
@@ -214,6 +321,7 @@ int run(const RunOptions& options) {
                        "--json - is not possible with run: the workload's output goes to "
                        "stdout; give --json a file");
   }
+  remove_stale_scratch();
   Replay replay;
   if (!options.replay.empty()) {
     if (!options.command.empty()) {
@@ -225,6 +333,17 @@ int run(const RunOptions& options) {
                          "be added to it");
     }
     replay = read_replay(options.replay);
+    if (!replay.run_dir.empty()) {
+      std::string into = replay_dir_for(replay.run_dir);
+      if (into != replay.run_dir) {
+        for (std::string& arg : replay.argv) {
+          arg = replace_all(arg, replay.run_dir, into);
+        }
+        std::fprintf(stderr, "memdet run: the replay writes into %s, not the recorded %s\n",
+                     printable(into).c_str(), printable(replay.run_dir).c_str());
+        replay.run_dir = into;
+      }
+    }
   } else if (options.command.empty()) {
     throw CommandError(125, "no command given after --");
   }

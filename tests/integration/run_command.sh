@@ -62,6 +62,47 @@ if kill -0 "$orphan" 2>/dev/null; then
 fi
 checked "a setsid child left behind by a workload that exited 0 is ended too"
 
+# --- Replaying a check run that wrote into its record folder: the replay
+# gets a sibling folder of the same path length, and the record is left as
+# it was.
+
+run_memdet writes check -n 2 --out campaign --artifact '{run_dir}/x.txt' \
+    -- /bin/sh -c 'echo "$MEMDET_RUN_DIR" >{run_dir}/x.txt'
+# Each run writes its own folder's path, so the outcomes differ.
+expect_status writes 1
+recorded=$(cat campaign/run-01/x.txt)
+run_memdet replay_one run --replay campaign/run-01
+expect_status replay_one 0
+[ "$(cat campaign/run-01/x.txt)" = "$recorded" ] || fail "the replay wrote into the recorded folder"
+replayed=$(cat campaign/rpl-01/x.txt) || fail "the replay did not write into campaign/rpl-01"
+[ "${#replayed}" -eq "${#recorded}" ] || fail "the replay folder's path has another length: $replayed"
+grep -q 'writes into .*rpl-01' replay_one.err || { cat replay_one.err >&2; fail "the replay does not say where it writes"; }
+run_memdet replay_two run --replay campaign/run-01
+[ -f campaign/rp2-01/x.txt ] || fail "a second replay did not get a folder of its own"
+checked "a replayed check run writes beside its record, in a folder of the same path length"
+
+# --- A scratch folder whose memdet was killed is removed by the next run;
+# one whose owner runs is kept.
+
+temp=${TMPDIR:-/tmp}
+boot=$(cat /proc/sys/kernel/random/boot_id)
+stale=$(mktemp -d "$temp/memdet-run-XXXXXX")
+live=$(mktemp -d "$temp/memdet-run-XXXXXX")
+sleep 300 &
+sleeper=$!
+echo "$sleeper $(awk '{ print $22 }' /proc/$sleeper/stat) $boot" >"$live/owner"
+sh -c 'exit 0' &
+gone=$!
+wait "$gone"
+echo "$gone 1 $boot" >"$stale/owner"
+run_memdet sweep run -- /bin/true
+kill "$sleeper"
+wait "$sleeper" 2>/dev/null
+[ ! -e "$stale" ] || { rm -rf "$stale" "$live"; fail "the dead memdet's scratch folder is still there"; }
+[ -d "$live" ] || fail "a running owner's scratch folder was removed"
+rm -rf "$live"
+checked "a dead owner's scratch folder is removed at the next start, a live one's kept"
+
 # --- Controls.
 
 # A CPU list naming a CPU the machine lacks is refused before anything runs;
