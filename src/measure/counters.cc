@@ -318,7 +318,9 @@ std::vector<std::string> UnsupportedNotices::take(const CounterReadings& reading
   }
   std::vector<std::string> lines;
   for (const auto& [reason, names] : by_reason) {
-    lines.push_back(names + " not supported (" + reason + ")");
+    // Without a PMU no hardware event opens; the records name each one.
+    lines.push_back((reason == kNoPmu ? std::string("hardware counters") : names) +
+                    " not supported (" + reason + ")");
   }
   return lines;
 }

@@ -167,7 +167,7 @@ TEST(CounterNotices, OneLinePerReasonAndEachCounterOnce) {
   UnsupportedNotices notices;
   std::vector<std::string> lines = notices.take(readings);
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0], "cycles, instructions not supported (no hardware PMU visible)");
+  EXPECT_EQ(lines[0], "hardware counters not supported (no hardware PMU visible)");
   EXPECT_EQ(lines[1], "context-switches not supported (needs perf_event_paranoid <= 1 or root)");
 
   // The next run refuses the same counters: nothing more to say, unless a
