@@ -9,6 +9,7 @@
 
 #include "compare/mapped_file.h"
 #include "compare/npy.h"
+#include "compare/npz.h"
 #include "compare/safetensors.h"
 
 namespace memdet::compare {
@@ -18,6 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kNpyMagic = "\x93NUMPY";
+constexpr std::string_view kZipMagic = "PK\x03\x04";
+constexpr std::string_view kEmptyZipMagic = "PK\x05\x06";
 
 bool ends_with(const std::string& text, std::string_view suffix) { return text.ends_with(suffix); }
 
@@ -81,22 +84,32 @@ std::optional<DType> npy_dtype(const NpyHeader& header) {
 
 }  // namespace
 
+TensorSource npy_source(std::string name, const NpyHeader& header) {
+  TensorSource source;
+  source.name = std::move(name);
+  const std::optional<DType> dtype = npy_dtype(header);
+  if (!dtype) {
+    source.layout.dtype = DType::kU8;
+    source.layout.shape = {header.data_bytes};
+    source.layout.elements = header.data_bytes;
+    source.dtype_label = header.descr;
+    source.bytes_only = true;
+    return source;
+  }
+  source.layout.dtype = *dtype;
+  source.layout.shape = header.shape;
+  source.layout.elements = header.element_count;
+  source.layout.fortran_order = header.fortran_order;
+  source.layout.big_endian = header.byte_order == '>';
+  source.dtype_label = std::string(dtype_name(*dtype));
+  return source;
+}
+
 Result<TensorSource> npy_tensor(std::string name, std::string_view bytes) {
   auto header = parse_npy_header(bytes, bytes.size());
   if (!header) return header.error();
-  const std::string_view data = bytes.substr(header->data_offset, header->data_bytes);
-
-  const std::optional<DType> dtype = npy_dtype(*header);
-  if (!dtype) return bytes_source(std::move(name), header->descr, data);
-  TensorSource source;
-  source.name = std::move(name);
-  source.layout.dtype = *dtype;
-  source.layout.shape = header->shape;
-  source.layout.elements = header->element_count;
-  source.layout.fortran_order = header->fortran_order;
-  source.layout.big_endian = header->byte_order == '>';
-  source.dtype_label = std::string(dtype_name(*dtype));
-  source.open = memory_opener(data);
+  TensorSource source = npy_source(std::move(name), *header);
+  source.open = memory_opener(bytes.substr(header->data_offset, header->data_bytes));
   return source;
 }
 
@@ -112,6 +125,13 @@ Result<TensorSet> open_tensor_file(const std::string& path) {
     if (!tensor) return make_error(path + ": " + tensor.error().message);
     set.tensors.push_back(std::move(*tensor));
     return set;
+  }
+  if (bytes.starts_with(kZipMagic) || bytes.starts_with(kEmptyZipMagic) ||
+      ends_with(path, ".npz")) {
+    auto npz = open_npz(path);
+    if (!npz) return npz.error();
+    npz->keep_alive.push_back(*mapped);
+    return npz;
   }
   if (ends_with(path, ".safetensors")) {
     auto contents = parse_safetensors(bytes);

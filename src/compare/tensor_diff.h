@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "compare/npy.h"
 #include "compare/tensor.h"
 #include "core/result.h"
 
@@ -33,6 +34,10 @@ struct TensorSet {
   std::vector<TensorSource> tensors;
   std::vector<std::shared_ptr<const void>> keep_alive;  // what the streams read from
 };
+
+// The tensor an .npy header describes, with no way to open it yet.
+// Arrays of no dtype compared element by element become bytes_only.
+TensorSource npy_source(std::string name, const NpyHeader& header);
 
 // The one tensor of an .npy file held whole in bytes. Arrays of no dtype
 // compared element by element become bytes_only. Errors leave naming the
