@@ -120,3 +120,36 @@ run_memdet mixed diff a.safetensors run1
 expect_status mixed 2
 expect_one_memdet_line mixed "is a folder"
 checked "bad options: one line, exit 2"
+
+run_memdet args diff a.safetensors
+expect_status args 2
+checked "one path: exit 2"
+
+# .npz archives as numpy writes them, when numpy is here; the rest of the
+# script needs none.
+if ! "$PYTHON" -c 'import numpy' 2>/dev/null; then
+    echo "note: numpy is missing; the .npz cases did not run"
+    exit 0
+fi
+"$PYTHON" - <<'PY' || fail "cannot write the .npz files"
+import io, zipfile
+import numpy as np
+w = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+w2 = w.copy(order="F")
+w2[0, 3] = np.nextafter(w2[0, 3], np.float32(np.inf))
+np.savez("a.npz", w=w, **{"layer/b": np.arange(4)})
+np.savez_compressed("b.npz", w=w2, **{"layer/b": np.arange(4)})
+buffer = io.BytesIO()
+np.save(buffer, w)
+with zipfile.ZipFile("clash.npz", "w") as z:
+    z.writestr("a", buffer.getvalue())
+    z.writestr("a.npy", buffer.getvalue())
+PY
+run_memdet npz diff --json a.npz b.npz
+expect_status npz 1
+expect_json npz.out "[(t['tensor'], t['first_index'], t['max_ulp']) for t in d['tensors'] if t['status'] != 'identical'] == [('w', [0, 3], 1)]" \
+    "only w differs, at [0, 3], by 1 ULP"
+run_memdet clash diff clash.npz clash.npz
+expect_status clash 2
+expect_one_memdet_line clash "clash.npz: members 'a' and 'a.npy' both name tensor 'a'"
+checked ".npz: stored against deflated, Fortran order, named with its coordinate; a name collision is exit 2"
