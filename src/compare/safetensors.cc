@@ -80,8 +80,9 @@ Result<json> parse_header(std::string_view text) {
     return json::parse(text.begin(), text.end(), check);
   } catch (const HeaderRefused& refused) {
     return make_error(refused.message);
-  } catch (const json::parse_error& error) {
-    // nlohmann's messages start with "[json.exception.parse_error.101] ".
+  } catch (const json::exception& error) {
+    // nlohmann's messages start with "[json.exception.parse_error.101] "; a number
+    // too large for a double is its out_of_range.406.
     std::string what = error.what();
     const size_t bracket = what.find("] ");
     if (what.starts_with("[json.") && bracket != std::string::npos) what.erase(0, bracket + 2);

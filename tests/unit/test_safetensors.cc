@@ -215,6 +215,17 @@ TEST(Safetensors, RefusesElementCountsThatOverflowAndSizesThatDisagree) {
             std::string::npos);
 }
 
+TEST(Safetensors, RefusesNumbersTooLargeForJsonToHold) {
+  Scratch scratch;
+  const std::string huge = R"({"a":{"dtype":"U8","shape":[1e400],"data_offsets":[0,0]}})";
+  EXPECT_NE(open_error(scratch, safetensors_bytes(huge, "")).find("header is not valid JSON"),
+            std::string::npos);
+  const std::string big =
+      R"({"a":{"dtype":"U8","shape":[18446744073709551616],"data_offsets":[0,0]}})";
+  EXPECT_NE(open_error(scratch, safetensors_bytes(big, "")).find("is not a non-negative integer"),
+            std::string::npos);
+}
+
 TEST(Safetensors, RefusesMetadataThatIsNotStrings) {
   Scratch scratch;
   EXPECT_NE(open_error(scratch, safetensors_bytes(R"({"__metadata__":{"step":3}})", ""))
