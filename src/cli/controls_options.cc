@@ -53,7 +53,10 @@ void add_control_options(CLI::App& app, ControlOptions& options) {
       ->type_name("F")
       ->allow_extra_args(false);
   app.add_option("--seed", options.seed,
-                 "seed for perturbed values (default: drawn, and recorded so runs replay)");
+                 "seed for perturbed values (default: drawn, and recorded so runs replay)")
+      ->check([](const std::string& value) {
+        return value.empty() ? std::string("empty: give a number, or leave --seed out") : "";
+      });
   app.add_flag("--system", options.system,
                "allow changes to machine-wide settings (THP mode, NUMA balancing); needs root; "
                "journaled and restored on every exit");

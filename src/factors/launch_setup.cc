@@ -72,6 +72,15 @@ Status pad_stack(const LaunchPlan& plan, launch::LaunchSpec& spec, RunFactors& r
                       " argv and environment entries, more than the " + std::to_string(entries) +
                       " recorded");
   }
+  // Each entry takes a pointer and at least one byte on the new stack, so a
+  // count that could never fit is refused before any filler is built.
+  const long arg_max = ::sysconf(_SC_ARG_MAX);
+  if (arg_max > 0 && entries > static_cast<size_t>(arg_max) / (sizeof(char*) + 1)) {
+    return make_error("stack: " + std::to_string(entries) +
+                      " argv and environment entries are more than the kernel lets exec take "
+                      "(ARG_MAX " +
+                      std::to_string(arg_max) + ")");
+  }
   for (size_t fill = 1; count < entries; ++fill, ++count) {
     spec.env.push_back("MEMDET_STACK_FILL" + std::to_string(fill) + "=");
   }
@@ -89,7 +98,6 @@ Status pad_stack(const LaunchPlan& plan, launch::LaunchSpec& spec, RunFactors& r
   // the command's failure to execute.
   constexpr size_t kMaxArgString = 128 * 1024;
   const size_t pad = total - footprint;
-  const long arg_max = ::sysconf(_SC_ARG_MAX);
   if (pad + std::string("MEMDET_STACK_PAD=").size() + 1 > kMaxArgString ||
       (arg_max > 0 && total + count * sizeof(char*) > static_cast<size_t>(arg_max))) {
     return make_error("stack: a total of " + std::to_string(total) +

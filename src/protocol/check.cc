@@ -791,6 +791,8 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   }
 
   std::string error;
+  std::error_code existed_code;
+  const bool out_existed = !options.out_dir.empty() && fs::exists(options.out_dir, existed_code);
   report.campaign_dir = make_campaign_dir(options.out_dir, error);
   if (report.campaign_dir.empty()) {
     return make_error(error);
@@ -805,6 +807,11 @@ Result<CheckReport> run_check(const CheckOptions& options) {
     auto ready =
         plan_launch(options, report, index, label, report.campaign_dir + "/run-" + label, planned);
     if (!ready) {
+      // Nothing ran: the folder made for the campaign goes again.
+      if (!out_existed) {
+        std::error_code ignored;
+        fs::remove(report.campaign_dir, ignored);
+      }
       return ready.error();
     }
     if (!options.profile.any_perturbed()) {

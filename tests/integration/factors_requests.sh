@@ -26,11 +26,13 @@ bad no_perturbation thp --perturb thp
 bad mlock_perturbed mlock --perturb mlock
 bad contradiction heap --pin heap --perturb heap
 bad stack_without_aslr stack --pin stack
+bad stack_entries stack --pin aslr --pin stack=100@99999999
 bad thp_never_huge hugepages --pin thp=never --pin hugepages=huge
 bad thp_system thp --pin thp=always
 bad numa_node numa --pin numa=bind:7
 bad balancing_without_system numa-balancing --pin numa-balancing=0
 bad bad_seed seed --seed nope --pin heap
+bad empty_seed seed --seed '' --pin heap
 if [ ! -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 ] &&
     [ ! -e /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 ]; then
     bad tcmalloc_missing tcmalloc --pin allocator=tcmalloc
