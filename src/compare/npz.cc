@@ -380,9 +380,13 @@ Result<TensorSet> read_npz(const std::shared_ptr<MappedFile>& file) {
 Result<TensorSet> open_npz(const std::string& path) {
   auto file = MappedFile::open(path);
   if (!file) return make_error(path + ": " + file.error().message);
-  auto set = read_npz(*file);
+  return open_npz(path, std::move(*file));
+}
+
+Result<TensorSet> open_npz(const std::string& path, std::shared_ptr<MappedFile> file) {
+  auto set = read_npz(file);
   if (!set) return make_error(path + ": " + set.error().message);
-  set->keep_alive.push_back(*file);
+  set->keep_alive.push_back(std::move(file));
   return set;
 }
 

@@ -10,7 +10,10 @@
 // which the tensor comparison handles with unaligned loads.
 #pragma once
 
+#include <memory>
 #include <string>
+
+#include "compare/mapped_file.h"
 
 #include "compare/tensor_diff.h"
 #include "core/result.h"
@@ -22,5 +25,8 @@ namespace memdet::compare {
 // name, a member that is not an .npy file, an object array, and an encrypted
 // or otherwise compressed member are errors. Errors start with the path.
 Result<TensorSet> open_npz(const std::string& path);
+
+// The same over a file already mapped, which the set keeps.
+Result<TensorSet> open_npz(const std::string& path, std::shared_ptr<MappedFile> file);
 
 }  // namespace memdet::compare

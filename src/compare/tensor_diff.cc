@@ -128,10 +128,7 @@ Result<TensorSet> open_tensor_file(const std::string& path) {
   }
   if (bytes.starts_with(kZipMagic) || bytes.starts_with(kEmptyZipMagic) ||
       ends_with(path, ".npz")) {
-    auto npz = open_npz(path);
-    if (!npz) return npz.error();
-    npz->keep_alive.push_back(*mapped);
-    return npz;
+    return open_npz(path, std::move(*mapped));
   }
   if (ends_with(path, ".safetensors")) {
     auto contents = parse_safetensors(bytes);
