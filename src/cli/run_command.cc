@@ -138,15 +138,17 @@ void remove_stale_scratch() {
 // as recorded, write over the evidence. The replay gets a sibling folder
 // whose path has the same length ("run-03" becomes "rpl-03", then "rp2-03",
 // ...), so argv and the environment keep their sizes and the stack its
-// place. A recorded folder that is gone is recreated where it was.
-std::string replay_dir_for(const std::string& recorded) {
+// place. Only a folder that exists and that the command names is moved; the
+// name is chosen here and the folder made just before the launch, so a
+// replay refused on the way creates nothing.
+std::string replay_dir_for(const std::string& recorded, const std::vector<std::string>& argv) {
   std::error_code code;
-  if (!std::filesystem::exists(recorded, code)) {
-    std::filesystem::create_directories(recorded, code);
-    if (code) {
-      throw CommandError(125, "--replay: cannot create the run folder " + printable(recorded) +
-                                  ": " + code.message());
-    }
+  bool named = false;
+  for (const std::string& arg : argv) {
+    named = named || arg.find(recorded) != std::string::npos;
+  }
+  if (!named || recorded.empty() || recorded[0] != '/' ||
+      !std::filesystem::is_directory(recorded, code)) {
     return recorded;
   }
   std::filesystem::path path(recorded);
@@ -159,12 +161,8 @@ std::string replay_dir_for(const std::string& recorded) {
   for (const char* mark = kMarks; *mark != '\0'; ++mark) {
     std::string prefix = *mark == 'l' ? std::string("rpl") : std::string("rp") + *mark;
     std::string candidate = (path.parent_path() / (prefix + name.substr(3))).string();
-    if (::mkdir(candidate.c_str(), 0755) == 0) {
+    if (!std::filesystem::exists(std::filesystem::symlink_status(candidate, code))) {
       return candidate;
-    }
-    if (errno != EEXIST) {
-      throw CommandError(
-          125, "--replay: cannot create " + printable(candidate) + ": " + sys::errno_text(errno));
     }
   }
   throw CommandError(125, "--replay: every replay folder beside " + printable(recorded) +
@@ -227,7 +225,9 @@ Replay read_replay(const std::string& where) {
     }
     return value;
   };
-  const std::string schema = record.value("schema", "");
+  const std::string schema = record.contains("schema") && record["schema"].is_string()
+                                 ? record["schema"].get<std::string>()
+                                 : std::string();
   if (schema != report::kRunSchema) {
     fail("not a memdet run record (schema '" + printable(schema) + "', expected " +
          report::kRunSchema + ")");
@@ -241,6 +241,13 @@ Replay read_replay(const std::string& where) {
     if (!arg.is_string() || arg.get<std::string>().find('\0') != std::string::npos) {
       fail("argv: every element must be a string without NUL bytes");
     }
+    // A record is JSON, so bytes that were not UTF-8 were written as U+FFFD:
+    // the argument it holds is not the one that ran.
+    if (arg.get<std::string>().find("\xEF\xBF\xBD") != std::string::npos) {
+      fail("argv[" + std::to_string(replay.argv.size()) +
+           "] held bytes that are not UTF-8, which the record cannot keep exactly; this run "
+           "cannot be replayed");
+    }
     replay.argv.push_back(arg.get<std::string>());
   }
   if (record.contains("cwd")) {
@@ -251,8 +258,13 @@ Replay read_replay(const std::string& where) {
     replay.run_dir = string_at(record, "dir", "");
   }
   if (record.contains("program") && record["program"].is_object()) {
-    replay.program_digest = record["program"].value("digest", "");
-    replay.script_digest = record["program"].value("script_digest", "");
+    const nlohmann::json& program = record["program"];
+    if (program.contains("digest")) {
+      replay.program_digest = string_at(program, "digest", "program.");
+    }
+    if (program.contains("script_digest")) {
+      replay.script_digest = string_at(program, "script_digest", "program.");
+    }
   }
   if (!record.contains("factors") || !record["factors"].is_array()) {
     fail("factors: missing, or not an array");
@@ -323,6 +335,8 @@ int run(const RunOptions& options) {
   }
   remove_stale_scratch();
   Replay replay;
+  std::string replay_dir;    // made just before the launch
+  std::string recorded_dir;  // the run folder it stands in for
   if (!options.replay.empty()) {
     if (!options.command.empty()) {
       throw CommandError(125, "--replay runs the recorded command; give no command after --");
@@ -334,13 +348,13 @@ int run(const RunOptions& options) {
     }
     replay = read_replay(options.replay);
     if (!replay.run_dir.empty()) {
-      std::string into = replay_dir_for(replay.run_dir);
+      std::string into = replay_dir_for(replay.run_dir, replay.argv);
       if (into != replay.run_dir) {
+        replay_dir = into;
         for (std::string& arg : replay.argv) {
           arg = replace_all(arg, replay.run_dir, into);
         }
-        std::fprintf(stderr, "memdet run: the replay writes into %s, not the recorded %s\n",
-                     printable(into).c_str(), printable(replay.run_dir).c_str());
+        recorded_dir = replay.run_dir;
         replay.run_dir = into;
       }
     }
@@ -407,6 +421,14 @@ int run(const RunOptions& options) {
 
   factors::RunNoise noise(factors);
   spec.spare_children = noise.pids();
+  if (!replay_dir.empty()) {
+    if (::mkdir(replay_dir.c_str(), 0755) != 0) {
+      throw CommandError(
+          125, "--replay: cannot create " + printable(replay_dir) + ": " + sys::errno_text(errno));
+    }
+    std::fprintf(stderr, "memdet run: the replay writes into %s, not the recorded %s\n",
+                 printable(replay_dir).c_str(), printable(recorded_dir).c_str());
+  }
   auto result = launch::launch(spec);
   noise.stop();
   if (!result) {

@@ -81,6 +81,26 @@ run_memdet replay_two run --replay campaign/run-01
 [ -f campaign/rp2-01/x.txt ] || fail "a second replay did not get a folder of its own"
 checked "a replayed check run writes beside its record, in a folder of the same path length"
 
+# Hand-made records: a folder the command does not name is not moved, and
+# nothing is created; a wrong type names its key; an argument that was not
+# UTF-8 cannot be replayed.
+mkdir -p elsewhere
+cat >foreign.json <<EOF
+{"schema": "memdet.run/2", "argv": ["/bin/true"], "label": "01", "dir": "$PWD/elsewhere", "factors": []}
+EOF
+run_memdet foreign run --replay foreign.json
+expect_status foreign 0
+[ "$(ls -d rp*-* rpl* 2>/dev/null)" = "" ] || fail "a replay made a folder the command does not name"
+echo '{"schema": 5, "argv": ["/bin/true"], "factors": []}' >typed.json
+run_memdet typed run --replay typed.json
+expect_status typed 125
+expect_one_memdet_line typed 'typed.json'
+printf '{"schema": "memdet.run/2", "argv": ["/bin/echo", "\xef\xbf\xbd"], "factors": []}' >bytes.json
+run_memdet bytes run --replay bytes.json
+expect_status bytes 125
+expect_one_memdet_line bytes 'not UTF-8'
+checked "hand-made records: no stray folders, wrong types and lost bytes refused in one line"
+
 # --- A scratch folder whose memdet was killed is removed by the next run;
 # one whose owner runs is kept.
 
