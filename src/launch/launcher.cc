@@ -800,6 +800,8 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
   bool stopped = false;
   int status = 0;
   rusage usage{};
+  double interrupt_kill_at = 0.0;
+  bool interrupt_killed = false;
 
   for (;;) {
     // The leader may be done already; WNOWAIT keeps it a zombie so /proc
@@ -833,6 +835,15 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
       // In double first: a deadline days away would overflow an int.
       wait_ms = static_cast<int>(std::min(static_cast<double>(wait_ms), left * 1000.0 + 1.0));
     }
+    if (result.interrupted_by != 0 && !interrupt_killed) {
+      double left = interrupt_kill_at - sys::monotonic_seconds();
+      if (left <= 0) {
+        interrupt_killed = true;
+        ::kill(-pid, SIGKILL);
+        continue;
+      }
+      wait_ms = static_cast<int>(std::min(static_cast<double>(wait_ms), left * 1000.0 + 1.0));
+    }
 
     pollfd fds[3] = {{signal_pipe->read.get(), POLLIN, 0},
                      {out->pipe_read.get(), POLLIN, 0},
@@ -845,9 +856,12 @@ Result<LaunchResult> launch(const LaunchSpec& spec) {
     for (ssize_t i = 0; i < got; ++i) {
       int signal_number = signals[i];
       if (signal_number != SIGCHLD) {
-        // The first interrupt is passed on; a second one, when the workload
-        // ignored the first, ends it.
+        // The first interrupt is passed on; a second one, or the end of the
+        // grace period, ends a workload that ignored it.
         ::kill(-pid, result.interrupted_by != 0 ? SIGKILL : signal_number);
+        if (result.interrupted_by == 0) {
+          interrupt_kill_at = sys::monotonic_seconds() + spec.interrupt_grace_seconds;
+        }
         result.interrupted_by = signal_number;
       }
     }

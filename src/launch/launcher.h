@@ -38,6 +38,10 @@ struct LaunchSpec {
   // /proc/vmstat before and after it: LaunchResult::counters.
   bool measure_counters = false;
   std::optional<double> timeout_seconds;
+  // After the first SIGINT, SIGTERM or SIGHUP is passed on, the workload has
+  // this long to end before it is killed (docker stop's grace), so one
+  // signal from a supervisor is enough to stop memdet.
+  double interrupt_grace_seconds = 10.0;
   // memdet's own children that live beside the workload (the noise
   // antagonist): never taken for something the workload left behind.
   std::vector<int> spare_children;

@@ -221,6 +221,22 @@ TEST(Launcher, ForwardsSigtermToTheWorkload) {
   EXPECT_EQ(result->signal, SIGTERM);
 }
 
+TEST(Launcher, KillsAWorkloadThatIgnoresTheInterruptAfterTheGrace) {
+  // The ignored disposition survives exec, so sleep ignores SIGTERM too.
+  LaunchSpec spec = spec_for({"/bin/sh", "-c", "trap '' TERM; exec sleep 30"});
+  spec.interrupt_grace_seconds = 0.5;
+  std::thread sender([] {
+    ::usleep(300 * 1000);
+    ::kill(::getpid(), SIGTERM);
+  });
+  auto result = launch(spec);
+  sender.join();
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->interrupted_by, SIGTERM);
+  EXPECT_EQ(result->outcome, Outcome::kSignaled);
+  EXPECT_EQ(result->signal, SIGKILL);
+}
+
 TEST(Launcher, EnvironmentArrivesExactly) {
   std::string dir = scratch_dir();
   LaunchSpec spec = spec_for({"/usr/bin/env"});
