@@ -355,6 +355,18 @@ MEMDET_EXPORT void mkl_set_num_threads(int count) noexcept {
   memdet::preload::set_thread_count(memdet::preload::CountSetter::kMkl, count);
 }
 
+// A program that leaves through _exit (Python's os._exit, a forked worker)
+// runs no destructors, so the report is written here before the process
+// ends, by the system call _exit itself makes.
+MEMDET_EXPORT void _exit(int status) noexcept {
+  memdet::preload::write_report();
+  for (;;) {
+    ::syscall(SYS_exit_group, status);
+  }
+}
+
+MEMDET_EXPORT void _Exit(int status) noexcept { _exit(status); }
+
 }  // extern "C"
 
 // C++ allocation: jemalloc and tcmalloc export their own operator new, so

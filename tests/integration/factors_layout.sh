@@ -78,6 +78,16 @@ expect_json uninit_moved.json "$bytes[0] == '165' and all(b != '165' for b in $b
     "perturbed patterns differ from the reference 0xA5"
 checked "uninit: pinned pattern seen in fresh memory, perturbed pattern moves"
 
+# A program that leaves through _exit (os._exit) runs no destructors; the
+# library still reports, so the factor is verified, not refused.
+if [ -x /usr/bin/python3 ]; then
+    run_memdet quick_exit run --pin uninit --json quick_exit.json -- /usr/bin/python3 -c 'import os; os._exit(3)'
+    expect_status quick_exit 3
+    expect_json quick_exit.json '[f["verified"] for f in d["factors"] if f["name"] == "uninit"] == ["verified"]' \
+        "the preload report came from a process that ended through _exit"
+    checked "a program ending in os._exit still has its factors verified"
+fi
+
 # Replay: a recorded perturbed run repeats with the same values.
 run_memdet once run --json once.json --pin aslr --perturb heap --seed 9 -- "$PROBE"
 expect_status once 0
