@@ -358,6 +358,24 @@ int run(const RunOptions& options) {
         replay.run_dir = into;
       }
     }
+    // {run} in a check's command became the run's number, which a replay
+    // keeps: what the recorded run wrote under it is written again.
+    if (!replay.label.empty()) {
+      const std::string& label = replay.label;
+      for (const std::string& arg : replay.argv) {
+        bool names_label =
+            arg.find("/" + label + "/") != std::string::npos || arg.rfind(label + "/", 0) == 0 ||
+            (arg.size() > label.size() &&
+             arg.compare(arg.size() - label.size() - 1, std::string::npos, "/" + label) == 0);
+        if (names_label) {
+          std::fprintf(stderr,
+                       "memdet run: warning: the replay writes again where run %s wrote (%s); "
+                       "copy its files away first to keep them\n",
+                       printable(label).c_str(), printable(arg).c_str());
+          break;
+        }
+      }
+    }
   } else if (options.command.empty()) {
     throw CommandError(125, "no command given after --");
   }
@@ -431,6 +449,10 @@ int run(const RunOptions& options) {
   }
   auto result = launch::launch(spec);
   noise.stop();
+  if (!replay_dir.empty()) {
+    // A stand-in the command wrote nothing into goes again.
+    (void)::rmdir(replay_dir.c_str());
+  }
   if (!result) {
     throw CommandError(125, result.error().message);
   }
@@ -521,7 +543,7 @@ Registered add_run_command(CLI::App& parent) {
   app->add_flag("--stdin", options->stdin_terminal,
                 "give the workload memdet's stdin (and the terminal) instead of /dev/null");
   app->add_option("--json", options->json_path,
-                  "write the run record as JSON to FILE (- for stdout)");
+                  "write the run record as JSON to FILE (not stdout, which is the workload's)");
   app->add_option("--replay", options->replay,
                   "repeat a recorded run (its directory, or a record.json / --json file) with "
                   "the same command and factor values");

@@ -6,6 +6,7 @@
 // library's log of (ordinal, thread, CPU) and where each thread last ran.
 #include <algorithm>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "factors/exec_stop.h"
@@ -54,7 +55,13 @@ class Cpu final : public Factor {
     if (order.empty()) {
       return bad_request("unknown value '" + value + "' (a CPU order such as 1,0)");
     }
+    std::set<int> seen;
     for (int cpu : order) {
+      if (!seen.insert(cpu).second) {
+        return bad_request("CPU " + std::to_string(cpu) +
+                           " is named twice in the order; name each CPU once (threads beyond "
+                           "the list wrap around it)");
+      }
       if (host.allowed_cpus.count(cpu) == 0) {
         return bad_request("CPU " + std::to_string(cpu) +
                            " is not available to the workload (allowed: " +

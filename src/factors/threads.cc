@@ -37,7 +37,8 @@ class Threads final : public Factor {
   const char* name() const override { return "threads"; }
   const char* summary() const override {
     return "OpenMP/MKL/OpenBLAS thread count: pin N (default: the CPUs available), perturb "
-           "varies it within 1..CPUs; verified by the threads the program created";
+           "varies it within 1..CPUs; verified in the program's environment, with the threads it "
+           "created and any count it set itself (omp_set_num_threads) recorded";
   }
   bool needs_preload() const override { return true; }
 
@@ -99,7 +100,11 @@ class Threads final : public Factor {
     }
     long long created = seen.preload->number("threads_created", 0);
     record.measured = std::to_string(created) + " threads created";
-    record.observed = value + " requested; " + record.measured;
+    // What is verified is that the count reached the program; how many
+    // threads it made of it is the program's own (an OpenMP team of N
+    // creates N - 1, a program may start threads of its own).
+    record.observed =
+        value + " in the program's environment (OpenMP, OpenBLAS, MKL); " + record.measured;
     record.verified = launch::CheckState::kVerified;
     if (judge_setting(std::atoll(value.c_str()), *seen.preload, record)) {
       return;
