@@ -9,6 +9,9 @@
 #include <limits>
 #include <type_traits>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "compare/ulp.h"
 
 namespace memdet::compare {
@@ -18,6 +21,8 @@ namespace {
 // Bytes read per step from each stream: large enough that the memcmp that
 // settles equal runs dominates, small enough to stay in cache.
 constexpr size_t kChunkBytes = 1 << 20;
+// How much a releasing MemoryStream reads between two releases.
+constexpr size_t kReleaseWindow = size_t{64} << 20;
 
 template <typename Bits>
 Bits byteswap(Bits bits) {
@@ -474,10 +479,27 @@ std::string_view ulp_bucket_name(size_t bucket) {
 }
 
 Result<std::string_view> MemoryStream::next(size_t max) {
+  if (release_ == PageRelease::kBehind && offset_ - released_ >= kReleaseWindow) {
+    release_before(offset_);
+  }
   const size_t n = std::min(max, bytes_.size() - offset_);
   const std::string_view bytes = bytes_.substr(offset_, n);
   offset_ += n;
   return bytes;
+}
+
+void MemoryStream::release_before(size_t offset) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto base = reinterpret_cast<uintptr_t>(bytes_.data());
+  // Only pages wholly inside what was read: a neighbour's bytes may share
+  // the first and the last.
+  const uintptr_t begin = (base + released_ + page - 1) / page * page;
+  const uintptr_t end = (base + offset) / page * page;
+  if (end > begin) {
+    // Advice only: on failure the pages simply stay resident.
+    (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
+  released_ = offset;
 }
 
 double f8_to_double(DType dtype, uint8_t bits) {

@@ -79,17 +79,29 @@ class ByteStream {
   virtual std::string_view whole() const { return {}; }
 };
 
+// Whether a MemoryStream hands the pages it has read back to the kernel.
+enum class PageRelease { kKeep, kBehind };
+
 // A stream over bytes that stay valid for the stream's lifetime, such as a
-// file mapping.
+// file mapping. With PageRelease::kBehind the bytes must be a read-only
+// file mapping: every 64 MiB read, the whole pages behind the current chunk
+// are dropped with madvise(MADV_DONTNEED), so the process's resident set
+// stays near one window per stream whatever the file size; touching them
+// again reads them back from the page cache.
 class MemoryStream : public ByteStream {
  public:
-  explicit MemoryStream(std::string_view bytes) : bytes_(bytes) {}
+  explicit MemoryStream(std::string_view bytes, PageRelease release = PageRelease::kKeep)
+      : bytes_(bytes), release_(release) {}
   Result<std::string_view> next(size_t max) override;
   std::string_view whole() const override { return bytes_; }
 
  private:
+  void release_before(size_t offset);
+
   std::string_view bytes_;
+  PageRelease release_;
   size_t offset_ = 0;
+  size_t released_ = 0;
 };
 
 // When two elements that differ in their bits still count as equal: either

@@ -24,9 +24,11 @@ constexpr std::string_view kEmptyZipMagic = "PK\x05\x06";
 
 bool ends_with(const std::string& text, std::string_view suffix) { return text.ends_with(suffix); }
 
+// Every byte a tensor file holds comes from a read-only file mapping, so the
+// pages a comparison has passed can be handed back.
 std::function<Result<std::unique_ptr<ByteStream>>()> memory_opener(std::string_view bytes) {
   return [bytes]() -> Result<std::unique_ptr<ByteStream>> {
-    return std::unique_ptr<ByteStream>(std::make_unique<MemoryStream>(bytes));
+    return std::unique_ptr<ByteStream>(std::make_unique<MemoryStream>(bytes, PageRelease::kBehind));
   };
 }
 

@@ -341,6 +341,25 @@ TEST(Diff, LyingFilesAreErrorsNamingTheFile) {
   EXPECT_NE(report.error().message.find("is a folder"), std::string::npos);
 }
 
+// Past the 64 MiB mark the stream has handed the pages it read back to the
+// kernel; what comes after must still be read right.
+TEST(Diff, FindsAChangeBeyondTheFirstReleasedWindow) {
+  Scratch scratch;
+  const size_t count = size_t{20} << 20;  // 80 MiB of float32
+  std::vector<float> values(count);
+  for (size_t i = 0; i < count; ++i) values[i] = static_cast<float>(i % 1000) + 0.5f;
+  const std::string shape = "(" + std::to_string(count) + ",)";
+  const std::string a = scratch.write("a.npy", npy_bytes("<f4", shape, false, raw_bytes(values)));
+  const size_t changed = count - 3;
+  values[changed] = next_up(values[changed]);
+  const std::string b = scratch.write("b.npy", npy_bytes("<f4", shape, false, raw_bytes(values)));
+
+  const DiffReport report = diff_or_fail(a, b);
+  ASSERT_EQ(report.findings.size(), 1u);
+  EXPECT_EQ(report.findings[0].diff.bitwise_differing, 1u);
+  EXPECT_EQ(report.findings[0].diff.first_index, (std::vector<uint64_t>{changed}));
+}
+
 TEST(Diff, ComplexElementsCompareBothParts) {
   Scratch scratch;
   std::vector<float> a_values = {1, 2, 3, 4};
