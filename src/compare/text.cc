@@ -297,8 +297,9 @@ bool identifies_value(const ParsedNumber& number, Width width) {
 }
 
 // |a - b| in units of the last digit of the coarser of two decimals,
-// rounded to nearest; a hex float has no last decimal digit and leaves the
-// unit to the other.
+// rounded to nearest, or the fraction itself when a difference is below
+// half a unit (2.0 against 2.0000002), so it never reads as none; a hex
+// float has no last decimal digit and leaves the unit to the other.
 double last_digit_units(const ParsedNumber& a, const ParsedNumber& b, double difference) {
   const bool a_decimal = a.form == ParsedNumber::Form::kDecimal;
   const bool b_decimal = b.form == ParsedNumber::Form::kDecimal;
@@ -310,7 +311,8 @@ double last_digit_units(const ParsedNumber& a, const ParsedNumber& b, double dif
   }
   const double scaled =
       unit <= 0 ? difference * std::pow(10.0, -unit) : difference / std::pow(10.0, unit);
-  return std::round(scaled);
+  const double rounded = std::round(scaled);
+  return rounded == 0 && difference > 0 ? scaled : rounded;
 }
 
 std::string shown(std::string_view text) {

@@ -83,7 +83,10 @@ void print_text_comparison(const protocol::ArtifactComparison& comparison, std::
                    count(diff.max_ulp), diff.dtype.c_str(),
                    diff.dtype_inferred ? "inferred" : "given", count(diff.ulp_numbers));
     }
-    if (diff.digit_numbers > 0) {
+    if (diff.digit_numbers > 0 && diff.max_digit_units > 0 && diff.max_digit_units < 0.5) {
+      std::fprintf(out, "; below one unit of the last printed digit (%llu printed short)",
+                   count(diff.digit_numbers));
+    } else if (diff.digit_numbers > 0) {
       std::fprintf(out, "; max %.0f units of the last printed digit (%llu printed short)",
                    diff.max_digit_units, count(diff.digit_numbers));
     }

@@ -232,7 +232,9 @@ TEST_F(TextFiles, SixDigitLogDiffersInLastDigits) {
 TEST_F(TextFiles, CoarserTokenSetsTheDigitUnit) {
   const TextDiff diff = compare("x 0.12\n", "x 0.1234\n");
   EXPECT_EQ(diff.digit_numbers, 1u);
-  EXPECT_EQ(diff.max_digit_units, 0.0);  // 0.0034 in units of 0.01
+  // 0.0034 in units of 0.01: below half a unit, kept as the fraction so
+  // that a difference never reads as none.
+  EXPECT_NEAR(diff.max_digit_units, 0.34, 1e-9);
   const TextDiff wider = compare("x 0.12\n", "x 0.1456\n");
   EXPECT_EQ(wider.max_digit_units, 3.0);
 }
