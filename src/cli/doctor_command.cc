@@ -20,6 +20,7 @@ namespace {
 
 struct DoctorOptions {
   std::string root;
+  bool root_given = false;  // "--root ''" is a bad root, not the live machine
   bool json = false;
   std::string mlock_size = "1G";
 };
@@ -50,7 +51,7 @@ int doctor(const DoctorOptions& options) {
   judging.mlock_bytes = *size;
 
   doctor::MachineRoot root;
-  if (!options.root.empty()) {
+  if (options.root_given) {
     auto opened = doctor::MachineRoot::open(options.root);
     if (!opened) {
       throw usage_error(opened.error().message);
@@ -59,8 +60,7 @@ int doctor(const DoctorOptions& options) {
   }
 
   doctor::Report report = doctor::examine(root, judging);
-  std::string out =
-      options.json ? doctor::render_json(report).dump(2) + "\n" : doctor::render_text(report);
+  std::string out = options.json ? doctor::render_json_text(report) : doctor::render_text(report);
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
   return 0;
@@ -74,15 +74,21 @@ Registered add_doctor_command(CLI::App& parent) {
       "doctor",
       "Audit this machine and the environment for what makes runs differ: one line per finding, "
       "with its severity and the flag or command that fixes it");
-  app->add_option("--root", options->root,
-                  "read a saved machine in DIR (its proc/, sys/, etc/, proc/self/environ and "
-                  "memdet/probes) instead of this one")
-      ->type_name("DIR");
+  CLI::Option* root =
+      app->add_option("--root", options->root,
+                      "read a saved machine in DIR (its proc/, sys/, etc/, proc/self/environ and "
+                      "memdet/probes) instead of this one")
+          ->type_name("DIR");
   app->add_flag("--json", options->json, "print one JSON document: the facts and the findings");
   app->add_option("--mlock-size", options->mlock_size,
                   "the mlock the RLIMIT_MEMLOCK finding is judged against (default 1G)")
       ->type_name("SIZE");
-  return {app, [options] { return doctor(*options); }, 2};
+  return {app,
+          [options, root] {
+            options->root_given = root->count() > 0;
+            return doctor(*options);
+          },
+          2};
 }
 
 }  // namespace memdet::cli

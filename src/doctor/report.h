@@ -26,5 +26,8 @@ std::vector<std::pair<std::string, std::string>> relevant_variables(const Facts&
 
 std::string render_text(const Report& report);
 nlohmann::json render_json(const Report& report);
+// render_json as text ending in a newline. A saved machine's files and its
+// folder's name may hold any bytes; those that are not UTF-8 become U+FFFD.
+std::string render_json_text(const Report& report);
 
 }  // namespace memdet::doctor

@@ -104,4 +104,8 @@ json render_json(const Report& report) {
           {"findings", findings}};
 }
 
+std::string render_json_text(const Report& report) {
+  return render_json(report).dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
 }  // namespace memdet::doctor

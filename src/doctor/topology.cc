@@ -75,6 +75,14 @@ std::optional<Topology> read_topology(const MachineRoot& root) {
   if (!root.exists("/sys/devices/system/cpu")) {
     return std::nullopt;
   }
+  // hwloc opens what it reads itself, unbounded and blocking, and takes an
+  // absolute link as this machine's path; /run is where it looks for
+  // hwloc-dump-hwdata's files and udev's.
+  for (const char* dir : {"/sys", "/proc", "/run"}) {
+    if (!root.holds_only_plain_files(dir)) {
+      return std::nullopt;
+    }
+  }
   std::string fsroot = root.live() ? std::string() : root.path("");
   ScopedVariable fsroot_variable("HWLOC_FSROOT", root.live() ? nullptr : fsroot.c_str());
   ScopedVariable xml_variable("HWLOC_XMLFILE", nullptr);

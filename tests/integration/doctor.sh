@@ -1,7 +1,8 @@
 #!/bin/bash
 # memdet doctor on the live machine: it exits 0, its JSON parses, its ASLR
-# line says what /proc/sys/kernel/randomize_va_space says; and a bad --root
-# is one line and exit 2.
+# line says what /proc/sys/kernel/randomize_va_space says; a saved machine
+# with a FIFO, bytes that are not UTF-8 and a folder name that is not either
+# still gives a report and JSON; and a bad --root is one line and exit 2.
 #
 # Usage: bash doctor.sh PATH-TO-MEMDET SOURCE-DIR
 source "$(dirname "$0")/common.bash"
@@ -34,6 +35,21 @@ expect_status saved 0
 grep -q "ADDR_NO_RANDOMIZE refused (EPERM)" saved.out || fail "the saved container's probe was not replayed"
 checked "doctor --root replays a saved machine"
 
+odd=$'machine\xff'
+mkdir -p "$odd/proc/self" "$odd/proc/sys/kernel"
+printf 'LD_PRELOAD=/x\xfe.so\0MALLOC_CONF=\xff\xff\0' >"$odd/proc/self/environ"
+mkfifo "$odd/proc/sys/kernel/randomize_va_space"
+LIMIT_SECONDS=20 run_memdet odd doctor --root "$odd"
+expect_status odd 0
+grep -q "^  aslr  *not visible" odd.out || fail "a FIFO read as something: $(grep aslr odd.out)"
+LIMIT_SECONDS=20 run_memdet odd-json doctor --json --root "$odd"
+expect_status odd-json 0
+expect_json odd-json.out "d['facts']['environment']['variables']['MALLOC_CONF'] == '\ufffd\ufffd'" \
+    "bytes that are not UTF-8 are U+FFFD in the JSON"
+expect_json odd-json.out "d['root'].endswith('machine\ufffd') and d['facts']['randomize_va_space'] is None" \
+    "the folder's name is U+FFFD where it is not UTF-8, the FIFO not visible"
+checked "doctor --root over a FIFO and bytes that are not UTF-8: exit 0, valid JSON"
+
 run_memdet missing doctor --root "$SCRATCH/absent"
 expect_status missing 2
 expect_one_memdet_line missing "--root $SCRATCH/absent"
@@ -42,7 +58,11 @@ touch plain-file
 run_memdet file doctor --root plain-file
 expect_status file 2
 expect_one_memdet_line file "not a directory"
+run_memdet empty doctor --root ''
+expect_status empty 2
+expect_one_memdet_line empty "--root"
+[ "$(wc -l <empty.err)" -eq 1 ] || fail "an empty --root printed more than one line"
 run_memdet size doctor --mlock-size lots
 expect_status size 2
 expect_one_memdet_line size "--mlock-size"
-checked "a missing --root, a file as --root and a bad --mlock-size: one line, exit 2"
+checked "a missing, an empty and a file --root and a bad --mlock-size: one line, exit 2"

@@ -1,7 +1,10 @@
 // memdet doctor over saved machines (tests/data/doctor, written by
 // make_roots.py): the report each one gives, the findings it must and must
 // not raise with their fixes, and the pieces that read a root.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -253,6 +256,129 @@ TEST(Doctor, APreloadThatDoesNotExistIsAFinding) {
   const Finding* preload = find(report, "ld-preload");
   ASSERT_NE(preload, nullptr);
   EXPECT_NE(preload->what.find("/opt/missing/libjemalloc.so.2"), std::string::npos);
+}
+
+// A machine whose files cannot be what doctor expects: a link to a device,
+// a file far larger than any /proc file, a FIFO that nobody writes.
+TEST(DoctorRoot, ReadsNoDeviceNoHugeFileAndNoFifo) {
+  Scratch scratch;
+  scratch.write("proc/sys/kernel/perf_event_paranoid", "");
+  fs::create_directories(fs::path(scratch.path()) / "proc/self");
+  fs::create_symlink("/dev/zero", fs::path(scratch.path()) / "proc/self/status");
+  fs::create_symlink("/dev/zero", fs::path(scratch.path()) / "proc/self/environ");
+  std::string paranoid = scratch.path() + "/proc/sys/kernel/perf_event_paranoid";
+  ASSERT_EQ(::truncate(paranoid.c_str(), 8LL << 30), 0);
+  std::string fifo = scratch.path() + "/proc/sys/kernel/randomize_va_space";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo((scratch.path() + "/proc/self/limits").c_str(), 0600), 0);
+
+  MachineRoot root = *MachineRoot::open(scratch.path());
+  EXPECT_FALSE(root.read_raw("/proc/self/status").has_value());
+  EXPECT_FALSE(root.read_raw("/proc/sys/kernel/perf_event_paranoid").has_value());
+  EXPECT_FALSE(root.read_raw("/proc/sys/kernel/randomize_va_space").has_value());
+  // The live machine has devices and may have FIFOs: they are no files either.
+  EXPECT_FALSE(MachineRoot().read_raw("/dev/zero").has_value());
+  EXPECT_FALSE(MachineRoot().read_raw(fifo).has_value());
+  EXPECT_FALSE(MachineRoot().read_raw(paranoid).has_value());
+
+  Report report = examine(root, {});
+  EXPECT_FALSE(report.facts.cap_ipc_lock.has_value());
+  EXPECT_FALSE(report.facts.perf_event_paranoid.has_value());
+  EXPECT_FALSE(report.facts.randomize_va_space.has_value());
+  EXPECT_FALSE(report.facts.memlock_visible);
+  EXPECT_FALSE(report.facts.environment.has_value());
+  std::string text = render_text(report);
+  EXPECT_NE(text.find("aslr            not visible"), std::string::npos) << text;
+  EXPECT_NE(text.find("perf_event_paranoid not visible"), std::string::npos) << text;
+  EXPECT_NE(text.find("CAP_IPC_LOCK not visible"), std::string::npos) << text;
+}
+
+TEST(DoctorRoot, ReadsAFileUpToTheCapAndNoFurther) {
+  Scratch scratch;
+  scratch.write("memdet/probes", std::string(MachineRoot::kMaxFileBytes, '#'));
+  scratch.write("proc/self/environ", std::string(MachineRoot::kMaxFileBytes + 1, 'x'));
+  MachineRoot root = *MachineRoot::open(scratch.path());
+  auto probes = root.read_raw("/memdet/probes");
+  ASSERT_TRUE(probes.has_value());
+  EXPECT_EQ(probes->size(), MachineRoot::kMaxFileBytes);
+  EXPECT_FALSE(root.read_raw("/proc/self/environ").has_value());
+}
+
+TEST(DoctorRoot, TakesAnAbsoluteLinkToAFileInsideTheRoot) {
+  Scratch scratch;
+  scratch.write("saved/status", "CapEff:\t0000000000004000\n");
+  fs::create_directories(fs::path(scratch.path()) / "proc/self");
+  fs::create_symlink("/saved/status", fs::path(scratch.path()) / "proc/self/status");
+  Report report = examine(*MachineRoot::open(scratch.path()), {});
+  EXPECT_EQ(report.facts.cap_ipc_lock, true);
+}
+
+// hwloc reads the saved /sys and /proc itself, so what it would open is
+// looked at before it loads.
+class DoctorTopology : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::copy(saved("kvm-guest"), scratch_.path(), fs::copy_options::recursive);
+  }
+  std::string file(const std::string& name) const { return scratch_.path() + "/" + name; }
+  std::optional<Topology> topology() const {
+    return examine(*MachineRoot::open(scratch_.path()), {}).facts.topology;
+  }
+
+  Scratch scratch_;
+};
+
+TEST_F(DoctorTopology, ACopyOfASavedMachineHasItsTopology) {
+  ASSERT_TRUE(topology().has_value());
+  EXPECT_EQ(topology()->pus, 2);
+}
+
+TEST_F(DoctorTopology, AFifoIsNotVisible) {
+  fs::remove(file("sys/devices/system/cpu/online"));
+  ASSERT_EQ(::mkfifo(file("sys/devices/system/cpu/online").c_str(), 0600), 0);
+  EXPECT_FALSE(topology().has_value());
+}
+
+TEST_F(DoctorTopology, AHugeFileIsNotVisible) {
+  ASSERT_EQ(::truncate(file("sys/devices/system/cpu/cpu0/topology/core_cpus").c_str(), 8LL << 30),
+            0);
+  EXPECT_FALSE(topology().has_value());
+}
+
+TEST_F(DoctorTopology, ALinkOutOfTheRootIsNotVisible) {
+  fs::remove(file("sys/devices/system/cpu/cpu1/topology/core_cpus"));
+  fs::create_symlink("/dev/zero", file("sys/devices/system/cpu/cpu1/topology/core_cpus"));
+  EXPECT_FALSE(topology().has_value());
+
+  fs::remove(file("sys/devices/system/cpu/cpu1/topology/core_cpus"));
+  fs::create_symlink("../../../../../../../../../../../../dev/zero",
+                     file("sys/devices/system/cpu/cpu1/topology/core_cpus"));
+  EXPECT_FALSE(topology().has_value());
+}
+
+TEST_F(DoctorTopology, ALinkInsideTheRootIsFollowed) {
+  fs::remove(file("sys/devices/system/cpu/cpu1/topology/core_id"));
+  fs::create_symlink("../../cpu0/topology/core_id",
+                     file("sys/devices/system/cpu/cpu1/topology/core_id"));
+  EXPECT_TRUE(topology().has_value());
+}
+
+TEST(DoctorJson, BytesThatAreNotUtf8AreReplaced) {
+  Scratch scratch;
+  std::string dir = "machine\xff";
+  scratch.write(dir + "/proc/self/environ",
+                std::string("LD_PRELOAD=/x\xfe.so\0MALLOC_CONF=\xff\xff\0", 33));
+  scratch.write(dir + "/memdet/probes", "personality: refused E\xffPERM\n");
+  Report report = examine(*MachineRoot::open(scratch.path() + "/" + dir), {});
+  ASSERT_TRUE(report.facts.environment.has_value());
+  EXPECT_EQ(report.facts.environment->at("MALLOC_CONF"), "\xff\xff");
+
+  std::string text;
+  ASSERT_NO_THROW(text = render_json_text(report));
+  nlohmann::json document = nlohmann::json::parse(text);
+  EXPECT_EQ(document["facts"]["environment"]["variables"]["MALLOC_CONF"], "\uFFFD\uFFFD");
+  EXPECT_EQ(document["root"], scratch.path() + "/machine\uFFFD");
+  EXPECT_EQ(text.back(), '\n');
 }
 
 TEST(DoctorRoot, RefusesAMissingFolderAndAFile) {
