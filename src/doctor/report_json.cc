@@ -97,7 +97,7 @@ json render_json(const Report& report) {
                         {"why", finding.why},
                         {"fix", finding.fix}});
   }
-  return {{"schema", "memdet-doctor/1"},
+  return {{"schema", "memdet.doctor/1"},
           {"root", report.facts.root},
           {"live", report.facts.live},
           {"facts", facts_json(report.facts)},

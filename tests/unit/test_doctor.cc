@@ -213,7 +213,7 @@ TEST(Doctor, MlockSizeDecidesTheMemlockSeverity) {
 TEST(Doctor, JsonHoldsFactsAndOneObjectPerFinding) {
   Report report = examine_saved("container");
   nlohmann::json document = render_json(report);
-  EXPECT_EQ(document["schema"], "memdet-doctor/1");
+  EXPECT_EQ(document["schema"], "memdet.doctor/1");
   EXPECT_EQ(document["live"], false);
   EXPECT_EQ(document["facts"]["personality_addr_no_randomize"]["result"], "refused");
   EXPECT_EQ(document["facts"]["randomize_va_space"], 2);
