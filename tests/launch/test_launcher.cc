@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "../unit/scratch.h"
 #include "core/sys.h"
 
 extern char** environ;
@@ -20,12 +21,6 @@ namespace {
 
 std::string helper(const std::string& name) {
   return std::string(MEMDET_TEST_HELPER_DIR) + "/" + name;
-}
-
-std::string scratch_dir() {
-  std::string pattern = testing::TempDir() + "memdet-launch-XXXXXX";
-  char* made = ::mkdtemp(pattern.data());
-  return made != nullptr ? std::string(made) : std::string();
 }
 
 LaunchSpec spec_for(std::vector<std::string> argv) {
@@ -50,7 +45,8 @@ std::string slurp(const std::string& path) {
 bool process_exists(int pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
 
 TEST(Launcher, ArgumentsArriveVerbatim) {
-  std::string dir = scratch_dir();
+  testing_support::Scratch scratch;
+  const std::string& dir = scratch.path();
   std::vector<std::string> args = {"a b", "'single'", "\"double\"", "x;y", "", "-n", "--", "$HOME"};
   std::vector<std::string> argv = {helper("print_args")};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -86,7 +82,8 @@ TEST(Launcher, SignalBecomes128PlusN) {
 }
 
 TEST(Launcher, StdinIsDevNullByDefault) {
-  std::string dir = scratch_dir();
+  testing_support::Scratch scratch;
+  const std::string& dir = scratch.path();
   LaunchSpec spec = spec_for({"/bin/sh", "-c", "if read line; then echo got; else echo eof; fi"});
   spec.stdout_spec = {OutputSpec::Mode::kFile, dir + "/out"};
   auto result = launch(spec);
@@ -95,7 +92,8 @@ TEST(Launcher, StdinIsDevNullByDefault) {
 }
 
 TEST(Launcher, TimeoutKillsTheGroupAndASetsidGrandchild) {
-  std::string dir = scratch_dir();
+  testing_support::Scratch scratch;
+  const std::string& dir = scratch.path();
   LaunchSpec spec = spec_for({helper("spawn_setsid"), dir + "/pid", "stay"});
   spec.timeout_seconds = 1.0;
 
@@ -109,7 +107,8 @@ TEST(Launcher, TimeoutKillsTheGroupAndASetsidGrandchild) {
 }
 
 TEST(Launcher, LeftoversAreEndedAndReported) {
-  std::string dir = scratch_dir();
+  testing_support::Scratch scratch;
+  const std::string& dir = scratch.path();
   auto result = launch(spec_for({helper("spawn_setsid"), dir + "/pid", "exit"}));
   ASSERT_TRUE(result.ok());
   EXPECT_TRUE(result->succeeded());
@@ -121,7 +120,8 @@ TEST(Launcher, LeftoversAreEndedAndReported) {
 }
 
 TEST(Launcher, LeftoverHoldingTheOutputPipeDoesNotHang) {
-  std::string dir = scratch_dir();
+  testing_support::Scratch scratch;
+  const std::string& dir = scratch.path();
   LaunchSpec spec = spec_for({"/bin/sh", "-c", "setsid sleep 300 & echo started"});
   spec.stdout_spec = {OutputSpec::Mode::kTee, dir + "/out"};
   double began = sys::monotonic_seconds();
@@ -185,7 +185,8 @@ TEST(Launcher, TrimmedCpuMaskStopsTheLaunch) {
 }
 
 TEST(Launcher, ExecFailureIsReportedWithItsStatus) {
-  std::string dir = scratch_dir();
+  testing_support::Scratch scratch;
+  const std::string& dir = scratch.path();
   std::ofstream(dir + "/not-executable") << "data\n";
   std::string path;
   auto failure = resolve_executable(dir + "/not-executable", path);
@@ -238,7 +239,8 @@ TEST(Launcher, KillsAWorkloadThatIgnoresTheInterruptAfterTheGrace) {
 }
 
 TEST(Launcher, EnvironmentArrivesExactly) {
-  std::string dir = scratch_dir();
+  testing_support::Scratch scratch;
+  const std::string& dir = scratch.path();
   LaunchSpec spec = spec_for({"/usr/bin/env"});
   spec.env = {"ONE=1", "TWO=two words"};
   spec.stdout_spec = {OutputSpec::Mode::kFile, dir + "/out"};
