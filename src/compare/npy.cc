@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "compare/byteswap.h"
 #include "compare/ulp.h"
 
 namespace memdet::compare {
@@ -616,19 +617,6 @@ std::vector<uint64_t> storage_index(uint64_t flat, const std::vector<uint64_t>& 
     flat /= shape[axis];
   }
   return index;
-}
-
-template <typename Bits>
-Bits byteswap(Bits bits) {
-  if constexpr (sizeof(Bits) == 1) {
-    return bits;
-  } else if constexpr (sizeof(Bits) == 2) {
-    return __builtin_bswap16(bits);
-  } else if constexpr (sizeof(Bits) == 4) {
-    return __builtin_bswap32(bits);
-  } else {
-    return __builtin_bswap64(bits);
-  }
 }
 
 // Copies n elements out of a chunk buffer, which carries no alignment

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "compare/byteswap.h"
 #include "compare/ulp.h"
 
 namespace memdet::compare {
@@ -23,19 +24,6 @@ namespace {
 constexpr size_t kChunkBytes = 1 << 20;
 // How much a releasing MemoryStream reads between two releases.
 constexpr size_t kReleaseWindow = size_t{64} << 20;
-
-template <typename Bits>
-Bits byteswap(Bits bits) {
-  if constexpr (sizeof(Bits) == 1) {
-    return bits;
-  } else if constexpr (sizeof(Bits) == 2) {
-    return __builtin_bswap16(bits);
-  } else if constexpr (sizeof(Bits) == 4) {
-    return __builtin_bswap32(bits);
-  } else {
-    return __builtin_bswap64(bits);
-  }
-}
 
 // Loads one element from bytes that carry no alignment promise.
 template <typename Bits>
