@@ -163,8 +163,14 @@ struct C64Codec {
     return m;
   }
   static std::string show(Bits bits) {
-    return "(" + shortest(std::bit_cast<float>(real(bits))) + ", " +
-           shortest(std::bit_cast<float>(imag(bits))) + ") [" + hex_bits(bits) + "]";
+    std::string text = "(";
+    text += shortest(std::bit_cast<float>(real(bits)));
+    text += ", ";
+    text += shortest(std::bit_cast<float>(imag(bits)));
+    text += ") [";
+    text += hex_bits(bits);
+    text += ']';
+    return text;
   }
 };
 
