@@ -269,7 +269,8 @@ std::vector<std::string> base_environment(const std::string& label, const std::s
   return env;
 }
 
-std::string make_campaign_dir(const std::string& requested, std::string& error) {
+std::string make_campaign_dir(const std::string& requested, const std::string& report_name,
+                              std::string& error) {
   std::error_code code;
   std::string dir = requested;
   if (dir.empty()) {
@@ -283,8 +284,8 @@ std::string make_campaign_dir(const std::string& requested, std::string& error) 
     for (int suffix = 2; fs::exists(dir, code); ++suffix) {
       dir = base + "-" + std::to_string(suffix);
     }
-  } else if (fs::exists(fs::path(dir) / "check.json", code)) {
-    error = dir + ": already holds a campaign (check.json); choose another --out";
+  } else if (fs::exists(fs::path(dir) / report_name, code)) {
+    error = dir + ": already holds a campaign (" + report_name + "); choose another --out";
     return {};
   }
   fs::create_directories(dir, code);
@@ -533,7 +534,9 @@ ArtifactComparison compare_artifact(const ArtifactRecord* reference, const Artif
   return comparison;
 }
 
-void group_outcomes(CheckReport& report) {
+// `reference_run`: the run whose outcome is the reference; 0: the most
+// common outcome, a tie going to the earliest.
+void group_outcomes(CheckReport& report, int reference_run) {
   std::map<std::string, int> by_signature;
   for (RunRecord& run : report.runs) {
     if (!run.completed()) {
@@ -548,14 +551,11 @@ void group_outcomes(CheckReport& report) {
     report.outcomes[static_cast<size_t>(it->second)].runs.push_back(run.index);
   }
 
-  // With a perturbed factor the reference is run 1, the only run with every
-  // factor at its pinned value.
-  if (report.options.profile.any_perturbed() && !report.runs.empty() &&
-      report.runs.front().outcome >= 0) {
-    report.reference = report.runs.front().outcome;
+  if (reference_run > 0 && static_cast<size_t>(reference_run) <= report.runs.size() &&
+      report.runs[static_cast<size_t>(reference_run - 1)].outcome >= 0) {
+    report.reference = report.runs[static_cast<size_t>(reference_run - 1)].outcome;
     return;
   }
-  // The most common outcome is the reference; a tie goes to the earliest.
   for (size_t i = 0; i < report.outcomes.size(); ++i) {
     if (report.reference < 0 ||
         report.outcomes[i].runs.size() >
@@ -686,30 +686,6 @@ void summarize_counters(CheckReport& report) {
   report.counters = measure::summarize_counters(runs, report.options.counter_rule);
 }
 
-// Run `index` as its factors plan it: command, environment, controls and
-// everything the factors add. What is left for the caller is where the
-// output goes, the timeout and stdin.
-Result<launch::LaunchSpec> plan_launch(const CheckOptions& options, const CheckReport& report,
-                                       int index, const std::string& label, const std::string& dir,
-                                       factors::RunFactors& planned) {
-  launch::LaunchSpec spec;
-  spec.executable = report.executable;
-  for (const std::string& arg : options.command) {
-    spec.argv.push_back(substitute(arg, label, dir));
-  }
-  spec.env = base_environment(label, dir, report.audit_library);
-  spec.controls = options.controls;
-  spec.measure_counters = options.measure_counters;
-  const int perturbed = options.profile.any_perturbed() ? index - 1 : 0;
-  planned = factors::plan_run(options.profile, options.host, perturbed);
-  factors::PreloadUse use{true, dir + "/" + kPreloadReportPrefix};
-  Status finished = factors::finish_launch(planned.plan, options.host, use, spec, planned);
-  if (!finished) {
-    return finished.error();
-  }
-  return spec;
-}
-
 }  // namespace
 
 double no_difference_bound(int matching_runs) {
@@ -753,8 +729,11 @@ int CheckReport::exit_status() const {
   return 0;
 }
 
-Result<CheckReport> run_check(const CheckOptions& options) {
-  CheckReport report;
+Result<Campaign> Campaign::open(const CheckOptions& options, int max_runs,
+                                const std::string& report_name) {
+  Campaign campaign;
+  CheckReport& report = campaign.report_;
+  campaign.max_runs_ = max_runs;
   report.options = options;
   report.command = options.command;
   report.started_unix = static_cast<double>(std::time(nullptr));
@@ -775,7 +754,7 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   if (!compiled) {
     return make_error("--mask: " + compiled.error().message);
   }
-  const compare::Masks masks = std::move(*compiled);
+  campaign.masks_ = std::make_shared<const compare::Masks>(std::move(*compiled));
   if (!options.step_regex.empty()) {
     auto step = compare::compile_step_regex(options.step_regex);
     if (!step) {
@@ -792,181 +771,195 @@ Result<CheckReport> run_check(const CheckOptions& options) {
 
   std::string error;
   std::error_code existed_code;
-  const bool out_existed = !options.out_dir.empty() && fs::exists(options.out_dir, existed_code);
-  report.campaign_dir = make_campaign_dir(options.out_dir, error);
+  campaign.dir_existed_ = !options.out_dir.empty() && fs::exists(options.out_dir, existed_code);
+  report.campaign_dir = make_campaign_dir(options.out_dir, report_name, error);
   if (report.campaign_dir.empty()) {
     return make_error(error);
   }
 
-  // Every run's factor plan is carried out on paper first, so a value the
-  // launch cannot take (a stack past ARG_MAX) stops the campaign before it
-  // runs anything.
-  for (int index = 1; index <= options.runs; ++index) {
-    const std::string label = run_label(index, options.runs);
-    factors::RunFactors planned;
-    auto ready =
-        plan_launch(options, report, index, label, report.campaign_dir + "/run-" + label, planned);
-    if (!ready) {
-      // Nothing ran: the folder made for the campaign goes again.
-      if (!out_existed) {
-        std::error_code ignored;
-        fs::remove(report.campaign_dir, ignored);
-      }
-      return ready.error();
-    }
-    if (!options.profile.any_perturbed()) {
-      break;
-    }
-  }
-
-  if (options.on_start != nullptr) {
-    options.on_start(report);
-  }
-
-  size_t footprint = 0;
-  int first_outcome_run = 0;
-  std::set<std::string> signatures;
-  std::set<std::string> written;
-  std::set<std::string> protected_files = {absolute_path(report.executable)};
+  campaign.protected_files_ = {absolute_path(report.executable)};
   for (const std::string& arg : options.command) {
-    protected_files.insert(absolute_path(arg));
+    campaign.protected_files_.insert(absolute_path(arg));
   }
   // Files the command names that do not exist yet: the runs create them.
-  std::set<std::string> created;
-  for (const std::string& file : protected_files) {
+  for (const std::string& file : campaign.protected_files_) {
     std::error_code code;
     if (!fs::exists(fs::symlink_status(file, code))) {
-      created.insert(file);
+      campaign.created_.insert(file);
     }
   }
-  for (int index = 1; index <= options.runs; ++index) {
-    RunRecord run;
-    run.index = index;
-    run.label = run_label(index, options.runs);
-    run.dir = report.campaign_dir + "/run-" + run.label;
-    std::error_code code;
-    fs::create_directories(run.dir, code);
-    if (code) {
-      return make_error(run.dir + ": cannot create: " + code.message());
-    }
-    run.cwd = fs::current_path(code).string();
+  return campaign;
+}
 
-    run.perturbed = options.profile.any_perturbed() ? index - 1 : 0;
-    auto planned = plan_launch(options, report, index, run.label, run.dir, run.factors);
-    if (!planned) {
-      return planned.error();
-    }
-    launch::LaunchSpec spec = std::move(*planned);
-    run.argv = spec.argv;
-    spec.timeout_seconds = options.timeout_seconds;
-    spec.stdin_mode = options.stdin_mode;
-    auto mode =
-        options.show_output ? launch::OutputSpec::Mode::kTee : launch::OutputSpec::Mode::kFile;
-    spec.stdout_spec = {mode, run.dir + "/stdout.txt", options.echo_to_stderr};
-    spec.stderr_spec = {mode, run.dir + "/stderr.txt"};
+void Campaign::discard() {
+  if (!dir_existed_ && report_.runs.empty()) {
+    std::error_code ignored;
+    fs::remove(report_.campaign_dir, ignored);
+  }
+}
 
-    // Equal labels, equal-length directories and fixed-width factor
-    // variables make this hold; if it did not, runs would start from
-    // different stack addresses. Only a perturbed stack may move it.
-    size_t this_footprint =
-        launch::exec_footprint(spec.executable, spec.argv, spec.env) - run.factors.plan.stack_extra;
-    if (index > 1 && this_footprint != footprint) {
-      return make_error("run " + run.label + " would start with " + std::to_string(this_footprint) +
-                        " bytes of argv and environment, run " + report.runs.front().label +
-                        " with " + std::to_string(footprint) +
-                        "; the command's placeholders must expand to equal lengths");
-    }
-    footprint = this_footprint;
+// The run as its factors plan it: command, environment, controls and
+// everything the factors add. What is left for the caller is where the
+// output goes, the timeout and stdin.
+Result<launch::LaunchSpec> Campaign::plan(const RunRequest& request, int, const std::string& label,
+                                          const std::string& dir,
+                                          factors::RunFactors& planned) const {
+  const CheckOptions& options = report_.options;
+  launch::LaunchSpec spec;
+  spec.executable = report_.executable;
+  for (const std::string& arg : options.command) {
+    spec.argv.push_back(substitute(arg, label, dir));
+  }
+  spec.env = base_environment(label, dir, report_.audit_library);
+  spec.controls = options.controls;
+  spec.measure_counters = options.measure_counters;
+  planned = factors::plan_run(*request.profile, options.host, request.perturbed);
+  factors::PreloadUse use{true, dir + "/" + kPreloadReportPrefix};
+  Status finished = factors::finish_launch(planned.plan, options.host, use, spec, planned);
+  if (!finished) {
+    return finished.error();
+  }
+  return spec;
+}
 
-    clear_earlier_files(options, written, protected_files, created, run);
-    run.program = host::identify_program(report.executable, run.argv);
-    run.numeric_env = host::numeric_environment(spec.env);
-    factors::RunNoise noise(run.factors);
-    spec.spare_children = noise.pids();
-    auto launched = launch::launch(spec);
-    noise.stop();
-    if (!launched) {
-      return make_error(launched.error().message);
-    }
-    run.launch = std::move(*launched);
-    if (run.factors.plan.needs_preload) {
-      run.preload =
-          factors::read_preload_report(run.dir + "/" + kPreloadReportPrefix, run.launch.pid);
-    }
-    factors::Observation seen{&run.launch, &run.preload, &run.argv, &options.host};
-    factors::verify_run(options.profile, seen, run.factors);
-    noise.record(run.factors);
-    if (!report.runs.empty()) {
-      run.factor_problems =
-          factors::compare_with_reference(report.runs.front().factors, run.factors);
-    }
-    if (!options.record_libraries) {
-      run.loaded.note = "not asked for (--no-library-record)";
-      run.loaded.blas_name = run.loaded.allocator = "not recorded";
-    } else if (report.audit_library.empty()) {
-      run.loaded.note = "libmemdet-audit.so was not found beside the memdet binary";
-      run.loaded.blas_name = run.loaded.allocator = "not recorded";
-    } else {
-      run.loaded = host::read_loaded_libraries(run.dir + "/" + kLoadedObjectsFile);
-      host::require_program(run.loaded, run.program.executable);
-    }
-    Status collected = collect_artifacts(options, masks, run);
-    if (!collected) {
-      report.input_error = collected.error().message;
-    }
-    bool new_outcome = run.completed() && report.input_error.empty() &&
-                       signatures.insert(outcome_signature(run)).second;
-    if (new_outcome || options.keep == CheckOptions::Keep::kAll) {
-      Status kept = keep_copies(run);
-      if (!kept) {
-        report.input_error = kept.error().message;
-      }
-    } else {
-      forget_outside_copies(run);
-    }
-    for (const ArtifactRecord& artifact : run.artifacts) {
-      written.insert(absolute_path(artifact.written));
-    }
-    report.runs.push_back(std::move(run));
-    RunRecord& done = report.runs.back();
-    report::write_run_record(done);
-    if (options.on_run_done != nullptr) {
-      options.on_run_done(done, options.runs);
-    }
+Status Campaign::rehearse(const RunRequest& request, int index) const {
+  const std::string label = run_label(index, max_runs_);
+  factors::RunFactors planned;
+  auto ready = plan(request, index, label, report_.campaign_dir + "/run-" + label, planned);
+  if (!ready) {
+    return ready.error();
+  }
+  return {};
+}
 
-    // A control the host refuses, or a command that cannot be executed, will
-    // fail the same way in every run: stop before running the rest.
-    if (report.input_error.empty() && (done.launch.outcome == launch::Outcome::kControlFailed ||
-                                       done.launch.outcome == launch::Outcome::kExecFailed)) {
-      report.input_error = done.launch.message;
+bool Campaign::stopped() const {
+  return !report_.input_error.empty() || report_.interrupted_by != 0;
+}
+
+Result<const RunRecord*> Campaign::run(const RunRequest& request) {
+  const CheckOptions& options = report_.options;
+  CheckReport& report = report_;
+  const int index = static_cast<int>(report.runs.size()) + 1;
+  RunRecord run;
+  run.index = index;
+  run.label = run_label(index, max_runs_);
+  run.dir = report.campaign_dir + "/run-" + run.label;
+  run.phase = request.phase;
+  run.factor = request.factor;
+  std::error_code code;
+  fs::create_directories(run.dir, code);
+  if (code) {
+    return make_error(run.dir + ": cannot create: " + code.message());
+  }
+  run.cwd = fs::current_path(code).string();
+
+  run.perturbed = request.perturbed;
+  auto planned = plan(request, index, run.label, run.dir, run.factors);
+  if (!planned) {
+    return planned.error();
+  }
+  launch::LaunchSpec spec = std::move(*planned);
+  run.argv = spec.argv;
+  spec.timeout_seconds = options.timeout_seconds;
+  spec.stdin_mode = options.stdin_mode;
+  auto mode =
+      options.show_output ? launch::OutputSpec::Mode::kTee : launch::OutputSpec::Mode::kFile;
+  spec.stdout_spec = {mode, run.dir + "/stdout.txt", options.echo_to_stderr};
+  spec.stderr_spec = {mode, run.dir + "/stderr.txt"};
+
+  // Equal labels, equal-length directories and fixed-width factor
+  // variables make this hold; if it did not, runs would start from
+  // different stack addresses. Only a perturbed stack may move it.
+  const size_t footprint =
+      launch::exec_footprint(spec.executable, spec.argv, spec.env) - run.factors.plan.stack_extra;
+  auto [known, fresh] = footprints_.emplace(request.footprint_group, footprint);
+  if (!fresh && known->second != footprint) {
+    return make_error("run " + run.label + " would start with " + std::to_string(footprint) +
+                      " bytes of argv and environment, run " + report.runs.front().label +
+                      " with " + std::to_string(known->second) +
+                      "; the command's placeholders must expand to equal lengths");
+  }
+
+  clear_earlier_files(options, written_, protected_files_, created_, run);
+  run.program = host::identify_program(report.executable, run.argv);
+  run.numeric_env = host::numeric_environment(spec.env);
+  factors::RunNoise noise(run.factors);
+  spec.spare_children = noise.pids();
+  auto launched = launch::launch(spec);
+  noise.stop();
+  if (!launched) {
+    return make_error(launched.error().message);
+  }
+  run.launch = std::move(*launched);
+  if (run.factors.plan.needs_preload) {
+    run.preload =
+        factors::read_preload_report(run.dir + "/" + kPreloadReportPrefix, run.launch.pid);
+  }
+  factors::Observation seen{&run.launch, &run.preload, &run.argv, &options.host};
+  factors::verify_run(*request.profile, seen, run.factors);
+  noise.record(run.factors);
+  const size_t reference =
+      request.reference_run > 0 ? static_cast<size_t>(request.reference_run) : 1;
+  if (reference <= report.runs.size() && reference != static_cast<size_t>(index)) {
+    run.factor_problems =
+        factors::compare_with_reference(report.runs[reference - 1].factors, run.factors);
+  }
+  if (!options.record_libraries) {
+    run.loaded.note = "not asked for (--no-library-record)";
+    run.loaded.blas_name = run.loaded.allocator = "not recorded";
+  } else if (report.audit_library.empty()) {
+    run.loaded.note = "libmemdet-audit.so was not found beside the memdet binary";
+    run.loaded.blas_name = run.loaded.allocator = "not recorded";
+  } else {
+    run.loaded = host::read_loaded_libraries(run.dir + "/" + kLoadedObjectsFile);
+    host::require_program(run.loaded, run.program.executable);
+  }
+  Status collected = collect_artifacts(options, *masks_, run);
+  if (!collected) {
+    report.input_error = collected.error().message;
+  }
+  bool new_outcome = run.completed() && report.input_error.empty() &&
+                     signatures_.insert(outcome_signature(run)).second;
+  if (new_outcome || options.keep == CheckOptions::Keep::kAll) {
+    Status kept = keep_copies(run);
+    if (!kept) {
+      report.input_error = kept.error().message;
     }
-    if (!report.input_error.empty()) {
-      break;
-    }
+  } else {
+    forget_outside_copies(run);
+  }
+  for (const ArtifactRecord& artifact : run.artifacts) {
+    written_.insert(absolute_path(artifact.written));
+  }
+  report.runs.push_back(std::move(run));
+  RunRecord& done = report.runs.back();
+  report::write_run_record(done);
+
+  // A control the host refuses, or a command that cannot be executed, will
+  // fail the same way in every run: stop before running the rest.
+  if (report.input_error.empty() && (done.launch.outcome == launch::Outcome::kControlFailed ||
+                                     done.launch.outcome == launch::Outcome::kExecFailed)) {
+    report.input_error = done.launch.message;
+  }
+  if (report.input_error.empty()) {
     if (done.launch.interrupted_by != 0) {
       report.interrupted_by = done.launch.interrupted_by;
-      break;
-    }
-    if (options.interrupt != nullptr && *options.interrupt != 0) {
+    } else if (options.interrupt != nullptr && *options.interrupt != 0) {
       report.interrupted_by = *options.interrupt;
-      break;
-    }
-    if (options.stop_at_first_difference && done.completed()) {
-      if (first_outcome_run == 0) {
-        first_outcome_run = index;
-      } else if (outcome_signature(done) !=
-                 outcome_signature(report.runs[static_cast<size_t>(first_outcome_run - 1)])) {
-        report.stopped_early = index < options.runs;
-        break;
-      }
     }
   }
+  return &done;
+}
 
-  group_outcomes(report);
+std::string Campaign::signature(const RunRecord& run) { return outcome_signature(run); }
+
+CheckReport Campaign::finish(int reference_run) {
+  CheckReport& report = report_;
+  group_outcomes(report, reference_run);
   compare_outcomes(report);
-  if (options.keep == CheckOptions::Keep::kDiverged) {
+  if (report.options.keep == CheckOptions::Keep::kDiverged) {
     drop_duplicate_copies(report);
-  } else if (options.keep == CheckOptions::Keep::kNone) {
+  } else if (report.options.keep == CheckOptions::Keep::kNone) {
     drop_all_copies(report);
   }
   decide(report);
@@ -975,6 +968,62 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   for (const RunRecord& run : report.runs) {
     report::write_run_record(run);
   }
+  return report;
+}
+
+Result<CheckReport> run_check(const CheckOptions& options) {
+  auto opened = Campaign::open(options, options.runs);
+  if (!opened) {
+    return opened.error();
+  }
+  Campaign& campaign = *opened;
+  const bool perturbed = options.profile.any_perturbed();
+  // With a perturbed factor, run 1 is the reference: every factor at its
+  // pinned value; each further run takes the next perturbed value.
+  auto request = [&](int index) {
+    return RunRequest{&options.profile, perturbed ? index - 1 : 0, "", "", "", 1};
+  };
+  // Every run's factor plan is carried out on paper first, so a value the
+  // launch cannot take stops the campaign before it runs anything.
+  for (int index = 1; index <= (perturbed ? options.runs : 1); ++index) {
+    Status ready = campaign.rehearse(request(index), index);
+    if (!ready) {
+      campaign.discard();
+      return ready.error();
+    }
+  }
+
+  if (options.on_start != nullptr) {
+    options.on_start(campaign.report());
+  }
+
+  int first_outcome_run = 0;
+  std::string first_signature;
+  bool stopped_early = false;
+  for (int index = 1; index <= options.runs; ++index) {
+    auto made = campaign.run(request(index));
+    if (!made) {
+      return made.error();
+    }
+    const RunRecord& done = **made;
+    if (options.on_run_done != nullptr) {
+      options.on_run_done(done, options.runs);
+    }
+    if (campaign.stopped()) {
+      break;
+    }
+    if (options.stop_at_first_difference && done.completed()) {
+      if (first_outcome_run == 0) {
+        first_outcome_run = index;
+        first_signature = Campaign::signature(done);
+      } else if (Campaign::signature(done) != first_signature) {
+        stopped_early = index < options.runs;
+        break;
+      }
+    }
+  }
+  CheckReport report = campaign.finish(perturbed ? 1 : 0);
+  report.stopped_early = stopped_early;
   return report;
 }
 

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <csignal>
+#include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,6 +87,10 @@ struct RunRecord {
   std::vector<std::string> numeric_env;
   host::LoadedLibraries loaded;
   int perturbed = 0;  // 0: a reference run; k: the k-th perturbed run
+  // Which part of a campaign made the run ("free", "pinned", a factor's
+  // batch); empty for a plain check.
+  std::string phase;
+  std::string factor;  // the factor perturbed, if any
   factors::RunFactors factors;
   factors::PreloadReport preload;
   // Factors whose measured quantity did not move as the profile says
@@ -156,5 +163,76 @@ int runs_for_bound(double probability);
 // start: the command cannot be resolved, the campaign directory cannot be
 // made. Everything after that is in the report.
 Result<CheckReport> run_check(const CheckOptions& options);
+
+// One run as a campaign asks for it: under which profile, and for a
+// perturbed factor which of its values (the k-th, from 1; 0 takes every
+// factor's pinned value). A run repeated with the same profile and k gets
+// the same values.
+struct RunRequest {
+  const factors::Profile* profile = nullptr;
+  int perturbed = 0;
+  std::string phase;
+  std::string factor;
+  // Runs of one group must start from stacks of equal size: a campaign
+  // whose profiles load different helpers puts each kind in its own group.
+  std::string footprint_group;
+  // The run whose factor records this run's are judged against; none:
+  // the campaign's first run.
+  int reference_run = 0;
+};
+
+// The runs of one campaign, made one at a time, for protocols that choose
+// each next run from the outcomes so far. `options.profile` is only the
+// default; each request carries its own.
+class Campaign {
+ public:
+  // Checks the options and makes the campaign directory. `max_runs` sets
+  // the width of the run labels, which must not change within a campaign;
+  // `report_name`: the file that marks a finished campaign there.
+  static Result<Campaign> open(const CheckOptions& options, int max_runs,
+                               const std::string& report_name = "check.json");
+
+  // Carries out a run's factor plan on paper, so a value the launch cannot
+  // take (a stack past ARG_MAX) is found before anything runs.
+  // `index`: the number the run will have.
+  Status rehearse(const RunRequest& request, int index) const;
+
+  // Makes the next run. Fails only when memdet cannot go on (a directory
+  // cannot be made); a run that failed, an input error or an interrupt is
+  // in the record and in stopped().
+  Result<const RunRecord*> run(const RunRequest& request);
+
+  // What decides whether two runs had the same outcome: a digest over every
+  // artifact's key and digest.
+  static std::string signature(const RunRecord& run);
+
+  // An input error or an interrupt: make no further run.
+  bool stopped() const;
+
+  // Groups the outcomes, compares each with the reference outcome (the
+  // outcome of `reference_run`; 0: the most common one), drops duplicate
+  // copies as --keep says, and rewrites every run's record.
+  CheckReport finish(int reference_run = 0);
+
+  const CheckReport& report() const { return report_; }
+  // Removes the campaign directory again when memdet made it and no run
+  // was made.
+  void discard();
+
+ private:
+  Campaign() = default;
+  Result<launch::LaunchSpec> plan(const RunRequest& request, int index, const std::string& label,
+                                  const std::string& dir, factors::RunFactors& planned) const;
+
+  CheckReport report_;
+  int max_runs_ = 0;
+  bool dir_existed_ = false;
+  std::shared_ptr<const compare::Masks> masks_;
+  std::map<std::string, size_t> footprints_;  // by footprint group
+  std::set<std::string> signatures_;
+  std::set<std::string> written_;
+  std::set<std::string> protected_files_;
+  std::set<std::string> created_;
+};
 
 }  // namespace memdet::protocol

@@ -350,6 +350,8 @@ json run_json(const protocol::RunRecord& run) {
           {"numeric_environment", run.numeric_env},
           {"loaded", loaded_json(run.loaded)},
           {"perturbed_run", run.perturbed},
+          {"phase", run.phase},
+          {"factor", run.factor},
           {"factors", factors_json(run.factors.records)},
           {"factor_problems", run.factor_problems},
           {"preload_report", run.preload.present ? json(run.preload.path) : json(nullptr)}};
