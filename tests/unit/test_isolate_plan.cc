@@ -1,0 +1,295 @@
+// isolate's decisions driven by synthetic outcomes: the statistics, the
+// order of steps, and, by simulation, how often an innocent factor is
+// blamed and how often a guilty one is missed.
+#include "protocol/isolate_plan.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <string>
+
+namespace memdet::protocol {
+namespace {
+
+TEST(IsolateStatistics, MatchingBoundFollowsTheRuleOfThree) {
+  EXPECT_NEAR(matching_bound(5), 0.451, 0.001);
+  EXPECT_NEAR(matching_bound(11), 0.238, 0.001);
+  EXPECT_NEAR(matching_bound(29), 0.098, 0.001);
+  EXPECT_NEAR(matching_bound(59), 0.049, 0.001);
+  EXPECT_EQ(matching_bound(0), 1.0);
+}
+
+TEST(IsolateStatistics, DifferingRunsNeededForEightPooledRunsIsThree) {
+  // 1 / C(11, 3) = 0.006; 1 / C(10, 2) = 0.022.
+  EXPECT_EQ(differing_runs_needed(8, 0.01), 3);
+  // A pool of 4: 1 / C(8, 4) = 0.014 is not enough, 1 / C(9, 5) = 0.008 is.
+  EXPECT_EQ(differing_runs_needed(4, 0.01), 5);
+  EXPECT_EQ(differing_runs_needed(20, 0.01), 2);
+}
+
+TEST(IsolateStatistics, LowerRateBoundIsClopperPearson) {
+  EXPECT_EQ(lower_rate_bound(0, 4), 0.0);
+  // All of n: 0.05^(1/n).
+  EXPECT_NEAR(lower_rate_bound(4, 4), std::pow(0.05, 0.25), 1e-9);
+  // One of four: 1 - 0.95^(1/4).
+  EXPECT_NEAR(lower_rate_bound(1, 4), 1 - std::pow(0.95, 0.25), 1e-6);
+  // Two of four: solves P(X >= 2) = 0.05; checked against the tail itself.
+  double p = lower_rate_bound(2, 4);
+  double tail = 1 - std::pow(1 - p, 4) - 4 * p * std::pow(1 - p, 3);
+  EXPECT_NEAR(tail, 0.05, 1e-6);
+}
+
+TEST(IsolateStatistics, AgreeingRunsNeeded) {
+  EXPECT_EQ(agreeing_runs_needed(0.0), 0);
+  EXPECT_EQ(agreeing_runs_needed(0.5), 5);  // 0.5^5 = 0.031 <= 0.05 < 0.5^4
+  EXPECT_EQ(agreeing_runs_needed(0.1), 29);
+}
+
+// A synthetic workload: what each run would give.
+using Oracle = std::function<IsolateOutcome(const IsolateStep&)>;
+
+IsolateFindings drive(const IsolateSettings& settings, const Oracle& oracle, int max_runs = 1000) {
+  std::vector<IsolateOutcome> history;
+  for (int i = 0; i < max_runs; ++i) {
+    IsolatePlan plan = plan_isolate(settings, history);
+    if (!plan.next) {
+      return plan.findings;
+    }
+    IsolateOutcome outcome = oracle(*plan.next);
+    outcome.step = *plan.next;
+    history.push_back(outcome);
+  }
+  ADD_FAILURE() << "the campaign did not end within " << max_runs << " runs";
+  return plan_isolate(settings, history).findings;
+}
+
+IsolateOutcome same() { return {{}, false, "reference"}; }
+
+IsolateSettings twelve_factors() {
+  IsolateSettings settings;
+  const char* names[] = {"aslr", "stack", "heap", "uninit",    "allocator", "threads",
+                         "cpu",  "env",   "thp",  "hugepages", "numa",      "mlock"};
+  int values[] = {0, 0, 3, 0, 2, 1, 0, 0, 2, 2, 3, 1};
+  for (int i = 0; i < 12; ++i) {
+    settings.factors.push_back({names[i], values[i], std::string(names[i]) != "aslr"});
+  }
+  return settings;
+}
+
+TEST(IsolatePlan, ADeterministicWorkloadIsReproducible) {
+  IsolateSettings settings = twelve_factors();
+  IsolateFindings found = drive(settings, [](const IsolateStep&) { return same(); });
+  EXPECT_EQ(found.verdict, IsolateVerdict::kReproducible);
+  EXPECT_EQ(found.exit_status(), 0);
+  // 5 free + 8 pooled + each factor's values (4 for the unbounded ones).
+  EXPECT_EQ(found.runs, 5 + 8 + 4 + 4 + 3 + 4 + 2 + 1 + 4 + 4 + 2 + 2 + 3 + 1);
+  EXPECT_EQ(found.find("heap")->status, FactorFinding::Status::kAllValues);
+  EXPECT_EQ(found.find("aslr")->status, FactorFinding::Status::kNoEffect);
+  EXPECT_NEAR(found.find("aslr")->bound, matching_bound(4), 1e-12);
+}
+
+TEST(IsolatePlan, ADifferingPoolStopsAtOnce) {
+  IsolateSettings settings = twelve_factors();
+  int pooled = 0;
+  IsolateFindings found = drive(settings, [&](const IsolateStep& step) {
+    if (step.phase == IsolatePhase::kPinned && ++pooled == 3) {
+      return IsolateOutcome{{}, false, "other"};
+    }
+    return same();
+  });
+  EXPECT_EQ(found.verdict, IsolateVerdict::kNotExplained);
+  EXPECT_EQ(found.runs, 5 + 3);
+  EXPECT_EQ(found.exit_status(), 1);
+}
+
+TEST(IsolatePlan, FailingFreeRunsAreTheWorkloadsFailure) {
+  IsolateSettings settings = twelve_factors();
+  IsolateFindings found = drive(settings, [](const IsolateStep&) {
+    return IsolateOutcome{{}, true, ""};
+  });
+  EXPECT_EQ(found.verdict, IsolateVerdict::kWorkloadFailed);
+  EXPECT_EQ(found.runs, 1);
+  EXPECT_EQ(found.exit_status(), 3);
+}
+
+TEST(IsolatePlan, AValueDependentFactorIsBlamedByReplays) {
+  IsolateSettings settings = twelve_factors();
+  std::vector<int> heap_values;
+  IsolateFindings found = drive(settings, [&](const IsolateStep& step) {
+    if (step.phase == IsolatePhase::kFactor && step.factor == "heap") {
+      heap_values.push_back(step.value);
+      if (step.value == 2) {
+        return IsolateOutcome{{}, false, "heap-2"};
+      }
+    }
+    return same();
+  });
+  EXPECT_EQ(found.verdict, IsolateVerdict::kLayoutDependent);
+  const FactorFinding* heap = found.find("heap");
+  EXPECT_EQ(heap->status, FactorFinding::Status::kChanges);
+  EXPECT_EQ(heap->cause, FactorFinding::Cause::kValue);
+  EXPECT_EQ(heap->value, 2);
+  // Value 1, then 2 and its two replays; value 3 is never needed.
+  EXPECT_EQ(heap_values, (std::vector<int>{1, 2, 2, 2}));
+  // The free runs agreed: no batch tries whether pinning it is enough.
+  EXPECT_FALSE(found.enough.has_value());
+  for (const FactorFinding& other : found.factors) {
+    if (other.name != "heap") {
+      EXPECT_NE(other.status, FactorFinding::Status::kChanges) << other.name;
+    }
+  }
+}
+
+TEST(IsolatePlan, ALayoutFactorIsShownEnoughToPin) {
+  IsolateSettings settings = twelve_factors();
+  int fresh = 0;
+  IsolateFindings found = drive(settings, [&](const IsolateStep& step) {
+    bool aslr_free =
+        step.phase == IsolatePhase::kFree ||
+        (step.phase == IsolatePhase::kEnough &&
+         std::find(step.pinned.begin(), step.pinned.end(), "aslr") == step.pinned.end());
+    bool aslr_moved = step.phase == IsolatePhase::kFactor && step.factor == "aslr";
+    if (aslr_free || aslr_moved) {
+      return IsolateOutcome{{}, false, "layout-" + std::to_string(++fresh)};
+    }
+    return same();
+  });
+  EXPECT_EQ(found.verdict, IsolateVerdict::kLayoutDependent);
+  EXPECT_EQ(found.find("aslr")->cause, FactorFinding::Cause::kLayout);
+  ASSERT_TRUE(found.enough.has_value());
+  EXPECT_EQ(found.enough->pinned, std::vector<std::string>{"aslr"});
+  // 4 of 4 free runs after the first differed: p_L = 0.473, 5 runs.
+  EXPECT_EQ(found.enough->needed, 5);
+  EXPECT_TRUE(found.enough->shown);
+}
+
+TEST(IsolatePlan, TheBudgetEndsTheCampaignInconclusive) {
+  IsolateSettings settings = twelve_factors();
+  settings.budget = 20;
+  IsolateFindings found = drive(settings, [](const IsolateStep&) { return same(); });
+  EXPECT_EQ(found.runs, 20);
+  EXPECT_TRUE(found.budget_exhausted);
+  EXPECT_EQ(found.verdict, IsolateVerdict::kInconclusive);
+  EXPECT_EQ(found.exit_status(), 0);
+  int undecided = 0;
+  for (const FactorFinding& factor : found.factors) {
+    undecided += factor.status == FactorFinding::Status::kUndecided ? 1 : 0;
+  }
+  EXPECT_EQ(undecided, 1);
+}
+
+// Simulated campaigns: a workload that differs in 10 % of runs for no
+// factor's sake, and one factor of four values of which one matters.
+struct Rates {
+  double false_blame_campaigns = 0;  // campaigns blaming an innocent factor
+  double false_blame_factors = 0;    // innocent factors blamed, per factor tried
+  double missed = 0;                 // campaigns not blaming the guilty factor
+  double mean_runs = 0;
+};
+
+Rates simulate(double background, bool guilty, int campaigns, uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::uniform_real_distribution<double> uniform(0, 1);
+  IsolateSettings settings = twelve_factors();
+  settings.factors[10].values = 4;  // numa: the guilty one when there is one
+  Rates rates;
+  int innocent_tried = 0;
+  int innocent_blamed = 0;
+  int campaigns_blaming = 0;
+  int campaigns_missing = 0;
+  int usable = 0;
+  long total_runs = 0;
+  for (int c = 0; c < campaigns; ++c) {
+    int bad_value = 1 + static_cast<int>(random() % 4);
+    int noise = 0;
+    IsolateFindings found = drive(settings, [&](const IsolateStep& step) {
+      if (uniform(random) < background) {
+        return IsolateOutcome{{}, false, "noise-" + std::to_string(++noise)};
+      }
+      if (guilty && step.phase == IsolatePhase::kFactor && step.factor == "numa" &&
+          step.value == bad_value) {
+        return IsolateOutcome{{}, false, "numa-value"};
+      }
+      return same();
+    });
+    total_runs += found.runs;
+    if (found.verdict == IsolateVerdict::kNotExplained) {
+      continue;  // the pool differed: nothing is blamed, nothing could be
+    }
+    ++usable;
+    bool blamed_innocent = false;
+    for (const FactorFinding& factor : found.factors) {
+      if (guilty && factor.name == "numa") {
+        campaigns_missing += factor.status == FactorFinding::Status::kChanges ? 0 : 1;
+        continue;
+      }
+      if (factor.status != FactorFinding::Status::kUntried) {
+        ++innocent_tried;
+      }
+      if (factor.status == FactorFinding::Status::kChanges) {
+        ++innocent_blamed;
+        blamed_innocent = true;
+      }
+    }
+    campaigns_blaming += blamed_innocent ? 1 : 0;
+  }
+  rates.false_blame_campaigns = static_cast<double>(campaigns_blaming) / campaigns;
+  rates.false_blame_factors = static_cast<double>(innocent_blamed) / std::max(1, innocent_tried);
+  rates.missed = static_cast<double>(campaigns_missing) / std::max(1, usable);
+  rates.mean_runs = static_cast<double>(total_runs) / campaigns;
+  return rates;
+}
+
+TEST(IsolateSimulation, BackgroundDivergenceRarelyBlamesAnInnocentFactor) {
+  Rates rates = simulate(0.10, false, 4000, 1);
+  std::printf(
+      "10 %% background, no factor matters: innocent factor blamed in %.2f %% of "
+      "campaigns, %.2f %% per factor tried; %.1f runs per campaign\n",
+      100 * rates.false_blame_campaigns, 100 * rates.false_blame_factors, rates.mean_runs);
+  // Per factor: about 4 scanned runs x 0.1 x 0.1^2 confirmations = 0.4 %.
+  EXPECT_LT(rates.false_blame_factors, 0.008);
+  EXPECT_LT(rates.false_blame_campaigns, 0.04);
+}
+
+TEST(IsolateSimulation, TheNaiveRuleBlamesOftenForComparison) {
+  // One differing perturbed run blames its factor: three runs per factor.
+  std::mt19937_64 random(2);
+  std::uniform_real_distribution<double> uniform(0, 1);
+  int blaming = 0;
+  const int campaigns = 4000;
+  for (int c = 0; c < campaigns; ++c) {
+    bool any = false;
+    for (int factor = 0; factor < 12 && !any; ++factor) {
+      for (int run = 0; run < 3; ++run) {
+        any = any || uniform(random) < 0.10;
+      }
+    }
+    blaming += any ? 1 : 0;
+  }
+  double naive = static_cast<double>(blaming) / campaigns;
+  Rates rates = simulate(0.10, false, 2000, 3);
+  std::printf("naive rule: %.1f %% of campaigns blame an innocent factor; the protocol: %.2f %%\n",
+              100 * naive, 100 * rates.false_blame_campaigns);
+  EXPECT_GT(naive, 0.9);
+  EXPECT_LT(rates.false_blame_campaigns * 10, naive);
+}
+
+TEST(IsolateSimulation, AFactorThatMattersForOneValueInFourIsFound) {
+  Rates clean = simulate(0.0, true, 500, 4);
+  EXPECT_EQ(clean.missed, 0.0);
+  EXPECT_EQ(clean.false_blame_campaigns, 0.0);
+  Rates noisy = simulate(0.10, true, 4000, 5);
+  std::printf(
+      "one value in four matters, 10 %% background: missed in %.2f %% of campaigns whose "
+      "pool agreed; innocent blamed in %.2f %%\n",
+      100 * noisy.missed, 100 * noisy.false_blame_campaigns);
+  // Noise in a replay of the guilty value still differs from the pool, so
+  // it cannot hide the factor; it can only make it look timing-dependent.
+  EXPECT_LT(noisy.missed, 0.05);
+}
+
+}  // namespace
+}  // namespace memdet::protocol
