@@ -208,6 +208,21 @@ const char* apply_field(Span key, Span value, Config& config) {
     if (!parse_flag(value, config.trace_threads)) {
       return "trace_threads needs 0 or 1: ";
     }
+  } else if (key.equals("fingerprint")) {
+    if (value.size == 0 || value.size >= kMaxValue || value.data[0] != '/') {
+      return "fingerprint needs an absolute directory: ";
+    }
+    std::memcpy(config.fingerprint_dir, value.data, value.size);
+    config.fingerprint_dir[value.size] = '\0';
+  } else if (key.equals("fp_threshold")) {
+    if (!parse_decimal(value, UINT64_MAX / 10, config.fingerprint_threshold)) {
+      return "fp_threshold needs a size in bytes: ";
+    }
+  } else if (key.equals("fp_colours")) {
+    if (!parse_decimal(value, 4096, number) || number == 0) {
+      return "fp_colours needs a count 1..4096: ";
+    }
+    config.fingerprint_colours = static_cast<unsigned>(number);
   } else {
     return kUnknownKey;
   }

@@ -31,12 +31,20 @@ struct Config {
   bool has_free_cpus = false;
   cpu_set_t free_cpus = {};
   bool trace_threads = false;
+  char fingerprint_dir[kMaxValue] = {};  // empty: no fingerprint
+  uint64_t fingerprint_threshold = 64 * 1024;
+  unsigned fingerprint_colours = 0;  // 0: from the LLC's geometry
+
+  bool fingerprints() const { return fingerprint_dir[0] != '\0'; }
 
   // Headers in front of every block: the layout itself is perturbed.
   bool shapes_heap() const { return heap_class >= 0 || heap_random; }
   // Threads go through the start trampoline: pinned, logged, or given an
   // ordinal for the seeded heap offsets.
-  bool wraps_threads() const { return pin_cpu_count > 0 || trace_threads || heap_random; }
+  // Fingerprints key their digests on the ordinal.
+  bool wraps_threads() const {
+    return pin_cpu_count > 0 || trace_threads || heap_random || fingerprints();
+  }
   bool logs_threads() const { return pin_cpu_count > 0 || trace_threads; }
 };
 

@@ -98,6 +98,9 @@ struct Plan {
   size_t fast_limit = 0;    // larger malloc sizes take the general path
   int uninit = -1;          // uninit=, here beside the rest
   size_t hugetlb_page = 0;  // hugepages=hugetlb-*: the pool's page size; 0: off
+  // Nothing to perturb (fingerprint= or trace_threads= alone): malloc and
+  // free go straight to the lower allocator, counted.
+  bool plain = false;
 };
 Plan g_plan;
 
@@ -667,6 +670,7 @@ void start_heap() {
   if (g_config.hugepages == Hugepages::kHugetlb) {
     g_plan.hugetlb_page = static_cast<size_t>(1) << g_config.hugetlb_shift;
   }
+  g_plan.plain = !g_plan.shaped && g_config.hugepages == Hugepages::kUnset && g_plan.uninit < 0;
   if (g_config.mlock) {
     g_mlock_result = ::mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno;
   }
@@ -682,6 +686,13 @@ void heap_after_fork_child() {
 }
 
 void* heap_malloc(size_t size) {
+  if (g_plan.plain) {
+    void* pointer = g_lower.malloc(size);
+    if (MEMDET_LIKELY(pointer != nullptr)) {
+      count_allocation(class_bin(pointer), false);
+    }
+    return pointer;  // errno from the lower malloc
+  }
   if (MEMDET_UNLIKELY(!g_plan.shaped || size > g_plan.fast_limit)) {
     void* pointer = heap_allocate(size, 0, Fill::kUninit);
     if (pointer == nullptr) {
@@ -778,6 +789,10 @@ void sample_huge_pages(void* block) {
 
 void heap_free(void* pointer) {
   if (pointer == nullptr || in_bootstrap(pointer)) {
+    return;
+  }
+  if (g_plan.plain) {
+    g_lower.free(pointer);
     return;
   }
   PoolBlock block;

@@ -26,19 +26,26 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
+#include "preload/fingerprint.h"
 #include "preload/heap.h"
 #include "preload/prim.h"
 #include "preload/report.h"
 #include "preload/shim.h"
 #include "preload/threads.h"
 
+extern char** environ;
+
+using memdet::preload::AllocKind;
 using memdet::preload::current_mode;
 using memdet::preload::Fill;
+using memdet::preload::fingerprint_free;
+using memdet::preload::fingerprint_note;
 using memdet::preload::g_lower;
 using memdet::preload::is_passive;
 using memdet::preload::Mode;
@@ -129,7 +136,7 @@ size_t round_alignment(size_t alignment) {
   return rounded;
 }
 
-void* allocate_aligned(size_t alignment, size_t size) {
+void* allocate_aligned(size_t alignment, size_t size, const void* caller) {
   if (MEMDET_LIKELY(is_passive())) {
     void* pointer = nullptr;
     int result = g_lower.posix_memalign(&pointer, alignment, size);
@@ -139,7 +146,9 @@ void* allocate_aligned(size_t alignment, size_t size) {
     }
     return pointer;
   }
-  return allocate_slow(size, alignment, Fill::kUninit);
+  void* pointer = allocate_slow(size, alignment, Fill::kUninit);
+  fingerprint_note(pointer, size, AllocKind::kAligned, caller);
+  return pointer;
 }
 
 size_t page_size() { return static_cast<size_t>(::getpagesize()); }
@@ -149,12 +158,15 @@ size_t page_size() { return static_cast<size_t>(::getpagesize()); }
 // it says so and aborts.
 enum class OnFailure { kAbort, kReturnNull };
 
-__attribute__((noinline)) void* new_slow(size_t size, size_t alignment, OnFailure on_failure) {
+__attribute__((noinline)) void* new_slow(size_t size, size_t alignment, OnFailure on_failure,
+                                         const void* caller) {
   using Getter = void (*(*)())();
   for (;;) {
     void* pointer = alignment == 0 ? allocate_slow(size, 0, Fill::kUninit)
                                    : allocate_slow(size, alignment, Fill::kUninit);
     if (pointer != nullptr) {
+      fingerprint_note(pointer, size, alignment == 0 ? AllocKind::kNew : AllocKind::kAligned,
+                       caller);
       return pointer;
     }
     if (on_failure == OnFailure::kReturnNull) {
@@ -170,7 +182,7 @@ __attribute__((noinline)) void* new_slow(size_t size, size_t alignment, OnFailur
   }
 }
 
-inline void* new_fast(size_t size) {
+inline void* new_fast(size_t size, const void* caller) {
   if (size == 0) {
     size = 1;
   }
@@ -180,20 +192,23 @@ inline void* new_fast(size_t size) {
     pointer = g_lower.malloc(size);
   } else if (MEMDET_LIKELY(mode == Mode::kActive)) {
     pointer = memdet::preload::heap_malloc(size);
+    fingerprint_note(pointer, size, AllocKind::kNew, caller);
   }
   if (MEMDET_LIKELY(pointer != nullptr)) {
     return pointer;
   }
-  return new_slow(size, 0, OnFailure::kAbort);
+  return new_slow(size, 0, OnFailure::kAbort, caller);
 }
 
-inline void* new_nothrow(size_t size) {
-  return new_slow(size == 0 ? 1 : size, 0, OnFailure::kReturnNull);
+inline void* new_nothrow(size_t size, const void* caller) {
+  return new_slow(size == 0 ? 1 : size, 0, OnFailure::kReturnNull, caller);
 }
 
-inline void* new_aligned(size_t size, std::align_val_t alignment, OnFailure on_failure) {
+inline void* new_aligned(size_t size, std::align_val_t alignment, OnFailure on_failure,
+                         const void* caller) {
   auto value = static_cast<size_t>(alignment);
-  return new_slow(size == 0 ? 1 : size, value < sizeof(void*) ? sizeof(void*) : value, on_failure);
+  return new_slow(size == 0 ? 1 : size, value < sizeof(void*) ? sizeof(void*) : value, on_failure,
+                  caller);
 }
 
 inline void delete_fast(void* pointer) {
@@ -203,6 +218,7 @@ inline void delete_fast(void* pointer) {
     return;
   }
   if (MEMDET_LIKELY(mode == Mode::kActive)) {
+    fingerprint_free(pointer);
     memdet::preload::heap_free(pointer);
     return;
   }
@@ -213,7 +229,37 @@ inline void delete_fast(void* pointer) {
 // covers a process that never allocates.
 __attribute__((constructor)) void at_load() { memdet::preload::start(); }
 
-__attribute__((destructor)) void at_unload() { memdet::preload::write_report(); }
+__attribute__((destructor)) void at_unload() {
+  memdet::preload::write_report();
+  memdet::preload::write_fingerprint(memdet::preload::LiveState::kExit, 0);
+}
+
+// The exec functions that must pass on through the dynamic linker (they
+// search PATH or take a descriptor), looked up at their first call.
+template <typename Function>
+Function next_exec(std::atomic<void*>& cache, const char* name) {
+  void* next = cache.load(std::memory_order_acquire);
+  if (next == nullptr) {
+    next = ::dlsym(RTLD_NEXT, name);
+    cache.store(next, std::memory_order_release);
+  }
+  return reinterpret_cast<Function>(next);
+}
+
+std::atomic<void*> g_next_execvp{nullptr};
+std::atomic<void*> g_next_execvpe{nullptr};
+std::atomic<void*> g_next_fexecve{nullptr};
+
+// The image is about to be replaced: its fingerprint is written now, and
+// taken back to running if the exec fails.
+void before_exec() { memdet::preload::write_fingerprint(memdet::preload::LiveState::kExec, 0); }
+
+int after_exec(int result) {
+  int saved = errno;
+  memdet::preload::fingerprint_exec_failed();
+  errno = saved;
+  return result;
+}
 
 }  // namespace
 
@@ -224,10 +270,10 @@ MEMDET_EXPORT void* malloc(size_t size) noexcept {
   if (MEMDET_LIKELY(mode == Mode::kPassive)) {
     return g_lower.malloc(size);
   }
-  if (MEMDET_LIKELY(mode == Mode::kActive)) {
-    return memdet::preload::heap_malloc(size);
-  }
-  return allocate_slow(size, 0, Fill::kUninit);
+  void* pointer = MEMDET_LIKELY(mode == Mode::kActive) ? memdet::preload::heap_malloc(size)
+                                                       : allocate_slow(size, 0, Fill::kUninit);
+  fingerprint_note(pointer, size, AllocKind::kMalloc, __builtin_return_address(0));
+  return pointer;
 }
 
 MEMDET_EXPORT void free(void* pointer) noexcept { delete_fast(pointer); }
@@ -241,7 +287,9 @@ MEMDET_EXPORT void* calloc(size_t count, size_t size) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  return allocate_slow(total, 0, Fill::kZero);
+  void* pointer = allocate_slow(total, 0, Fill::kZero);
+  fingerprint_note(pointer, total, AllocKind::kCalloc, __builtin_return_address(0));
+  return pointer;
 }
 
 MEMDET_EXPORT void* realloc(void* pointer, size_t size) noexcept {
@@ -249,14 +297,20 @@ MEMDET_EXPORT void* realloc(void* pointer, size_t size) noexcept {
   if (MEMDET_LIKELY(mode == Mode::kPassive && !memdet::preload::in_bootstrap(pointer))) {
     return g_lower.realloc(pointer, size);
   }
+  void* moved = nullptr;
   if (MEMDET_LIKELY(mode == Mode::kActive)) {
-    void* moved = memdet::preload::heap_reallocate(pointer, size);
+    fingerprint_free(pointer);
+    moved = memdet::preload::heap_reallocate(pointer, size);
     if (moved == nullptr && size != 0) {
       errno = ENOMEM;
     }
-    return moved;
+  } else {
+    moved = reallocate_slow(pointer, size);
   }
-  return reallocate_slow(pointer, size);
+  if (size != 0) {
+    fingerprint_note(moved, size, AllocKind::kRealloc, __builtin_return_address(0));
+  }
+  return moved;
 }
 
 MEMDET_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) noexcept {
@@ -275,18 +329,21 @@ MEMDET_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) noex
   }
   errno = saved;
   *out = pointer;
+  fingerprint_note(pointer, size, AllocKind::kAligned, __builtin_return_address(0));
   return 0;
 }
 
 MEMDET_EXPORT void* aligned_alloc(size_t alignment, size_t size) noexcept {
-  return allocate_aligned(round_alignment(alignment), size);
+  return allocate_aligned(round_alignment(alignment), size, __builtin_return_address(0));
 }
 
 MEMDET_EXPORT void* memalign(size_t alignment, size_t size) noexcept {
-  return allocate_aligned(round_alignment(alignment), size);
+  return allocate_aligned(round_alignment(alignment), size, __builtin_return_address(0));
 }
 
-MEMDET_EXPORT void* valloc(size_t size) noexcept { return allocate_aligned(page_size(), size); }
+MEMDET_EXPORT void* valloc(size_t size) noexcept {
+  return allocate_aligned(page_size(), size, __builtin_return_address(0));
+}
 
 // jemalloc has no pvalloc; built here on posix_memalign, it works over any
 // lower allocator.
@@ -297,7 +354,7 @@ MEMDET_EXPORT void* pvalloc(size_t size) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  return allocate_aligned(page, rounded);
+  return allocate_aligned(page, rounded, __builtin_return_address(0));
 }
 
 MEMDET_EXPORT size_t malloc_usable_size(void* pointer) noexcept {
@@ -360,6 +417,7 @@ MEMDET_EXPORT void mkl_set_num_threads(int count) noexcept {
 // ends, by the system call _exit itself makes.
 MEMDET_EXPORT void _exit(int status) noexcept {
   memdet::preload::write_report();
+  memdet::preload::write_fingerprint(memdet::preload::LiveState::kUnderscoreExit, 0);
   for (;;) {
     ::syscall(SYS_exit_group, status);
   }
@@ -367,32 +425,70 @@ MEMDET_EXPORT void _exit(int status) noexcept {
 
 MEMDET_EXPORT void _Exit(int status) noexcept { _exit(status); }
 
+// fingerprint=: an exec ends the image, which runs no destructor. execve
+// and execv go straight to the system call; glibc's other exec functions
+// call its internal execve, not this one, so they are interposed too.
+MEMDET_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
+  before_exec();
+  return after_exec(static_cast<int>(::syscall(SYS_execve, path, argv, envp)));
+}
+
+MEMDET_EXPORT int execv(const char* path, char* const argv[]) noexcept {
+  before_exec();
+  return after_exec(static_cast<int>(::syscall(SYS_execve, path, argv, environ)));
+}
+
+MEMDET_EXPORT int execvp(const char* file, char* const argv[]) noexcept {
+  using Function = int (*)(const char*, char* const[]);
+  auto next = next_exec<Function>(g_next_execvp, "execvp");
+  before_exec();
+  return after_exec(next != nullptr ? next(file, argv) : (errno = ENOSYS, -1));
+}
+
+MEMDET_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
+  using Function = int (*)(const char*, char* const[], char* const[]);
+  auto next = next_exec<Function>(g_next_execvpe, "execvpe");
+  before_exec();
+  return after_exec(next != nullptr ? next(file, argv, envp) : (errno = ENOSYS, -1));
+}
+
+MEMDET_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
+  using Function = int (*)(int, char* const[], char* const[]);
+  auto next = next_exec<Function>(g_next_fexecve, "fexecve");
+  before_exec();
+  return after_exec(next != nullptr ? next(fd, argv, envp) : (errno = ENOSYS, -1));
+}
+
 }  // extern "C"
 
 // C++ allocation: jemalloc and tcmalloc export their own operator new, so
 // without these `new` would bypass the shim. Deletes ignore the size and
 // alignment hints: free() finds both from the block.
-MEMDET_EXPORT void* operator new(size_t size) { return new_fast(size); }
-MEMDET_EXPORT void* operator new[](size_t size) { return new_fast(size); }
+MEMDET_EXPORT void* operator new(size_t size) {
+  return new_fast(size, __builtin_return_address(0));
+}
+MEMDET_EXPORT void* operator new[](size_t size) {
+  return new_fast(size, __builtin_return_address(0));
+}
 MEMDET_EXPORT void* operator new(size_t size, const std::nothrow_t&) noexcept {
-  return new_nothrow(size);
+  return new_nothrow(size, __builtin_return_address(0));
 }
 MEMDET_EXPORT void* operator new[](size_t size, const std::nothrow_t&) noexcept {
-  return new_nothrow(size);
+  return new_nothrow(size, __builtin_return_address(0));
 }
 MEMDET_EXPORT void* operator new(size_t size, std::align_val_t alignment) {
-  return new_aligned(size, alignment, OnFailure::kAbort);
+  return new_aligned(size, alignment, OnFailure::kAbort, __builtin_return_address(0));
 }
 MEMDET_EXPORT void* operator new[](size_t size, std::align_val_t alignment) {
-  return new_aligned(size, alignment, OnFailure::kAbort);
+  return new_aligned(size, alignment, OnFailure::kAbort, __builtin_return_address(0));
 }
 MEMDET_EXPORT void* operator new(size_t size, std::align_val_t alignment,
                                  const std::nothrow_t&) noexcept {
-  return new_aligned(size, alignment, OnFailure::kReturnNull);
+  return new_aligned(size, alignment, OnFailure::kReturnNull, __builtin_return_address(0));
 }
 MEMDET_EXPORT void* operator new[](size_t size, std::align_val_t alignment,
                                    const std::nothrow_t&) noexcept {
-  return new_aligned(size, alignment, OnFailure::kReturnNull);
+  return new_aligned(size, alignment, OnFailure::kReturnNull, __builtin_return_address(0));
 }
 
 MEMDET_EXPORT void operator delete(void* pointer) noexcept { delete_fast(pointer); }

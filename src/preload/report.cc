@@ -342,6 +342,8 @@ int open_report() {
 
 }  // namespace
 
+void write_numa_pages(Writer& out) { write_numa(out); }
+
 void write_report() {
   if (!is_active() || g_config.report_prefix[0] == '\0') {
     return;
@@ -420,7 +422,7 @@ void write_report() {
   }
 
   write_memory(out);
-  write_numa(out);
+  write_numa_pages(out);
   write_threads(out);
   write_unpinned_tasks(out);
 

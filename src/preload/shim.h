@@ -81,6 +81,7 @@ inline bool in_bootstrap(const void* pointer) {
 // touches come first.
 struct ThreadRecord;
 struct CounterSlot;
+struct LiveThread;
 
 struct ThreadSelf {
   // Unused seeded bits, two per allocation, above a marker bit; 0 or 1:
@@ -98,6 +99,9 @@ struct ThreadSelf {
   // arriving meanwhile skip the extras that would call it again.
   bool in_lower;
   char ordinal[kOrdinalSize];
+  // fingerprint=: the thread's running digests, in the shared live file;
+  // null until its first allocation.
+  LiveThread* fingerprint;
 };
 
 extern __thread ThreadSelf t_self __attribute__((tls_model("initial-exec")));

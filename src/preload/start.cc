@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "preload/counters.h"
+#include "preload/fingerprint.h"
 #include "preload/heap.h"
 #include "preload/prim.h"
 #include "preload/shim.h"
@@ -26,7 +27,7 @@ Config g_config;
 std::atomic<Mode> g_mode{Mode::kUnset};
 Counters g_counters;
 __thread ThreadSelf t_self __attribute__((tls_model("initial-exec"))) = {
-    0, nullptr, 0, kMainOrdinalHash, nullptr, -1, 0, false, false, "0"};
+    0, nullptr, 0, kMainOrdinalHash, nullptr, -1, 0, false, false, "0", nullptr};
 
 alignas(64) char g_bootstrap[kBootstrapSize];
 
@@ -188,6 +189,9 @@ Start start() {
   if (active) {
     start_heap();
     start_threads();
+    if (g_config.fingerprints()) {
+      start_fingerprint();
+    }
   }
   t_self.starting = false;
   errno = saved_errno;
