@@ -7,10 +7,10 @@
 // interrupted.
 #include <unistd.h>
 
-#include <csignal>
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/interrupt.h"
 #include "core/error.h"
 #include "core/sys.h"
 #include "core/text.h"
@@ -23,45 +23,6 @@
 
 namespace memdet::cli {
 namespace {
-
-volatile std::sig_atomic_t g_interrupt = 0;
-
-// The first signal lets the current step finish and the records be
-// written; a second one, for a step that does not finish, ends memdet.
-void on_interrupt(int signal_number) {
-  if (g_interrupt != 0) {
-    ::signal(signal_number, SIG_DFL);
-    ::raise(signal_number);
-  }
-  g_interrupt = signal_number;
-}
-
-// Between runs a signal only marks the campaign to stop; during a run the
-// launcher forwards it to the workload.
-class InterruptGuard {
- public:
-  InterruptGuard() {
-    struct sigaction action {};
-    action.sa_handler = on_interrupt;
-    sigemptyset(&action.sa_mask);
-    for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
-      ::sigaction(signal_number, &action, &saved_[index(signal_number)]);
-    }
-  }
-  InterruptGuard(const InterruptGuard&) = delete;
-  InterruptGuard& operator=(const InterruptGuard&) = delete;
-  ~InterruptGuard() {
-    for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
-      ::sigaction(signal_number, &saved_[index(signal_number)], nullptr);
-    }
-  }
-
- private:
-  static int index(int signal_number) {
-    return signal_number == SIGINT ? 0 : signal_number == SIGTERM ? 1 : 2;
-  }
-  struct sigaction saved_[3]{};
-};
 
 struct CheckCliOptions {
   int runs = 5;
@@ -98,8 +59,7 @@ protocol::CheckReport run_check_campaign(protocol::CheckOptions options, std::FI
     measure::warm_up_perf_events();
   }
   InterruptGuard guard;
-  g_interrupt = 0;
-  options.interrupt = &g_interrupt;
+  options.interrupt = guard.flag();
   options.on_run_done = progress;
   options.on_start = started;
   auto report = protocol::run_check(options);

@@ -32,6 +32,7 @@ Registered add_demo_command(CLI::App& parent);
 Registered add_restore_command(CLI::App& parent);
 Registered add_doctor_command(CLI::App& parent);
 Registered add_diff_command(CLI::App& parent);
+Registered add_isolate_command(CLI::App& parent);
 
 // The factor flags `run` and `check` share, with the aliases users of
 // numactl, taskset and setarch would guess.

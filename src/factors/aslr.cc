@@ -33,6 +33,8 @@ class Aslr final : public Factor {
     return {reference == "off" ? "on" : "off"};
   }
 
+  bool replayable() const override { return false; }
+
   void apply(const std::string& value, const Host&, LaunchPlan& plan) const override {
     plan.controls.aslr_off = value == "off";
   }

@@ -109,6 +109,9 @@ class Factor {
   // Part of `--pin all`.
   virtual bool in_all() const { return true; }
   virtual bool perturbable() const { return true; }
+  // A perturbed value can be given again exactly in a later run; ASLR's
+  // layout comes from the kernel's entropy and cannot.
+  virtual bool replayable() const { return true; }
   // Restricts the CPUs the workload gets (numa binding, noise): resolved and
   // applied before the factors that place threads on those CPUs.
   virtual bool shapes_cpus() const { return false; }

@@ -872,11 +872,12 @@ Result<const RunRecord*> Campaign::run(const RunRequest& request) {
   // different stack addresses. Only a perturbed stack may move it.
   const size_t footprint =
       launch::exec_footprint(spec.executable, spec.argv, spec.env) - run.factors.plan.stack_extra;
-  auto [known, fresh] = footprints_.emplace(request.footprint_group, footprint);
-  if (!fresh && known->second != footprint) {
+  auto [known, fresh] =
+      footprints_.emplace(request.footprint_group, std::make_pair(footprint, run.label));
+  if (!fresh && known->second.first != footprint) {
     return make_error("run " + run.label + " would start with " + std::to_string(footprint) +
-                      " bytes of argv and environment, run " + report.runs.front().label +
-                      " with " + std::to_string(known->second) +
+                      " bytes of argv and environment, run " + known->second.second + " with " +
+                      std::to_string(known->second.first) +
                       "; the command's placeholders must expand to equal lengths");
   }
 
@@ -898,9 +899,10 @@ Result<const RunRecord*> Campaign::run(const RunRequest& request) {
   factors::Observation seen{&run.launch, &run.preload, &run.argv, &options.host};
   factors::verify_run(*request.profile, seen, run.factors);
   noise.record(run.factors);
-  const size_t reference =
-      request.reference_run > 0 ? static_cast<size_t>(request.reference_run) : 1;
-  if (reference <= report.runs.size() && reference != static_cast<size_t>(index)) {
+  const size_t reference = request.reference_run > 0    ? static_cast<size_t>(request.reference_run)
+                           : request.reference_run == 0 ? 1
+                                                        : 0;
+  if (reference > 0 && reference <= report.runs.size()) {
     run.factor_problems =
         factors::compare_with_reference(report.runs[reference - 1].factors, run.factors);
   }

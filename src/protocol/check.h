@@ -176,8 +176,8 @@ struct RunRequest {
   // Runs of one group must start from stacks of equal size: a campaign
   // whose profiles load different helpers puts each kind in its own group.
   std::string footprint_group;
-  // The run whose factor records this run's are judged against; none:
-  // the campaign's first run.
+  // The run whose factor records this run's are judged against: 0, the
+  // campaign's first run; below 0, none.
   int reference_run = 0;
 };
 
@@ -228,7 +228,8 @@ class Campaign {
   int max_runs_ = 0;
   bool dir_existed_ = false;
   std::shared_ptr<const compare::Masks> masks_;
-  std::map<std::string, size_t> footprints_;  // by footprint group
+  // By footprint group: the bytes its first run started with, and its label.
+  std::map<std::string, std::pair<size_t, std::string>> footprints_;
   std::set<std::string> signatures_;
   std::set<std::string> written_;
   std::set<std::string> protected_files_;

@@ -1,0 +1,232 @@
+// memdet isolate [-n N] [--pool N0] [--factors LIST] [--budget RUNS]
+//                [--artifact PATTERN]... -- CMD ARGS...
+//
+// Which factor changes the command's result: free runs, a pool with every
+// factor pinned, then each factor perturbed alone against that pool. Exit 0:
+// the free runs agree and nothing else differed; 1: some runs differ; 2:
+// usage or input error; 3: the workload failed in the free runs; 130:
+// interrupted.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/interrupt.h"
+#include "core/error.h"
+#include "core/text.h"
+#include "factors/system_settings.h"
+#include "measure/counters.h"
+#include "protocol/isolate.h"
+#include "report/check_json.h"
+#include "report/isolate_json.h"
+#include "report/isolate_terminal.h"
+
+namespace memdet::cli {
+namespace {
+
+struct IsolateCliOptions {
+  int free_runs = 5;
+  int pool_runs = 8;
+  int factor_runs = 4;
+  int budget = 100;
+  std::vector<std::string> factors;
+  std::string seed;
+  bool system = false;
+  std::vector<std::string> artifacts;
+  bool no_stdout = false;
+  std::vector<std::string> masks;
+  std::string step_regex;
+  std::string dtype;
+  std::string keep = "diverged";
+  std::string out_dir;
+  double timeout = 0;
+  bool no_counters = false;
+  std::string json_path;
+  std::vector<std::string> command;
+};
+
+void progress(const protocol::RunRecord& run, const protocol::IsolateStep& step,
+              const protocol::IsolateFindings& findings) {
+  report::print_isolate_progress(run, step, findings, stderr);
+}
+
+}  // namespace
+
+// Shared with `demo`, which runs isolate on the built-in workloads.
+protocol::IsolateReport run_isolate_campaign(protocol::IsolateOptions options, std::FILE* summary) {
+  if (options.check.measure_counters) {
+    measure::warm_up_perf_events();
+  }
+  InterruptGuard guard;
+  options.check.interrupt = guard.flag();
+  options.on_run_done = progress;
+  auto report = protocol::run_isolate(options);
+  if (!report) {
+    throw usage_error(report.error().message);
+  }
+  Status written = report::write_json(report::isolate_json(*report),
+                                      report->campaign.campaign_dir + "/isolate.json");
+  if (!written) {
+    std::fprintf(stderr, "memdet isolate: %s\n", written.error().message.c_str());
+  }
+  if (summary != nullptr) {
+    report::print_isolate_summary(*report, summary);
+  }
+  return std::move(*report);
+}
+
+namespace {
+
+int isolate(const IsolateCliOptions& cli) {
+  protocol::IsolateOptions options;
+  protocol::CheckOptions& check = options.check;
+  check.command = cli.command;
+  check.artifact_patterns = cli.artifacts;
+  check.include_stdout = !cli.no_stdout;
+  check.masks = cli.masks;
+  check.step_regex = cli.step_regex;
+  check.dtype = cli.dtype;
+  check.keep = cli.keep == "all"    ? protocol::CheckOptions::Keep::kAll
+               : cli.keep == "none" ? protocol::CheckOptions::Keep::kNone
+                                    : protocol::CheckOptions::Keep::kDiverged;
+  check.out_dir = cli.out_dir;
+  check.measure_counters = !cli.no_counters;
+  if (cli.timeout > 0) {
+    check.timeout_seconds = cli.timeout;
+  }
+  if (check.artifact_patterns.empty() && !check.include_stdout) {
+    throw usage_error("nothing to compare: --no-stdout and no --artifact");
+  }
+  if (!cli.json_path.empty() && cli.json_path != "-") {
+    std::string dir = cli.json_path.substr(0, cli.json_path.find_last_of('/') + 1);
+    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0) {
+      throw usage_error("--json " + cli.json_path + ": cannot write into " +
+                        (dir.empty() ? std::string(".") : dir) + ": " + sys::errno_text(errno));
+    }
+  }
+  options.settings.free_runs = cli.free_runs;
+  options.settings.pool_runs = cli.pool_runs;
+  options.settings.factor_runs = cli.factor_runs;
+  options.settings.budget = cli.budget;
+  for (const std::string& list : cli.factors) {
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t comma = std::min(list.find(',', start), list.size());
+      if (comma > start) {
+        options.factor_names.push_back(list.substr(start, comma - start));
+      }
+      start = comma + 1;
+    }
+  }
+
+  ControlOptions controls;
+  controls.seed = cli.seed;
+  controls.system = cli.system;
+  FactorSetup setup = prepare_factors(controls, 2);
+  options.seed = setup.profile.seed;
+  options.system = cli.system;
+  check.controls = setup.controls;
+  check.host = setup.host;
+
+  // The pool's machine-wide settings, held for the whole campaign and undone
+  // when this scope ends on any path.
+  factors::Selection all;
+  all.pins = {"all"};
+  all.seed = options.seed;
+  all.system = cli.system;
+  auto pinned = factors::make_profile(all, setup.host);
+  if (!pinned) {
+    throw usage_error(pinned.error().message);
+  }
+  auto system = factors::SystemSettings::apply(factors::system_writes(*pinned, setup.host));
+  if (!system) {
+    throw usage_error(system.error().message);
+  }
+
+  std::FILE* summary = cli.json_path == "-" ? stderr : stdout;
+  protocol::IsolateReport report = run_isolate_campaign(options, summary);
+  if (!cli.json_path.empty()) {
+    Status written = report::write_json(report::isolate_json(report), cli.json_path);
+    if (!written) {
+      throw usage_error(written.error().message);
+    }
+  }
+  if (!report.input_error.empty()) {
+    std::fprintf(stderr, "memdet isolate: %s\n", printable(report.input_error).c_str());
+  }
+  return report.exit_status();
+}
+
+}  // namespace
+
+Registered add_isolate_command(CLI::App& parent) {
+  auto options = std::make_shared<IsolateCliOptions>();
+  CLI::App* app = parent.add_subcommand(
+      "isolate",
+      "Find which memory or timing factor changes a command's result: free runs, a pool with "
+      "every factor pinned, then each factor perturbed alone against that pool");
+  app->add_option("-n,--runs", options->free_runs, "free runs, as the command runs without memdet")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1000));
+  app->add_option("--pool", options->pool_runs,
+                  "runs with every factor pinned: the reference every factor is judged against")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1000));
+  app->add_option("--factor-runs", options->factor_runs,
+                  "perturbed values tried per factor when none changes the result (fewer when "
+                  "a factor has fewer values: then each is tried)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app->add_option("--budget", options->budget,
+                  "most runs in all; when they run out the verdict is inconclusive, with what "
+                  "each undecided factor still needs")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 999));
+  app->add_option("--factors", options->factors,
+                  "the factors to try, comma-separated (default: every one --pin all applies "
+                  "on this host); mlock and noise only when named")
+      ->allow_extra_args(false);
+  app->add_option("--seed", options->seed,
+                  "seed for perturbed values (default: drawn, and recorded so runs replay)")
+      ->check([](const std::string& value) {
+        return value.empty() ? std::string("empty: give a number, or leave --seed out") : "";
+      });
+  app->add_flag("--system", options->system,
+                "let the pool pin machine-wide settings (THP mode, NUMA balancing); restored "
+                "when memdet ends");
+  app->add_option("--artifact", options->artifacts,
+                  "a file or glob the runs write, compared between runs (repeatable); {run} and "
+                  "{run_dir} are replaced as in the command")
+      ->allow_extra_args(false);
+  app->add_flag("--no-stdout", options->no_stdout, "do not compare the runs' stdout");
+  app->add_option("--mask", options->masks,
+                  "a regex blanked out of stdout and text artifacts before they are compared "
+                  "(repeatable)")
+      ->allow_extra_args(false);
+  app->add_option("--step-regex", options->step_regex,
+                  "a regex whose capture group is the step number in text artifacts");
+  app->add_option("--dtype", options->dtype,
+                  "how to read files that carry no dtype (f16, bf16, f32, f64)")
+      ->check(CLI::IsMember({"f16", "bf16", "f32", "f64"}));
+  app->add_option("--keep", options->keep,
+                  "which runs keep a copy of their artifacts: all, diverged or none")
+      ->check(CLI::IsMember({"all", "diverged", "none"}))
+      ->capture_default_str();
+  app->add_option("--out", options->out_dir,
+                  "campaign directory for the run records (default: a new .memdet/check-TIME)");
+  app->add_option("--timeout", options->timeout,
+                  "seconds before a run's whole process group is killed; the run counts as failed")
+      ->check(timeout_validator());
+  app->add_flag("--no-counters", options->no_counters,
+                "do not open perf counters on the runs nor read /proc/vmstat around them");
+  app->add_option("--json", options->json_path,
+                  "also write the campaign as JSON to FILE (- for stdout)");
+  app->add_option("command", options->command,
+                  "the command, after --; {run} becomes the zero-padded run number and "
+                  "{run_dir} the run's record directory")
+      ->required();
+  return {app, [options] { return isolate(*options); }, 2};
+}
+
+}  // namespace memdet::cli

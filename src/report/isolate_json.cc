@@ -1,0 +1,134 @@
+#include "report/isolate_json.h"
+
+#include "report/check_json.h"
+#include "report/isolate_terminal.h"
+
+namespace memdet::report {
+namespace {
+
+using json = nlohmann::json;
+using protocol::FactorFinding;
+
+const char* status_name(FactorFinding::Status status) {
+  switch (status) {
+    case FactorFinding::Status::kUntried:
+      return "untried";
+    case FactorFinding::Status::kUndecided:
+      return "undecided";
+    case FactorFinding::Status::kNoEffect:
+      return "no-effect-seen";
+    case FactorFinding::Status::kAllValues:
+      return "all-values-tried";
+    case FactorFinding::Status::kUnconfirmed:
+      return "unconfirmed";
+    case FactorFinding::Status::kChanges:
+      return "changes-result";
+    case FactorFinding::Status::kFailed:
+      return "run-failed";
+  }
+  return "?";
+}
+
+const char* cause_name(FactorFinding::Cause cause) {
+  switch (cause) {
+    case FactorFinding::Cause::kNone:
+      return "none";
+    case FactorFinding::Cause::kValue:
+      return "value";
+    case FactorFinding::Cause::kTiming:
+      return "timing";
+    case FactorFinding::Cause::kLayout:
+      return "layout-not-replayable";
+  }
+  return "?";
+}
+
+json step_json(const protocol::IsolateStep& step) {
+  json entry = {{"phase", protocol::isolate_phase_name(step.phase)}};
+  if (step.phase == protocol::IsolatePhase::kFactor) {
+    entry["factor"] = step.factor;
+    entry["value_index"] = step.value;
+    entry["confirmation"] = step.confirmation;
+  }
+  if (step.phase == protocol::IsolatePhase::kEnough) {
+    entry["pinned"] = step.pinned;
+  }
+  return entry;
+}
+
+}  // namespace
+
+json isolate_json(const protocol::IsolateReport& report) {
+  const protocol::IsolateFindings& found = report.findings;
+  json factors = json::array();
+  for (const FactorFinding& finding : found.factors) {
+    json entry = {
+        {"name", finding.name},         {"status", status_name(finding.status)},
+        {"runs", finding.runs},         {"differing", finding.differing},
+        {"matching", finding.matching}, {"values_tried", report.values_tried(finding.name)}};
+    if (finding.status == FactorFinding::Status::kChanges) {
+      entry["cause"] = cause_name(finding.cause);
+      entry["value_index"] = finding.value;
+    }
+    if (finding.status == FactorFinding::Status::kNoEffect ||
+        finding.status == FactorFinding::Status::kAllValues) {
+      entry["rate_below"] = finding.bound;
+    }
+    if (finding.status == FactorFinding::Status::kUndecided ||
+        finding.status == FactorFinding::Status::kUntried) {
+      entry["needs_runs"] = finding.needs;
+    }
+    if (finding.differing > 0) {
+      entry["max_difference"] = factor_spread(report, finding.name);
+    }
+    factors.push_back(entry);
+  }
+  json skipped = json::array();
+  for (const protocol::SkippedFactor& factor : report.skipped) {
+    skipped.push_back({{"name", factor.name}, {"reason", factor.reason}});
+  }
+  json steps = json::array();
+  for (size_t i = 0; i < report.steps.size() && i < report.campaign.runs.size(); ++i) {
+    json entry = step_json(report.steps[i]);
+    entry["run"] = report.campaign.runs[i].label;
+    steps.push_back(entry);
+  }
+  json document = {
+      {"schema", kIsolateSchema},
+      {"verdict", protocol::isolate_verdict_name(found.verdict)},
+      {"exit_status", report.exit_status()},
+      {"runs", found.runs},
+      {"settings",
+       {{"free_runs", report.settings.free_runs},
+        {"pool_runs", report.settings.pool_runs},
+        {"factor_runs", report.settings.factor_runs},
+        {"blame_level", report.settings.blame_level},
+        {"budget", report.settings.budget}}},
+      {"free",
+       {{"runs", found.free_runs},
+        {"failed", found.free_failed},
+        {"differing_from_first", found.free_differing}}},
+      {"pool",
+       {{"runs", found.pool_runs},
+        {"failed", found.pool_failed},
+        {"outcomes", found.pool_outcomes},
+        {"profile", profile_json(report.pinned)}}},
+      {"confirmations_needed", found.confirmations},
+      {"factors", factors},
+      {"skipped_factors", skipped},
+      {"budget_exhausted", found.budget_exhausted},
+      {"steps", steps},
+      {"input_error", report.input_error.empty() ? json(nullptr) : json(report.input_error)},
+      {"campaign", check_json(report.campaign)},
+  };
+  if (found.enough) {
+    document["pinning_enough"] = {{"pinned", found.enough->pinned},
+                                  {"needed", found.enough->needed},
+                                  {"runs", found.enough->runs},
+                                  {"shown", found.enough->shown},
+                                  {"refuted", found.enough->refuted}};
+  }
+  return document;
+}
+
+}  // namespace memdet::report

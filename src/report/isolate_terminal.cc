@@ -1,0 +1,393 @@
+#include "report/isolate_terminal.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "core/text.h"
+#include "report/check_terminal.h"
+
+namespace memdet::report {
+namespace {
+
+using protocol::FactorFinding;
+using protocol::IsolateVerdict;
+
+std::string percent(double rate) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.0f %%", 100.0 * rate);
+  return text;
+}
+
+std::string join(const std::vector<std::string>& items, const char* separator = ", ") {
+  std::string text;
+  for (const std::string& item : items) {
+    text += (text.empty() ? "" : separator) + item;
+  }
+  return text;
+}
+
+// The pinned values of every factor but `except`, as the pool held them.
+std::string pinned_values(const protocol::IsolateReport& report, const std::string& except) {
+  std::vector<std::string> values;
+  for (const factors::ProfileEntry& entry : report.pinned.entries) {
+    if (entry.mode == factors::Mode::kPin && entry.applied == factors::Applied::kApplied &&
+        except != entry.factor->name()) {
+      values.push_back(std::string(entry.factor->name()) + "=" + entry.reference);
+    }
+  }
+  return join(values);
+}
+
+// `text` broken at spaces into lines of at most 78 columns, each after
+// `indent`.
+std::string wrapped(const std::string& text, const std::string& indent) {
+  std::string result;
+  std::string line = indent;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t space = text.find(' ', at);
+    std::string word = text.substr(at, space == std::string::npos ? std::string::npos : space - at);
+    at = space == std::string::npos ? text.size() : space + 1;
+    if (line.size() > indent.size() && line.size() + 1 + word.size() > 78) {
+      result += line + "\n";
+      line = indent;
+    }
+    line += (line.size() > indent.size() ? " " : "") + word;
+  }
+  return result + line + "\n";
+}
+
+std::string status_text(const FactorFinding& finding) {
+  switch (finding.status) {
+    case FactorFinding::Status::kUntried:
+      return "not tried";
+    case FactorFinding::Status::kUndecided:
+      return "undecided";
+    case FactorFinding::Status::kNoEffect:
+      return "no";
+    case FactorFinding::Status::kAllValues:
+      return "no (all values)";
+    case FactorFinding::Status::kUnconfirmed:
+      return "unconfirmed";
+    case FactorFinding::Status::kFailed:
+      return "run failed";
+    case FactorFinding::Status::kChanges:
+      switch (finding.cause) {
+        case FactorFinding::Cause::kValue:
+          return "YES (value)";
+        case FactorFinding::Cause::kTiming:
+          return "YES (timing)";
+        case FactorFinding::Cause::kLayout:
+          return "YES (layout)";
+        case FactorFinding::Cause::kNone:
+          return "YES";
+      }
+  }
+  return "?";
+}
+
+std::string cause_text(const protocol::IsolateReport& report, const FactorFinding& finding) {
+  std::string value;
+  auto runs = report.factor_runs(finding.name);
+  for (const protocol::RunRecord* run : runs) {
+    for (const factors::FactorRecord& record : run->factors.records) {
+      if (record.name == finding.name && run->perturbed == finding.value) {
+        value = record.value;
+      }
+    }
+  }
+  switch (finding.cause) {
+    case FactorFinding::Cause::kValue:
+      return "depends on " + finding.name + "'s value (" + finding.name + "=" + value +
+             ": replays gave the same result again)";
+    case FactorFinding::Cause::kTiming:
+      return "changes with " + finding.name + " (" + finding.name + "=" + value +
+             "), but its replays differed from each other: timing under it";
+    case FactorFinding::Cause::kLayout:
+      return "layout-dependent (not replayable)";
+    case FactorFinding::Cause::kNone:
+      break;
+  }
+  return "changes the result";
+}
+
+void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
+  bool tried = std::any_of(report.findings.factors.begin(), report.findings.factors.end(),
+                           [](const FactorFinding& finding) { return finding.runs > 0; });
+  if (!tried) {
+    if (!report.findings.factors.empty()) {
+      std::fprintf(out, "no factor was perturbed: the campaign ended before any\n");
+    }
+    return;
+  }
+  std::fprintf(out, "\n  %-10s %-22s %4s  %-15s %6s  %s\n", "factor", "values tried", "runs",
+               "changed?", "bound", "max diff");
+  for (const FactorFinding& finding : report.findings.factors) {
+    std::string values = join(report.values_tried(finding.name), ",");
+    if (values.size() > 22) {
+      values = values.substr(0, 19) + "...";
+    }
+    std::string bound = "-";
+    if (finding.status == FactorFinding::Status::kNoEffect) {
+      bound = "<" + percent(finding.bound);
+    }
+    std::string spread = finding.differing > 0 ? factor_spread(report, finding.name) : "-";
+    std::fprintf(out, "  %-10s %-22s %4d  %-15s %6s  %s\n", finding.name.c_str(), values.c_str(),
+                 finding.runs, status_text(finding).c_str(), bound.c_str(), spread.c_str());
+  }
+  for (const protocol::SkippedFactor& skipped : report.skipped) {
+    std::fprintf(out, "%s", wrapped(skipped.name + " not tried: " + skipped.reason, "  ").c_str());
+  }
+  std::fprintf(out,
+               "  bound: with every run matching, the effect rate is below this (95 %%); "
+               "all values:\n  each value the factor has on this host was tried once; "
+               "max diff: the largest\n  difference of a perturbed run from the pinned pool\n");
+}
+
+void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
+  const protocol::IsolateFindings& found = report.findings;
+  std::vector<std::string> blamed;
+  for (const FactorFinding& finding : found.factors) {
+    if (finding.status == FactorFinding::Status::kChanges) {
+      blamed.push_back(finding.name);
+    }
+  }
+  switch (found.verdict) {
+    case IsolateVerdict::kWorkloadFailed:
+      std::fprintf(out,
+                   "verdict: the workload FAILED in %d of %d free runs, before any factor "
+                   "was tried.\n",
+                   found.free_failed, found.free_runs);
+      for (const protocol::RunRecord& run : report.campaign.runs) {
+        if (!run.completed()) {
+          std::fprintf(out, "  run %s: %s; its stderr: %s/stderr.txt\n", run.label.c_str(),
+                       describe_status(run.launch).c_str(), run.dir.c_str());
+          break;
+        }
+      }
+      return;
+    case IsolateVerdict::kNotExplained:
+      std::fprintf(out,
+                   "verdict: NOT EXPLAINED by any factor memdet pins: with every factor pinned\n"
+                   "%s"
+                   "  %d runs gave %d different outcomes. What varies is inside the program:\n"
+                   "  scheduling (atomics, work stealing, timing-based autotuning,\n"
+                   "  non-deterministic kernels) or a seed it draws from the OS or the clock,\n"
+                   "  which memdet does not pin. For PyTorch try\n"
+                   "  torch.use_deterministic_algorithms(True); for TensorFlow\n"
+                   "  TF_DETERMINISTIC_OPS=1; elsewhere, reductions in a fixed order.\n",
+                   wrapped("(" + pinned_values(report, "") + ")", "  ").c_str(), found.pool_runs,
+                   found.pool_outcomes);
+      return;
+    case IsolateVerdict::kUninitialised: {
+      const FactorFinding* uninit = found.find("uninit");
+      std::fprintf(out,
+                   "verdict: READS UNINITIALISED MEMORY: the result moves with the byte that\n"
+                   "  fills fresh allocations (%s). Any layout factor can then change it;\n"
+                   "  fix the read before trusting other findings.\n",
+                   uninit != nullptr ? cause_text(report, *uninit).c_str() : "uninit");
+      break;
+    }
+    case IsolateVerdict::kLayoutDependent:
+      if (blamed.empty()) {
+        std::fprintf(out,
+                     "verdict: LAYOUT/TIMING-DEPENDENT: the free runs differ, and with every\n"
+                     "  factor pinned they agree, but no single factor's perturbation changed\n"
+                     "  the result: a combination of them does.\n");
+      } else {
+        std::fprintf(out, "verdict: LAYOUT/TIMING-DEPENDENT: %s\n", join(blamed).c_str());
+      }
+      for (const FactorFinding& finding : found.factors) {
+        if (finding.status == FactorFinding::Status::kChanges) {
+          std::fprintf(out, "%s",
+                       wrapped(finding.name + " " + cause_text(report, finding) + ", with " +
+                                   pinned_values(report, finding.name),
+                               "  ")
+                           .c_str());
+        }
+      }
+      break;
+    case IsolateVerdict::kRareDivergence: {
+      int differing = 0;
+      int runs = 0;
+      for (const FactorFinding& finding : found.factors) {
+        differing += finding.differing;
+        runs += finding.runs;
+      }
+      std::fprintf(out,
+                   "verdict: NOT REPRODUCIBLE: RARE DIVERGENCE: the free runs agreed, but %d of "
+                   "%d\n  perturbed runs differed and their confirmations did not: no factor "
+                   "explains it.\n",
+                   differing, runs);
+      break;
+    }
+    case IsolateVerdict::kInconclusive:
+      std::fprintf(out, "verdict: INCONCLUSIVE");
+      if (found.pool_failed > 0) {
+        std::fprintf(out, ": with every factor pinned the workload failed (%d run%s)\n",
+                     found.pool_failed, found.pool_failed == 1 ? "" : "s");
+      } else if (found.budget_exhausted) {
+        std::fprintf(out, ": the budget of %d runs ran out\n", report.settings.budget);
+      } else if (found.free_differing > 0) {
+        std::fprintf(out, ": the free runs differ, and no factor explains it\n");
+      } else {
+        std::fprintf(out, "\n");
+      }
+      for (const FactorFinding& finding : found.factors) {
+        if (finding.status == FactorFinding::Status::kUndecided ||
+            (found.budget_exhausted && finding.status == FactorFinding::Status::kUntried)) {
+          std::fprintf(out, "  %s needs at least %d more run%s\n", finding.name.c_str(),
+                       finding.needs, finding.needs == 1 ? "" : "s");
+        }
+      }
+      break;
+    case IsolateVerdict::kReproducible:
+      std::fprintf(out,
+                   "verdict: REPRODUCIBLE AS RUN: %d free runs agreed (a further run differs "
+                   "with\n  probability below %s, 95 %% confidence), and no factor's "
+                   "perturbation\n  changed the result.\n",
+                   found.free_runs,
+                   percent(protocol::no_difference_bound(found.free_runs)).c_str());
+      break;
+  }
+  if (found.enough) {
+    const protocol::EnoughFinding& enough = *found.enough;
+    std::string what =
+        enough.pinned.empty() ? std::string("every factor") : join(enough.pinned, " and ");
+    if (enough.shown) {
+      std::fprintf(out,
+                   "  pinning %s is enough: %d runs with %s pinned and the rest free "
+                   "agreed.\n",
+                   what.c_str(), enough.runs, enough.pinned.empty() ? "all" : "it");
+    } else if (enough.refuted) {
+      std::fprintf(out,
+                   "  pinning %s is NOT enough: with it pinned and the rest free, runs "
+                   "still differed.\n",
+                   what.c_str());
+    } else {
+      std::fprintf(out,
+                   "  whether pinning %s is enough is not shown: %d agreeing runs are needed, "
+                   "%d made.\n",
+                   what.c_str(), enough.needed, enough.runs);
+    }
+  }
+}
+
+}  // namespace
+
+std::string factor_spread(const protocol::IsolateReport& report, const std::string& factor) {
+  uint64_t ulp = 0;
+  bool has_ulp = false;
+  double rel = 0;
+  bool numbers = false;
+  std::vector<int> seen;
+  for (const protocol::RunRecord* run : report.factor_runs(factor)) {
+    if (run->outcome < 0 || run->outcome == report.campaign.reference ||
+        std::find(seen.begin(), seen.end(), run->outcome) != seen.end()) {
+      continue;
+    }
+    seen.push_back(run->outcome);
+    const protocol::OutcomeGroup& group =
+        report.campaign.outcomes[static_cast<size_t>(run->outcome)];
+    for (const protocol::ArtifactComparison& comparison : group.vs_reference) {
+      if (comparison.numeric && comparison.numeric->differing > 0) {
+        numbers = true;
+        rel = std::max(rel, comparison.numeric->max_rel);
+        if (comparison.numeric->has_ulp) {
+          has_ulp = true;
+          ulp = std::max(ulp, comparison.numeric->max_ulp);
+        }
+      }
+      if (comparison.text && comparison.text->numbers_differing > 0) {
+        numbers = true;
+        rel = std::max(rel, comparison.text->max_rel);
+        if (comparison.text->ulp_numbers > 0) {
+          has_ulp = true;
+          ulp = std::max(ulp, comparison.text->max_ulp);
+        }
+      }
+    }
+  }
+  if (seen.empty()) {
+    return "failed";
+  }
+  if (!numbers) {
+    return "bytes";
+  }
+  char text[64];
+  if (has_ulp) {
+    std::snprintf(text, sizeof text, "%llu ULP, rel %.2g", static_cast<unsigned long long>(ulp),
+                  rel);
+  } else {
+    std::snprintf(text, sizeof text, "rel %.2g", rel);
+  }
+  return text;
+}
+
+void print_isolate_progress(const protocol::RunRecord& run, const protocol::IsolateStep& step,
+                            const protocol::IsolateFindings& findings, std::FILE* out) {
+  std::string what = protocol::isolate_phase_name(step.phase);
+  if (step.phase == protocol::IsolatePhase::kFactor) {
+    for (const factors::FactorRecord& record : run.factors.records) {
+      if (record.name == step.factor) {
+        what = step.factor + "=" + record.value;
+      }
+    }
+    if (step.confirmation) {
+      what += " (again)";
+    }
+  } else if (step.phase == protocol::IsolatePhase::kEnough) {
+    what = "pinned " + (step.pinned.empty() ? std::string("all") : join(step.pinned, "+"));
+  }
+  std::string status = describe_status(run.launch);
+  if (run.launch.succeeded() && !run.missing.empty()) {
+    status += ", missing " + run.missing.front();
+  }
+  std::string against;
+  if (run.completed() && !findings.reference.empty() &&
+      (step.phase == protocol::IsolatePhase::kFactor ||
+       step.phase == protocol::IsolatePhase::kPinned)) {
+    against = protocol::Campaign::signature(run) == findings.reference ? "  as pool"
+                                                                       : "  DIFFERS from pool";
+  }
+  std::fprintf(out, "  run %s %-24s %8.2f s  %s%s\n", run.label.c_str(), what.c_str(),
+               run.launch.wall_seconds, status.c_str(), against.c_str());
+  for (const std::string& problem : run.factor_problems) {
+    std::fprintf(out, "    %s\n", problem.c_str());
+  }
+  std::fflush(out);
+}
+
+void print_isolate_summary(const protocol::IsolateReport& report, std::FILE* out) {
+  const protocol::IsolateFindings& found = report.findings;
+  std::fprintf(out, "\nmemdet isolate: %d runs", found.runs);
+  if (report.settings.budget > 0) {
+    std::fprintf(out, " (budget %d)", report.settings.budget);
+  }
+  std::fprintf(out, "\nrecords: %s\n", report.campaign.campaign_dir.c_str());
+  std::fprintf(out, "free runs: %d, %s; pinned pool: %d (%s)\n", found.free_runs,
+               found.free_differing > 0
+                   ? (std::to_string(found.free_differing) + " differ from the first").c_str()
+                   : "all agree",
+               found.pool_runs,
+               found.pool_outcomes > 1 ? "they differ"
+               : found.pool_failed > 0 ? "a run failed"
+                                       : "all agree");
+  if (!report.findings.reference.empty()) {
+    std::fprintf(out, "%s", wrapped("pinned: " + pinned_values(report, ""), "").c_str());
+  }
+  print_factor_table(report, out);
+  std::fprintf(out, "\n");
+  if (!report.input_error.empty()) {
+    std::fprintf(out, "verdict: cannot judge: %s\n", printable(report.input_error).c_str());
+    return;
+  }
+  print_verdict(report, out);
+  if (report.interrupted_by != 0) {
+    std::fprintf(out, "interrupted by %s: the records of the runs so far are kept\n",
+                 strsignal(report.interrupted_by));
+  }
+}
+
+}  // namespace memdet::report
