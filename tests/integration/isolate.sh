@@ -1,0 +1,86 @@
+#!/bin/bash
+# memdet isolate on the built-in SGD canary and on commands whose outcome is
+# known: the atomic reduction is not explained by any factor (it differs
+# with every factor pinned), the ordered one is reproducible with every
+# factor tried, a failing command is the workload's failure, a small budget
+# is inconclusive, and bad requests are one line with exit 2.
+#
+# Usage: bash isolate.sh PATH-TO-MEMDET SOURCE-DIR
+source "$(dirname "$0")/common.bash"
+
+online=$(getconf _NPROCESSORS_ONLN)
+[ "$online" -ge 2 ] || skip "only $online CPU online; the atomic canary needs two to race"
+
+canary() {
+    echo "$MEMDET" canary sgd --threads 2 --reduce "$1" --out '{run_dir}/out'
+}
+
+# Atomic: the pool differs, so the campaign stops there and names nothing.
+run_memdet atomic isolate --out atomic --json atomic.json --timeout 120 \
+    --artifact '{run_dir}/out/*' -- $(canary atomic)
+expect_status atomic 1
+expect_json atomic.json 'd["schema"] == "memdet.isolate/1"'
+expect_json atomic.json 'd["verdict"] == "not-explained"'
+expect_json atomic.json 'd["pool"]["outcomes"] >= 2' "the pool has two outcomes"
+expect_json atomic.json 'all(f["runs"] == 0 for f in d["factors"])' "no factor perturbed"
+expect_json atomic.json 'all(f["status"] != "changes-result" for f in d["factors"])' \
+    "no factor blamed"
+expect_json atomic.json 'd["runs"] == 5 + d["pool"]["runs"]' "stopped right after the pool"
+grep -q "use_deterministic_algorithms" atomic.out || fail "atomic: the cure is not named"
+checked "atomic canary: not explained, stopped after $(json_value atomic.json 'd["runs"]') runs"
+
+# Ordered: every factor that applies here is tried, and none is blamed.
+run_memdet ordered isolate --out ordered --json ordered.json --timeout 120 \
+    --artifact '{run_dir}/out/*' -- $(canary ordered)
+expect_status ordered 0
+expect_json ordered.json 'd["verdict"] == "reproducible"'
+expect_json ordered.json 'd["pool"]["runs"] == 8 and d["free"]["runs"] == 5'
+expect_json ordered.json \
+    'all(f["status"] in ("no-effect-seen", "all-values-tried") for f in d["factors"])' \
+    "every factor tried without effect"
+expect_json ordered.json '({"heap", "aslr", "stack", "uninit", "allocator"} <=
+                           {f["name"] for f in d["factors"]})' "the layout factors were tried"
+expect_json ordered.json \
+    '(sorted(next(f for f in d["factors"] if f["name"] == "heap")["values_tried"]) ==
+      ["16", "32", "48"])' "heap tried through every offset class"
+expect_json ordered.json 'len(d["steps"]) == d["runs"] == len(d["campaign"]["runs"])'
+expect_json ordered.json \
+    'all(r["phase"] == s["phase"] for r, s in zip(d["campaign"]["runs"], d["steps"]))' \
+    "each run record names its phase"
+grep -q "REPRODUCIBLE AS RUN" ordered.out || fail "ordered: verdict line missing"
+checked "ordered canary: reproducible after $(json_value ordered.json 'd["runs"]') runs"
+
+# A command that fails is the workload's failure, found in the first run.
+run_memdet failing isolate --out failing --json failing.json -- /bin/false
+expect_status failing 3
+expect_json failing.json 'd["verdict"] == "workload-failed" and d["runs"] == 1'
+checked "failing command: workload failed, exit 3"
+
+# A budget too small for the pool ends the campaign inconclusive.
+run_memdet budget isolate --out budget --json budget.json --budget 9 -- /bin/echo same
+expect_status budget 0
+expect_json budget.json 'd["verdict"] == "inconclusive" and d["budget_exhausted"]'
+expect_json budget.json 'd["runs"] == 9'
+checked "budget of 9: inconclusive after 9 runs"
+
+# Only the factors asked for are tried.
+run_memdet only isolate --out only --json only.json --factors heap,threads -- /bin/echo same
+expect_status only 0
+expect_json only.json '[f["name"] for f in d["factors"]] == ["heap", "threads"]'
+checked "--factors heap,threads tries those two"
+
+# Bad requests: one line, exit 2, no campaign left behind.
+run_memdet unknown isolate --out unknown --factors heap,bogus -- /bin/true
+expect_status unknown 2
+grep -q "bogus" unknown.err || fail "unknown factor: the message does not name it"
+[ "$(wc -l <unknown.err)" -eq 1 ] || fail "unknown factor: more than one line on stderr"
+[ ! -e unknown ] || fail "unknown factor: a campaign directory was left"
+run_memdet missing isolate --out missing -- /nonexistent/program
+expect_status missing 2
+checked "bad requests: exit 2 with one line"
+
+# A campaign directory is never reused.
+run_memdet again isolate --out ordered -- /bin/true
+expect_status again 2
+grep -q "already holds a campaign" again.err || fail "reused --out: wrong message"
+checked "reused --out refused"
