@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config ninja-build
-  libcli11-dev nlohmann-json3-dev libxxhash-dev libre2-dev libpfm4-dev libhwloc-dev libzip-dev libgtest-dev libgmock-dev
+  libcli11-dev nlohmann-json3-dev libxxhash-dev libre2-dev libpfm4-dev libhwloc-dev libzip-dev libsqlite3-dev libgtest-dev libgmock-dev
   python3 python3-numpy python3-torch
   libopenblas0-pthread libjemalloc2 libtcmalloc-minimal4
 )
