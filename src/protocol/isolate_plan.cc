@@ -140,8 +140,16 @@ void decide(IsolateFindings& findings) {
     findings.verdict = IsolateVerdict::kNotExplained;
   } else if (uninit != nullptr && uninit->status == FactorFinding::Status::kChanges) {
     findings.verdict = IsolateVerdict::kUninitialised;
-  } else if (any_status(FactorFinding::Status::kChanges) ||
+  } else if (std::any_of(findings.factors.begin(), findings.factors.end(),
+                         [&](const FactorFinding& f) {
+                           return f.status == FactorFinding::Status::kChanges &&
+                                  (f.cause != FactorFinding::Cause::kValue ||
+                                   findings.free_differing > 0);
+                         }) ||
              (findings.enough && findings.enough->shown)) {
+    // A factor whose value alone decides the result, while the free runs
+    // agree, is a finding attached to the verdict, not the verdict: the
+    // runs repeat as the user makes them.
     findings.verdict = IsolateVerdict::kLayoutDependent;
   } else if (findings.free_differing == 0 && (any_status(FactorFinding::Status::kUnconfirmed))) {
     findings.verdict = IsolateVerdict::kRareDivergence;

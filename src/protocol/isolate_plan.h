@@ -100,10 +100,14 @@ struct EnoughFinding {
 
 enum class IsolateVerdict {
   kWorkloadFailed,
-  kNotExplained,     // the pinned pool itself differs
-  kUninitialised,    // the result moves with the uninit fill
-  kLayoutDependent,  // one or more factors change it
-  kRareDivergence,   // divergence no factor explains, the free runs agreed
+  kNotExplained,   // the pinned pool itself differs
+  kUninitialised,  // the result moves with the uninit fill
+  // One or more factors change it: through layout or timing, or by their
+  // value when the free runs differ too. A factor whose value alone decides
+  // the result while the free runs agree is a value finding attached to
+  // whichever verdict stands.
+  kLayoutDependent,
+  kRareDivergence,  // divergence no factor explains, the free runs agreed
   kInconclusive,
   kReproducible,
 };

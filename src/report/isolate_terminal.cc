@@ -246,10 +246,23 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
       std::fprintf(out,
                    "verdict: REPRODUCIBLE AS RUN: %d free runs agreed (a further run differs "
                    "with\n  probability below %s, 95 %% confidence), and no factor's "
-                   "perturbation\n  changed the result.\n",
-                   found.free_runs,
-                   percent(protocol::no_difference_bound(found.free_runs)).c_str());
+                   "perturbation\n  changed the result%s.\n",
+                   found.free_runs, percent(protocol::no_difference_bound(found.free_runs)).c_str(),
+                   blamed.empty() ? "" : " through layout or timing");
       break;
+  }
+  // Value findings attach to whichever verdict stands.
+  if (found.verdict != IsolateVerdict::kLayoutDependent) {
+    for (const FactorFinding& finding : found.factors) {
+      if (finding.status == FactorFinding::Status::kChanges &&
+          !(found.verdict == IsolateVerdict::kUninitialised && finding.name == "uninit")) {
+        std::fprintf(out, "%s",
+                     wrapped("but the result " + cause_text(report, finding) + ", with " +
+                                 pinned_values(report, finding.name),
+                             "  ")
+                         .c_str());
+      }
+    }
   }
   if (found.enough) {
     const protocol::EnoughFinding& enough = *found.enough;
