@@ -4,11 +4,18 @@
 // pairing files by relative path and tensors by name, and says whether they
 // are bitwise identical, equal within the tolerance, or differ; for each
 // tensor that differs, how many elements, by how much, and where first.
+// Two run directories holding memory-layout fingerprints (memdet run
+// --fingerprint DIR) are compared as runs: their other files as artifacts,
+// and their fingerprints for where the allocation sequences first diverge,
+// whether the virtual layouts match and how far the physical page colours
+// differ.
 // Exits 0 when identical or equal within tolerance, 1 when they differ, 2
 // for a bad option or an unreadable or lying file.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +24,7 @@
 #include "compare/tensor_diff.h"
 #include "core/error.h"
 #include "core/text.h"
+#include "measure/fingerprint.h"
 
 namespace memdet::cli {
 namespace {
@@ -242,6 +250,28 @@ nlohmann::json render_json(const DiffReport& report) {
   };
 }
 
+// The fingerprint files of two run directories are compared as
+// fingerprints, not as artifacts: their names hold pids.
+bool is_fingerprint_file(const TensorFinding& finding) {
+  return finding.file.rfind("fingerprint.", 0) == 0 && finding.file.find('/') == std::string::npos;
+}
+
+Verdict verdict_of(const std::vector<TensorFinding>& findings) {
+  Verdict verdict = Verdict::kIdentical;
+  for (const TensorFinding& finding : findings) {
+    if (finding.kind == FindingKind::kWithinTolerance) verdict = Verdict::kWithinTolerance;
+    if (finding.kind != FindingKind::kIdentical && finding.kind != FindingKind::kWithinTolerance) {
+      return Verdict::kDiffer;
+    }
+  }
+  return verdict;
+}
+
+bool holds_fingerprints(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::is_directory(path, error) && measure::has_fingerprints(path);
+}
+
 int diff(const DiffOptions& options) {
   for (const auto& [flag, value] : {std::pair{"--atol", options.atol}, {"--rtol", options.rtol}}) {
     if (!std::isfinite(value) || value < 0) {
@@ -258,18 +288,33 @@ int diff(const DiffOptions& options) {
   auto report = compare::diff_paths(options.a, options.b, tolerance);
   if (!report) throw usage_error(report.error().message);
 
+  std::optional<measure::FingerprintComparison> fingerprints;
+  if (holds_fingerprints(options.a) && holds_fingerprints(options.b)) {
+    std::erase_if(report->findings, is_fingerprint_file);
+    report->verdict = verdict_of(report->findings);
+    fingerprints = measure::compare_fingerprints(measure::read_run_fingerprint(options.a),
+                                                 measure::read_run_fingerprint(options.b));
+  }
+
   if (options.json) {
+    nlohmann::json document = render_json(*report);
+    if (fingerprints) document["fingerprint"] = measure::comparison_json(*fingerprints);
     // Names from files may hold bytes that are not UTF-8; they are replaced
     // rather than refused, since the report is still worth having.
-    std::printf(
-        "%s\n",
-        render_json(*report).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n",
+                document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     print_text(*report);
+    if (fingerprints) {
+      std::printf("memdet diff: fingerprints %s\n", fingerprints->equal ? "equal" : "differ");
+      for (const std::string& line : measure::describe_comparison(*fingerprints)) {
+        std::printf("%s\n", printable(line).c_str());
+      }
+    }
   }
   std::fflush(stdout);
-  return report->verdict == Verdict::kDiffer ? static_cast<int>(Exit::kDiffers)
-                                             : static_cast<int>(Exit::kNoDifference);
+  bool differs = report->verdict == Verdict::kDiffer || (fingerprints && !fingerprints->equal);
+  return differs ? static_cast<int>(Exit::kDiffers) : static_cast<int>(Exit::kNoDifference);
 }
 
 }  // namespace

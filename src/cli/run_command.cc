@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "launch/launcher.h"
 #include "measure/counters.h"
+#include "measure/fingerprint.h"
 #include "report/check_json.h"
 #include "report/check_terminal.h"
 
@@ -40,6 +41,8 @@ struct RunOptions {
   bool no_counters = false;
   std::string json_path;
   std::string replay;
+  std::string fingerprint_dir;
+  uint64_t fingerprint_threshold = 64 * 1024;
   std::vector<std::string> command;
 };
 
@@ -325,6 +328,34 @@ void check_replayed_program(const Replay& replay, const host::ProgramRecord& pro
   }
 }
 
+// One line on stderr: what the launched process left, and how many others.
+void print_fingerprint_line(const measure::RunFingerprint& run) {
+  if (run.processes.empty()) {
+    return;
+  }
+  const measure::ProcessFingerprint& root = run.processes.front();
+  std::string line = "memdet run: fingerprint in " + printable(run.dir) + ": ";
+  if (root.source == measure::FingerprintSource::kMissing) {
+    line += "the launched process left none";
+  } else {
+    uint64_t allocations = 0;
+    for (const measure::ThreadSequence& thread : root.threads) {
+      allocations += thread.count;
+    }
+    line += std::to_string(allocations) + " allocations in " + std::to_string(root.threads.size()) +
+            " threads, left by " +
+            (root.source == measure::FingerprintSource::kLiveOnly ? "a kill (running digests only)"
+                                                                  : root.end);
+  }
+  if (run.processes.size() > 1) {
+    line += "; " + std::to_string(run.processes.size() - 1) + " more process images";
+  }
+  for (const std::string& problem : run.problems) {
+    line += "; " + printable(problem);
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
 int run(const RunOptions& options) {
   if (options.json_path == "-") {
     // The workload writes to memdet's stdout, so JSON there would be mixed
@@ -426,7 +457,19 @@ int run(const RunOptions& options) {
     scratch = ScratchDir::make();
   }
   factors::PreloadUse use{false, scratch.path() + "/preload"};
-  Status finished = factors::finish_launch(factors.plan, setup.host, use, spec, factors);
+  factors::FingerprintUse fingerprint;
+  if (!options.fingerprint_dir.empty()) {
+    std::error_code code;
+    std::string dir = std::filesystem::absolute(options.fingerprint_dir, code).lexically_normal();
+    std::filesystem::create_directories(dir, code);
+    if (code) {
+      throw CommandError(125,
+                         "--fingerprint: cannot create " + printable(dir) + ": " + code.message());
+    }
+    fingerprint = {dir, options.fingerprint_threshold};
+  }
+  Status finished =
+      factors::finish_launch(factors.plan, setup.host, use, fingerprint, spec, factors);
   if (!finished) {
     throw CommandError(125, finished.error().message);
   }
@@ -459,6 +502,9 @@ int run(const RunOptions& options) {
   factors::PreloadReport preload;
   if (factors.plan.needs_preload) {
     preload = factors::read_preload_report(use.report_prefix, result->pid);
+  }
+  if (!fingerprint.dir.empty()) {
+    print_fingerprint_line(measure::read_run_fingerprint(fingerprint.dir, result->pid));
   }
   factors::Observation seen{&*result, &preload, &spec.argv, &setup.host};
   factors::verify_run(setup.profile, seen, factors);
@@ -547,6 +593,14 @@ Registered add_run_command(CLI::App& parent) {
   app->add_option("--replay", options->replay,
                   "repeat a recorded run (its directory, or a record.json / --json file) with "
                   "the same command and factor values");
+  app->add_option("--fingerprint", options->fingerprint_dir,
+                  "have every process of the workload leave its memory-layout fingerprint in "
+                  "DIR (created if missing); compare two with memdet diff DIR_A DIR_B")
+      ->type_name("DIR");
+  app->add_option("--fingerprint-threshold", options->fingerprint_threshold,
+                  "with --fingerprint: keep every allocation of at least BYTES with its address "
+                  "and caller (default 65536)")
+      ->type_name("BYTES");
   app->add_option("command", options->command, "the command to run, after --");
   return {app, [options] { return run(*options); }, 125};
 }

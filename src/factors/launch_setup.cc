@@ -121,6 +121,12 @@ Status pad_stack(const LaunchPlan& plan, launch::LaunchSpec& spec, RunFactors& r
 
 Status finish_launch(const LaunchPlan& plan, const Host& host, const PreloadUse& use,
                      launch::LaunchSpec& spec, RunFactors& run) {
+  return finish_launch(plan, host, use, FingerprintUse{}, spec, run);
+}
+
+Status finish_launch(const LaunchPlan& plan, const Host& host, const PreloadUse& use,
+                     const FingerprintUse& fingerprint_use, launch::LaunchSpec& spec,
+                     RunFactors& run) {
   Status merged = merge_controls(plan.controls, spec.controls);
   if (!merged) {
     return merged;
@@ -131,12 +137,18 @@ Status finish_launch(const LaunchPlan& plan, const Host& host, const PreloadUse&
 
   take(spec.env, "MEMDET_PRELOAD");
   take(spec.env, "MEMDET_STACK_PAD");
-  if (use.always || plan.needs_preload) {
+  const bool fingerprint = !fingerprint_use.dir.empty();
+  // Padded whenever a fingerprint is taken: its directory is in the value.
+  const bool padded = use.always || fingerprint;
+  if (fingerprint && fingerprint_use.dir[0] != '/') {
+    return make_error("the fingerprint directory must be an absolute path: " + fingerprint_use.dir);
+  }
+  if (padded || plan.needs_preload) {
     if (host.preload_library.empty()) {
-      if (plan.needs_preload) {
+      if (plan.needs_preload || fingerprint) {
         return make_error(
             "libmemdet_preload.so was not found beside the memdet binary; the "
-            "factors asked for need it (cmake --build build --target "
+            "factors or the fingerprint asked for need it (cmake --build build --target "
             "memdet_preload)");
       }
     } else {
@@ -145,12 +157,16 @@ Status finish_launch(const LaunchPlan& plan, const Host& host, const PreloadUse&
         fields = plan.preload;
         fields["report"] = use.report_prefix;
       }
+      if (fingerprint) {
+        fields["fingerprint"] = fingerprint_use.dir;
+        fields["fp_threshold"] = std::to_string(fingerprint_use.threshold);
+      }
       std::string config = encode_preload_config(fields);
       if (config.empty()) {
         return make_error("the preload configuration does not fit in " +
                           std::to_string(kPreloadConfigWidth) + " bytes");
       }
-      if (!use.always) {
+      if (!padded) {
         config.erase(config.find_last_not_of(' ') + 1);
       }
       std::string list = host.preload_library;
@@ -161,7 +177,7 @@ Status finish_launch(const LaunchPlan& plan, const Host& host, const PreloadUse&
       if (!user.empty()) {
         list += " " + user;
       }
-      if (use.always) {
+      if (padded) {
         if (list.size() > kPreloadListWidth) {
           return make_error("LD_PRELOAD would exceed " + std::to_string(kPreloadListWidth) +
                             " bytes");

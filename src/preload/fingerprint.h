@@ -17,9 +17,9 @@
 
 namespace memdet::preload {
 
-inline constexpr size_t kFirstEntries = 128;  // kept per thread, from its first allocation
-inline constexpr size_t kFirstThreads = 256;  // threads (by slot) that keep them
-inline constexpr size_t kCheckpoints = 48;    // digests after 1, 2, 4, ... allocations
+inline constexpr size_t kFirstEntries = 1024;  // kept per thread, from its first allocation
+inline constexpr size_t kFirstThreads = 64;    // threads (by slot) that keep them
+inline constexpr size_t kCheckpoints = 48;     // digests after 1, 2, 4, ... allocations
 
 extern bool g_fingerprinting;  // set once, at start, when the live file is mapped
 extern LiveFile* g_live;
