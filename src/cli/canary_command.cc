@@ -1,12 +1,18 @@
 // memdet canary sgd --threads T --reduce atomic|ordered --steps S --out DIR
+// memdet canary cause KIND --out DIR
 //
 // Built-in workloads whose determinism is known, for trying memdet before
-// trusting it with a real job.
+// trusting it with a real job: `sgd` differs or repeats as asked, `cause`
+// differs for one known reason each.
 #include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "workloads/canary_sgd.h"
+#include "workloads/labelled.h"
 
 namespace memdet::cli {
 namespace {
@@ -15,6 +21,7 @@ struct CanaryOptions {
   int threads = 2;
   std::string reduce = "atomic";
   int steps = 200;
+  std::string cause;
   std::string out_dir;
 };
 
@@ -28,6 +35,15 @@ int run_sgd(const CanaryOptions& options) {
   Status done = workloads::run_sgd_canary(sgd);
   if (!done) {
     std::fprintf(stderr, "memdet canary sgd: %s\n", done.error().message.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int run_cause(const CanaryOptions& options) {
+  Status done = workloads::run_labelled(*workloads::parse_cause(options.cause), options.out_dir);
+  if (!done) {
+    std::fprintf(stderr, "memdet canary cause: %s\n", done.error().message.c_str());
     return 1;
   }
   return 0;
@@ -55,7 +71,32 @@ Registered add_canary_command(CLI::App& parent) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   sgd->add_option("--out", options->out_dir, "output directory")->required();
-  return {sgd, [options] { return run_sgd(*options); }, 2};
+
+  std::vector<std::string> kinds;
+  for (workloads::Cause cause : workloads::kCauses) {
+    kinds.emplace_back(workloads::cause_name(cause));
+  }
+  CLI::App* cause = app->add_subcommand(
+      "cause",
+      "A workload that differs for one known reason, KIND; writes DIR/result.txt. For testing "
+      "that memdet names the factor behind a difference");
+  cause->footer(
+      "KIND (the factor that changes it under `check --pin all --perturb F`):\n"
+      "  heap       a float reduction grouped by its malloc'd buffer's address mod 64 (heap)\n"
+      "  aslr       a sum ordered by a hash of the executable's static addresses (aslr)\n"
+      "  atomic     two threads adding floats atomically in arrival order (none: it\n"
+      "             differs with every factor pinned)\n"
+      "  threads    a sum cut into OMP_NUM_THREADS parts, else one per CPU (threads)\n"
+      "  uninit     a sum over malloc'd memory never written (uninit)\n"
+      "  allocator  a sum in the address order of malloc blocks of mixed sizes (allocator)\n"
+      "  none       a fixed-order sum: repeats whatever is perturbed");
+  cause->add_option("kind", options->cause, "the workload, listed below")
+      ->required()
+      ->check(CLI::IsMember(kinds));
+  cause->add_option("--out", options->out_dir, "output directory")->required();
+
+  return {app, [options, sgd] { return sgd->parsed() ? run_sgd(*options) : run_cause(*options); },
+          2};
 }
 
 }  // namespace memdet::cli
