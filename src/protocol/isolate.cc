@@ -4,6 +4,7 @@
 #include <set>
 
 #include "report/check_json.h"
+#include "store/campaign_store.h"
 
 namespace memdet::protocol {
 namespace {
@@ -144,6 +145,21 @@ bool same_stack(const factors::Profile& pool, const factors::Profile& batch) {
   return a->mode == b->mode && a->applied == b->applied && a->reference == b->reference;
 }
 
+// What the store keeps of a run: the step it was made for and its outcome,
+// which is all the protocol reads back, beside the whole record.
+std::string stored_record(const RunRecord& run, const IsolateOutcome& outcome) {
+  nlohmann::json step = {{"phase", isolate_phase_name(outcome.step.phase)},
+                         {"factor", outcome.step.factor},
+                         {"value", outcome.step.value},
+                         {"confirmation", outcome.step.confirmation},
+                         {"pinned", outcome.step.pinned}};
+  nlohmann::json entry = {{"step", step},
+                          {"failed", outcome.failed},
+                          {"signature", outcome.signature},
+                          {"record", report::run_json(run)}};
+  return entry.dump();
+}
+
 IsolateOutcome outcome_of(const RunRecord& run, const IsolateStep& step) {
   IsolateOutcome outcome;
   outcome.step = step;
@@ -225,6 +241,27 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
     return opened.error();
   }
   Campaign& campaign = *opened;
+  auto store = store::CampaignStore::open(campaign.report().campaign_dir);
+  if (!store) {
+    campaign.discard();
+    return store.error();
+  }
+  {
+    nlohmann::json settings = {{"free_runs", report.settings.free_runs},
+                               {"pool_runs", report.settings.pool_runs},
+                               {"factor_runs", report.settings.factor_runs},
+                               {"blame_level", report.settings.blame_level},
+                               {"budget", report.settings.budget}};
+    for (const auto& [key, value] : {std::pair<std::string, std::string>{
+                                         "command", nlohmann::json(options.check.command).dump()},
+                                     {"seed", std::to_string(options.seed)},
+                                     {"settings", settings.dump()}}) {
+      Status kept = store->set_meta(key, value);
+      if (!kept) {
+        return kept.error();
+      }
+    }
+  }
 
   auto request_for = [&](const IsolateStep& step) -> Result<RunRequest> {
     RunRequest request;
@@ -304,11 +341,27 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
     }
     report.steps.push_back(*plan.next);
     history.push_back(outcome_of(run, *plan.next));
+    // Committed as the run ends, so a campaign cut short keeps every run it
+    // finished; the write-ahead log is folded in at each change of phase.
+    Status stored = store->add_run({run.index, isolate_phase_name(plan.next->phase),
+                                    plan.next->factor, stored_record(run, history.back())});
+    if (!stored) {
+      report.input_error = stored.error().message;
+      break;
+    }
+    if (history.size() >= 2 && (history[history.size() - 2].step.phase != plan.next->phase ||
+                                history[history.size() - 2].step.factor != plan.next->factor)) {
+      (void)store->checkpoint();
+    }
     if (options.on_run_done != nullptr) {
       options.on_run_done(run, *plan.next, plan_isolate(report.settings, history).findings);
     }
   }
   report.campaign = campaign.finish(report.pool_run);
+  Status folded = store->checkpoint();
+  if (!folded && report.input_error.empty()) {
+    report.input_error = folded.error().message;
+  }
   if (report.input_error.empty()) {
     report.input_error = report.campaign.input_error;
   }

@@ -48,6 +48,18 @@ expect_json ordered.json \
     'all(r["phase"] == s["phase"] for r, s in zip(d["campaign"]["runs"], d["steps"]))' \
     "each run record names its phase"
 grep -q "REPRODUCIBLE AS RUN" ordered.out || fail "ordered: verdict line missing"
+# Every run is in the campaign's database, in order, with its phase, and the
+# write-ahead log was folded in at the end.
+"$PYTHON" - ordered/campaign.db ordered.json <<'EOF' || fail "ordered: campaign.db does not hold the runs"
+import json, os, sqlite3, sys
+db, report = sys.argv[1], json.load(open(sys.argv[2]))
+rows = sqlite3.connect(db).execute("SELECT ordinal, phase, record FROM runs ORDER BY ordinal").fetchall()
+assert [r[0] for r in rows] == list(range(1, report["runs"] + 1)), [r[0] for r in rows]
+assert [r[1] for r in rows] == [s["phase"] for s in report["steps"]]
+assert all(json.loads(r[2])["record"]["schema"] == "memdet.run/2" for r in rows)
+wal = db + "-wal"
+assert not os.path.exists(wal) or os.path.getsize(wal) == 0, "WAL not checkpointed"
+EOF
 checked "ordered canary: reproducible after $(json_value ordered.json 'd["runs"]') runs"
 
 # A command that fails is the workload's failure, found in the first run.
