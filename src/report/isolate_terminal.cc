@@ -139,10 +139,13 @@ void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
   for (const protocol::SkippedFactor& skipped : report.skipped) {
     std::fprintf(out, "%s", wrapped(skipped.name + " not tried: " + skipped.reason, "  ").c_str());
   }
-  std::fprintf(out,
-               "  bound: with every run matching, the effect rate is below this (95 %%); "
-               "all values:\n  each value the factor has on this host was tried once; "
-               "max diff: the largest\n  difference of a perturbed run from the pinned pool\n");
+  std::fprintf(out, "%s",
+               wrapped("bound: with every perturbed run matching the pool, the factor's effect "
+                       "rate is below this (95 %); all values: each value the factor has on "
+                       "this host was tried once; max diff: the largest difference of a "
+                       "perturbed run from the pool",
+                       "  ")
+                   .c_str());
 }
 
 void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
