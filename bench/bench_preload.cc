@@ -2,12 +2,18 @@
 // sizes from a fixed seed, a window of live blocks), a tight fixed-size
 // loop, and a Python program (small dicts, lists and numpy arrays made and
 // dropped), each run as a child process plain, under the library passive,
-// and under it with heap perturbation active. Children are pinned to one
-// CPU and the three variants alternate within every round (in a rotating
-// order), so all three see the same machine state; the ratios are per round.
+// under it with heap perturbation active, and under it recording the
+// memory-layout fingerprint with every allocation a candidate for keeping
+// (fp_threshold=0). Children are pinned to one CPU and the variants
+// alternate within every round (in a rotating order), so all see the same
+// machine state; the ratios are per round. The fingerprint's memory is
+// checked too: the storm child's peak RSS at two allocation counts, which
+// must not grow with the count.
 //
 //   bench_preload [--rounds N] [--calls N] [--cpu C] [--library PATH]
 //                 [--python PATH] [--python-repeat N]
+//
+// Fingerprint files go to a temporary folder, removed at the end.
 //
 // The C++ loops time themselves; the Python child is timed from fork to
 // exit, start-up included, and its calls are the allocations an active run
@@ -19,6 +25,7 @@
 // Google Benchmark measures inside one process; here each variant needs its
 // own process with its own LD_PRELOAD, so the driver runs them itself.
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,10 +110,15 @@ struct Variant {
   const char* config;  // MEMDET_PRELOAD, or null for none
 };
 
-const Variant kVariants[] = {
+// The fingerprint variant's directory is appended to its config.
+std::string g_fingerprint_config;
+
+constexpr int kVariantCount = 4;
+const Variant kVariants[kVariantCount] = {
     {"plain", false, nullptr},
     {"passive", true, nullptr},
     {"active", true, "heap=16;heap_random=1;seed=1"},
+    {"fingerprint", true, "fp_threshold=0"},
 };
 
 std::vector<std::string> child_environment(const std::string& library, const Variant& variant,
@@ -124,6 +136,9 @@ std::vector<std::string> child_environment(const std::string& library, const Var
   }
   if (variant.config != nullptr) {
     std::string config = variant.config;
+    if (std::strcmp(variant.name, "fingerprint") == 0) {
+      config += ";" + g_fingerprint_config;
+    }
     if (!report.empty()) {
       config += ";report=" + report;
     }
@@ -136,6 +151,7 @@ struct ChildResult {
   double self_ns;  // what the child printed
   double wall_ns;  // fork to exit
   pid_t pid;
+  long max_rss_kb;  // the child's peak resident set
 };
 
 // Runs `argv` on `cpu` with `env`; the child's first line of stdout must be
@@ -179,13 +195,14 @@ ChildResult run_pinned(std::vector<std::string> argv, std::vector<std::string> e
   }
   ::close(pipe_fds[0]);
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  rusage usage{};
+  ::wait4(pid, &status, 0, &usage);
   uint64_t wall = now_ns() - started;
   if (text.empty() || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::fprintf(stderr, "%s child failed\n", what);
     std::exit(1);
   }
-  return {std::strtod(text.c_str(), nullptr), static_cast<double>(wall), pid};
+  return {std::strtod(text.c_str(), nullptr), static_cast<double>(wall), pid, usage.ru_maxrss};
 }
 
 // Runs this program as a child on `cpu`; returns the loop's time in ns.
@@ -261,10 +278,10 @@ Summary summarise(const std::vector<double>& variant, const std::vector<double>&
           quantile(ratios, 0.75) - quantile(ratios, 0.25), quantile(added, 0.5)};
 }
 
-void print_variants(const std::vector<double> (&times)[3], double calls) {
-  for (int v = 1; v < 3; ++v) {
+void print_variants(const std::vector<double> (&times)[kVariantCount], double calls) {
+  for (int v = 1; v < kVariantCount; ++v) {
     Summary summary = summarise(times[v], times[0], calls);
-    std::printf("  %-8s x%.3f [%.3f, %.3f] IQR %.3f   %+.2f ns per call\n", kVariants[v].name,
+    std::printf("  %-11s x%.3f [%.3f, %.3f] IQR %.3f   %+.2f ns per call\n", kVariants[v].name,
                 summary.median, summary.low, summary.high, summary.iqr, summary.added);
   }
 }
@@ -323,43 +340,76 @@ int main(int argc, char** argv) {
     self.assign(path, static_cast<size_t>(size));
   }
 
+  char fingerprints[] = "/tmp/bench_preload_fp.XXXXXX";
+  if (::mkdtemp(fingerprints) == nullptr) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  g_fingerprint_config = std::string("fingerprint=") + fingerprints;
+  // Each fingerprinted child leaves two files; they go as they come.
+  auto clear_fingerprints = [&] {
+    std::string command = std::string("rm -f ") + fingerprints + "/fingerprint.*";
+    if (std::system(command.c_str()) != 0) {
+      std::fprintf(stderr, "could not clear %s\n", fingerprints);
+    }
+  };
+
   std::printf("%llu malloc+free pairs per child (%llu calls), %d rounds, CPU %d\n",
               static_cast<unsigned long long>(calls), static_cast<unsigned long long>(2 * calls),
               rounds, cpu);
   std::printf("ratio to plain per round (median [min, max], IQR) and added ns per call (median)\n");
   for (const char* loop : {"storm", "fixed"}) {
-    std::vector<double> times[3];
+    std::vector<double> times[kVariantCount];
     for (int round = 0; round < rounds; ++round) {
-      for (int k = 0; k < 3; ++k) {
-        int v = (round + k) % 3;
+      for (int k = 0; k < kVariantCount; ++k) {
+        int v = (round + k) % kVariantCount;
         times[v].push_back(run_child(self, library, kVariants[v], loop, calls, cpu));
       }
+      clear_fingerprints();
     }
     std::printf("%s: plain median %.2f ns per pair\n", loop,
                 quantile(times[0], 0.5) / static_cast<double>(calls));
     print_variants(times, static_cast<double>(2 * calls));
   }
 
+  // Peak RSS of the storm at two counts, plain and fingerprinted: the
+  // fingerprint's buffers are fixed, so the difference must not grow.
+  for (uint64_t pairs : {calls / 10, calls}) {
+    long rss[2] = {};
+    for (int i = 0; i < 2; ++i) {
+      const Variant& variant = kVariants[i == 0 ? 0 : 3];
+      rss[i] = run_pinned({self, "--child", "storm", std::to_string(pairs)},
+                          child_environment(library, variant, ""), cpu, "rss")
+                   .max_rss_kb;
+    }
+    clear_fingerprints();
+    std::printf("storm peak RSS at %llu pairs: plain %ld kB, fingerprint %ld kB (+%ld kB)\n",
+                static_cast<unsigned long long>(pairs), rss[0], rss[1], rss[1] - rss[0]);
+  }
+
   if (!python_usable(python)) {
     std::printf("python: left out (%s or its numpy is missing)\n", python.c_str());
+    ::rmdir(fingerprints);
     return 0;
   }
   uint64_t allocations = python_allocations(python, python_repeat, library, cpu);
-  std::vector<double> times[3];
+  std::vector<double> times[kVariantCount];
   for (int round = 0; round < rounds; ++round) {
-    for (int k = 0; k < 3; ++k) {
-      int v = (round + k) % 3;
+    for (int k = 0; k < kVariantCount; ++k) {
+      int v = (round + k) % kVariantCount;
       std::string what = std::string(kVariants[v].name) + " python";
       times[v].push_back(run_pinned(python_command(python, python_repeat),
                                     python_environment(library, kVariants[v], ""), cpu,
                                     what.c_str())
                              .wall_ns);
     }
+    clear_fingerprints();
   }
   std::printf(
       "python: plain median %.3f s per run, %llu allocations through the library "
       "(calls: twice that)\n",
       quantile(times[0], 0.5) / 1e9, static_cast<unsigned long long>(allocations));
   print_variants(times, allocations > 0 ? 2.0 * static_cast<double>(allocations) : 1.0);
+  ::rmdir(fingerprints);
   return 0;
 }

@@ -7,7 +7,7 @@ command -v nm >/dev/null && command -v readelf >/dev/null || skip "needs nm and 
 
 exported=$(nm -D --defined-only "$LIB" | awk '{ print $3 }' | sort | tr '\n' ' ')
 expected=$(printf '%s\n' malloc free calloc realloc posix_memalign aligned_alloc memalign valloc \
-  pvalloc malloc_usable_size madvise pthread_create _exit _Exit \
+  pvalloc malloc_usable_size madvise pthread_create _exit _Exit execve execv execvp execvpe fexecve \
   omp_set_num_threads openblas_set_num_threads goto_set_num_threads mkl_set_num_threads \
   _Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t _ZnwmSt11align_val_t _ZnamSt11align_val_t \
   _ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt9nothrow_t \
