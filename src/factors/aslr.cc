@@ -13,6 +13,9 @@ namespace {
 
 class Aslr final : public Factor {
  public:
+  // Left free, it takes a different value in every run.
+  bool varies_when_free() const override { return true; }
+
   const char* name() const override { return "aslr"; }
   const char* summary() const override {
     return "address-space randomisation: pin off (personality ADDR_NO_RANDOMIZE), perturb "

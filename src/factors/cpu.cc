@@ -38,6 +38,9 @@ std::vector<int> split(const std::string& text) {
 
 class Cpu final : public Factor {
  public:
+  // Left free, it takes a different value in every run.
+  bool varies_when_free() const override { return true; }
+
   const char* name() const override { return "cpu"; }
   const char* summary() const override {
     return "thread placement: pin each created thread to its own CPU in creation order (main "

@@ -112,6 +112,10 @@ class Factor {
   // A perturbed value can be given again exactly in a later run; ASLR's
   // layout comes from the kernel's entropy and cannot.
   virtual bool replayable() const { return true; }
+  // Left free, the factor takes a value of its own in each run (the
+  // kernel's layout, the scheduler's placement), so its value can explain
+  // runs that differ; a free heap offset or allocator stays the same.
+  virtual bool varies_when_free() const { return false; }
   // Restricts the CPUs the workload gets (numa binding, noise): resolved and
   // applied before the factors that place threads on those CPUs.
   virtual bool shapes_cpus() const { return false; }

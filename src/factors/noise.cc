@@ -56,6 +56,9 @@ std::string format(const NoiseValue& value) {
 
 class Noise final : public Factor {
  public:
+  // Left free, it takes a different value in every run.
+  bool varies_when_free() const override { return true; }
+
   const char* name() const override { return "noise"; }
   bool shapes_cpus() const override { return true; }
   const char* summary() const override {

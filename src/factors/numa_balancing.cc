@@ -13,6 +13,9 @@ constexpr const char* kSetting = "/proc/sys/kernel/numa_balancing";
 
 class NumaBalancing final : public Factor {
  public:
+  // Left free, it takes a different value in every run.
+  bool varies_when_free() const override { return true; }
+
   const char* name() const override { return "numa-balancing"; }
   const char* summary() const override {
     return "automatic NUMA balancing (system-wide, /proc/sys/kernel/numa_balancing): pin 0 "

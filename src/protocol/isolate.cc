@@ -103,6 +103,7 @@ Status choose_factors(const IsolateOptions& options, Profiles& profiles, Isolate
     FactorPlan plan;
     plan.name = name;
     plan.replayable = factor->replayable();
+    plan.varies_when_free = factor->varies_when_free();
     // The values its first runs would take: when they repeat within that
     // many runs, the factor has only so many. A factor that cannot be
     // replayed gives a fresh layout in every run, however few values it

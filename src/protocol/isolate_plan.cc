@@ -128,7 +128,16 @@ std::optional<IsolateStep> judge_factor(const IsolateSettings& settings, const F
   return std::nullopt;
 }
 
-void decide(IsolateFindings& findings) {
+bool any_cause(const IsolateSettings& settings, const IsolateFindings& findings) {
+  for (size_t i = 0; i < settings.factors.size() && i < findings.factors.size(); ++i) {
+    if (explains_divergence(findings.factors[i], settings.factors[i])) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void decide(const IsolateSettings& settings, IsolateFindings& findings) {
   auto any_status = [&](FactorFinding::Status status) {
     return std::any_of(findings.factors.begin(), findings.factors.end(),
                        [&](const FactorFinding& f) { return f.status == status; });
@@ -140,16 +149,7 @@ void decide(IsolateFindings& findings) {
     findings.verdict = IsolateVerdict::kNotExplained;
   } else if (uninit != nullptr && uninit->status == FactorFinding::Status::kChanges) {
     findings.verdict = IsolateVerdict::kUninitialised;
-  } else if (std::any_of(findings.factors.begin(), findings.factors.end(),
-                         [&](const FactorFinding& f) {
-                           return f.status == FactorFinding::Status::kChanges &&
-                                  (f.cause != FactorFinding::Cause::kValue ||
-                                   findings.free_differing > 0);
-                         }) ||
-             (findings.enough && findings.enough->shown)) {
-    // A factor whose value alone decides the result, while the free runs
-    // agree, is a finding attached to the verdict, not the verdict: the
-    // runs repeat as the user makes them.
+  } else if (any_cause(settings, findings) || (findings.enough && findings.enough->shown)) {
     findings.verdict = IsolateVerdict::kLayoutDependent;
   } else if (findings.free_differing == 0 && (any_status(FactorFinding::Status::kUnconfirmed))) {
     findings.verdict = IsolateVerdict::kRareDivergence;
@@ -163,6 +163,11 @@ void decide(IsolateFindings& findings) {
 }
 
 }  // namespace
+
+bool explains_divergence(const FactorFinding& finding, const FactorPlan& plan) {
+  return finding.status == FactorFinding::Status::kChanges &&
+         (finding.cause != FactorFinding::Cause::kValue || plan.varies_when_free);
+}
 
 const char* isolate_phase_name(IsolatePhase phase) {
   switch (phase) {
@@ -278,7 +283,7 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
     }
   };
   auto finish = [&]() -> IsolatePlan {
-    decide(findings);
+    decide(settings, findings);
     return plan;
   };
 
@@ -354,9 +359,9 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
     return finish();
   }
   EnoughFinding enough;
-  for (const FactorFinding& finding : findings.factors) {
-    if (finding.status == FactorFinding::Status::kChanges) {
-      enough.pinned.push_back(finding.name);
+  for (size_t f = 0; f < settings.factors.size(); ++f) {
+    if (explains_divergence(findings.factors[f], settings.factors[f])) {
+      enough.pinned.push_back(findings.factors[f].name);
     }
   }
   enough.needed =

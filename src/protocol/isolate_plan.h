@@ -33,6 +33,10 @@ struct FactorPlan {
   int values = 0;
   // A perturbed value can be given again exactly; ASLR's layout cannot.
   bool replayable = true;
+  // Left free, it takes a value of its own in each run (ASLR, thread
+  // placement); a free heap offset or allocator stays the same, so its
+  // value cannot explain free runs that differ.
+  bool varies_when_free = false;
 };
 
 struct IsolateSettings {
@@ -102,16 +106,20 @@ enum class IsolateVerdict {
   kWorkloadFailed,
   kNotExplained,   // the pinned pool itself differs
   kUninitialised,  // the result moves with the uninit fill
-  // One or more factors change it: through layout or timing, or by their
-  // value when the free runs differ too. A factor whose value alone decides
-  // the result while the free runs agree is a value finding attached to
-  // whichever verdict stands.
+  // One or more factors change it through layout or timing, or by a value
+  // that varies between free runs. A factor whose value alone decides the
+  // result, and that holds one value when left free (a heap offset, the
+  // allocator), is a value finding attached to whichever verdict stands:
+  // it cannot be why runs made as the user makes them differ.
   kLayoutDependent,
   kRareDivergence,  // divergence no factor explains, the free runs agreed
   kInconclusive,
   kReproducible,
 };
 const char* isolate_verdict_name(IsolateVerdict verdict);
+
+// The finding names a cause of the verdict, not only a value it depends on.
+bool explains_divergence(const FactorFinding& finding, const FactorPlan& plan);
 
 struct IsolateFindings {
   IsolateVerdict verdict = IsolateVerdict::kInconclusive;

@@ -61,12 +61,17 @@ json step_json(const protocol::IsolateStep& step) {
 json isolate_json(const protocol::IsolateReport& report) {
   const protocol::IsolateFindings& found = report.findings;
   json factors = json::array();
-  for (const FactorFinding& finding : found.factors) {
+  for (size_t i = 0; i < found.factors.size(); ++i) {
+    const FactorFinding& finding = found.factors[i];
     json entry = {
         {"name", finding.name},         {"status", status_name(finding.status)},
         {"runs", finding.runs},         {"differing", finding.differing},
         {"matching", finding.matching}, {"values_tried", report.values_tried(finding.name)}};
     if (finding.status == FactorFinding::Status::kChanges) {
+      // A cause of the verdict, or only a value the result depends on.
+      entry["explains_divergence"] =
+          i < report.settings.factors.size() &&
+          protocol::explains_divergence(finding, report.settings.factors[i]);
       entry["cause"] = cause_name(finding.cause);
       entry["value_index"] = finding.value;
     }

@@ -150,10 +150,15 @@ void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
 
 void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
   const protocol::IsolateFindings& found = report.findings;
+  // The causes, and the factors whose value the result merely depends on.
   std::vector<std::string> blamed;
-  for (const FactorFinding& finding : found.factors) {
-    if (finding.status == FactorFinding::Status::kChanges) {
+  std::vector<const FactorFinding*> values;
+  for (size_t i = 0; i < found.factors.size() && i < report.settings.factors.size(); ++i) {
+    const FactorFinding& finding = found.factors[i];
+    if (protocol::explains_divergence(finding, report.settings.factors[i])) {
       blamed.push_back(finding.name);
+    } else if (finding.status == FactorFinding::Status::kChanges) {
+      values.push_back(&finding);
     }
   }
   switch (found.verdict) {
@@ -202,7 +207,7 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
         std::fprintf(out, "verdict: LAYOUT/TIMING-DEPENDENT: %s\n", join(blamed).c_str());
       }
       for (const FactorFinding& finding : found.factors) {
-        if (finding.status == FactorFinding::Status::kChanges) {
+        if (std::find(blamed.begin(), blamed.end(), finding.name) != blamed.end()) {
           std::fprintf(out, "%s",
                        wrapped(finding.name + " " + cause_text(report, finding) + ", with " +
                                    pinned_values(report, finding.name),
@@ -255,17 +260,16 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
       break;
   }
   // Value findings attach to whichever verdict stands.
-  if (found.verdict != IsolateVerdict::kLayoutDependent) {
-    for (const FactorFinding& finding : found.factors) {
-      if (finding.status == FactorFinding::Status::kChanges &&
-          !(found.verdict == IsolateVerdict::kUninitialised && finding.name == "uninit")) {
-        std::fprintf(out, "%s",
-                     wrapped("but the result " + cause_text(report, finding) + ", with " +
-                                 pinned_values(report, finding.name),
-                             "  ")
-                         .c_str());
-      }
+  for (const FactorFinding* finding : values) {
+    if (found.verdict == IsolateVerdict::kUninitialised && finding->name == "uninit") {
+      continue;
     }
+    std::string lead = found.verdict == IsolateVerdict::kReproducible ? "but" : "also:";
+    std::fprintf(out, "%s",
+                 wrapped(lead + " the result " + cause_text(report, *finding) + ", with " +
+                             pinned_values(report, finding->name),
+                         "  ")
+                     .c_str());
   }
   if (found.enough) {
     const protocol::EnoughFinding& enough = *found.enough;
