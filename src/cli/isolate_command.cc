@@ -42,6 +42,7 @@ struct IsolateCliOptions {
   std::string out_dir;
   double timeout = 0;
   bool no_counters = false;
+  bool try_fix = false;
   std::string json_path;
   std::vector<std::string> command;
 };
@@ -126,6 +127,7 @@ int isolate(const IsolateCliOptions& cli) {
   FactorSetup setup = prepare_factors(controls, 2);
   options.seed = setup.profile.seed;
   options.system = cli.system;
+  options.try_fix = cli.try_fix;
   check.controls = setup.controls;
   check.host = setup.host;
 
@@ -218,6 +220,11 @@ Registered add_isolate_command(CLI::App& parent) {
   app->add_option("--timeout", options->timeout,
                   "seconds before a run's whole process group is killed; the run counts as failed")
       ->check(timeout_validator());
+  app->add_flag("--try-fix", options->try_fix,
+                "when the verdict names a switch in the program, run it again with the switch "
+                "on: for a PyTorch program, torch.use_deterministic_algorithms(True) set by a "
+                "start-up hook on PYTHONPATH (no change to your files); reports whether the runs "
+                "then agree and the price in wall time");
   app->add_flag("--no-counters", options->no_counters,
                 "do not open perf counters on the runs nor read /proc/vmstat around them");
   app->add_option("--json", options->json_path,

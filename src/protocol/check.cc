@@ -811,6 +811,12 @@ Result<launch::LaunchSpec> Campaign::plan(const RunRequest& request, int, const 
     spec.argv.push_back(substitute(arg, label, dir));
   }
   spec.env = base_environment(label, dir, report_.audit_library);
+  for (const auto& [name, value] : request.env) {
+    const std::string prefix = name + "=";
+    auto same = [&](const std::string& entry) { return entry.rfind(prefix, 0) == 0; };
+    spec.env.erase(std::remove_if(spec.env.begin(), spec.env.end(), same), spec.env.end());
+    spec.env.push_back(prefix + value);
+  }
   spec.controls = options.controls;
   spec.measure_counters = options.measure_counters;
   planned = factors::plan_run(*request.profile, options.host, request.perturbed);
@@ -983,7 +989,11 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   // With a perturbed factor, run 1 is the reference: every factor at its
   // pinned value; each further run takes the next perturbed value.
   auto request = [&](int index) {
-    return RunRequest{&options.profile, perturbed ? index - 1 : 0, "", "", "", 1};
+    RunRequest ask;
+    ask.profile = &options.profile;
+    ask.perturbed = perturbed ? index - 1 : 0;
+    ask.reference_run = 1;
+    return ask;
   };
   // Every run's factor plan is carried out on paper first, so a value the
   // launch cannot take stops the campaign before it runs anything.

@@ -176,6 +176,9 @@ struct RunRequest {
   // Runs of one group must start from stacks of equal size: a campaign
   // whose profiles load different helpers puts each kind in its own group.
   std::string footprint_group;
+  // Variables set in the run's environment, replacing the user's, before
+  // the factors add theirs.
+  std::map<std::string, std::string> env;
   // The run whose factor records this run's are judged against: 0, the
   // campaign's first run; below 0, none.
   int reference_run = 0;

@@ -1,8 +1,12 @@
 #include "protocol/isolate.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
+#include "protocol/cure.h"
 #include "report/check_json.h"
 #include "store/campaign_store.h"
 
@@ -171,6 +175,33 @@ IsolateOutcome outcome_of(const RunRecord& run, const IsolateStep& step) {
   return outcome;
 }
 
+double median_wall(const std::vector<const RunRecord*>& runs) {
+  std::vector<double> times;
+  for (const RunRecord* run : runs) {
+    if (run->completed()) {
+      times.push_back(run->launch.wall_seconds);
+    }
+  }
+  if (times.empty()) {
+    return 0;
+  }
+  std::sort(times.begin(), times.end());
+  size_t mid = times.size() / 2;
+  return times.size() % 2 == 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
+}
+
+std::vector<const RunRecord*> runs_of(const IsolateReport& report, const Campaign& campaign,
+                                      IsolatePhase phase) {
+  std::vector<const RunRecord*> runs;
+  const std::vector<RunRecord>& made = campaign.report().runs;
+  for (size_t i = 0; i < report.steps.size() && i < made.size(); ++i) {
+    if (report.steps[i].phase == phase) {
+      runs.push_back(&made[i]);
+    }
+  }
+  return runs;
+}
+
 }  // namespace
 
 const std::vector<std::string>& isolate_factor_order() {
@@ -321,10 +352,39 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
   }
 
   std::vector<IsolateOutcome> history;
+  // Makes one run and commits it to the store as it ends, so a campaign cut
+  // short keeps every run it finished; the write-ahead log is folded in at
+  // each change of phase.
+  auto make = [&](const IsolateStep& step, const RunRequest& request) -> Result<const RunRecord*> {
+    auto made = campaign.run(request);
+    if (!made) {
+      return made.error();
+    }
+    const RunRecord& run = **made;
+    if (step.phase == IsolatePhase::kPinned && report.pool_run == 0) {
+      report.pool_run = run.index;
+    }
+    report.steps.push_back(step);
+    history.push_back(outcome_of(run, step));
+    Status stored = store->add_run({run.index, isolate_phase_name(step.phase), step.factor,
+                                    stored_record(run, history.back())});
+    if (!stored) {
+      report.input_error = stored.error().message;
+    }
+    if (history.size() >= 2 && (history[history.size() - 2].step.phase != step.phase ||
+                                history[history.size() - 2].step.factor != step.factor)) {
+      (void)store->checkpoint();
+    }
+    if (options.on_run_done != nullptr) {
+      options.on_run_done(run, step, plan_isolate(report.settings, history).findings);
+    }
+    return &run;
+  };
+
   while (true) {
     IsolatePlan plan = plan_isolate(report.settings, history);
     report.findings = plan.findings;
-    if (!plan.next || campaign.stopped()) {
+    if (!plan.next || campaign.stopped() || !report.input_error.empty()) {
       break;
     }
     auto request = request_for(*plan.next);
@@ -332,31 +392,86 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
       report.input_error = request.error().message;
       break;
     }
-    auto made = campaign.run(*request);
+    auto made = make(*plan.next, *request);
     if (!made) {
       return made.error();
     }
-    const RunRecord& run = **made;
-    if (plan.next->phase == IsolatePhase::kPinned && report.pool_run == 0) {
-      report.pool_run = run.index;
+  }
+
+  // The cure, when the verdict names one and it was asked for: the free
+  // runs again, with PyTorch's deterministic mode switched on by a start-up
+  // hook, until enough of them agree to show the divergence gone.
+  if (options.try_fix && report.input_error.empty() && !campaign.stopped()) {
+    CureFinding cure;
+    cure.cure = kTorchCure;
+    const IsolateFindings& found = report.findings;
+    const auto free_runs = runs_of(report, campaign, IsolatePhase::kFree);
+    const bool torch = std::any_of(free_runs.begin(), free_runs.end(),
+                                   [](const RunRecord* run) { return loads_torch(*run); });
+    const bool recorded = free_runs.empty() || free_runs.front()->loaded.recorded;
+    if (found.verdict != IsolateVerdict::kNotExplained) {
+      cure.not_tried = "the verdict names no switch in the program to try";
+    } else if (!torch) {
+      cure.not_tried = recorded ? "the program did not load libtorch: memdet knows no switch for it"
+                                : "the loaded libraries were not recorded, so torch cannot be seen";
+    } else {
+      const std::string dir = campaign.report().campaign_dir + "/cure";
+      std::error_code code;
+      std::filesystem::create_directories(dir, code);
+      std::ofstream hook(dir + "/sitecustomize.py");
+      hook << torch_cure_hook();
+      hook.close();
+      if (code || !hook) {
+        return make_error(dir + "/sitecustomize.py: cannot write the start-up hook");
+      }
+      RunRequest request;
+      request.profile = &profiles.free;
+      request.phase = isolate_phase_name(IsolatePhase::kCure);
+      request.footprint_group = "cure";
+      request.reference_run = -1;
+      const char* user_path = std::getenv("PYTHONPATH");
+      request.env["PYTHONPATH"] =
+          dir + (user_path != nullptr && *user_path != '\0' ? ":" + std::string(user_path) : "");
+      // cuBLAS needs a fixed workspace to be deterministic; PyTorch raises
+      // without it once deterministic mode is on.
+      request.env["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8";
+      const int differing = std::max(1, found.free_differing);
+      cure.needed = std::max(found.free_runs, agreeing_runs_needed(lower_rate_bound(
+                                                  differing, std::max(1, found.free_runs - 1))));
+      std::string first;
+      cure.agreed = true;
+      while (cure.runs < cure.needed && cure.agreed && !campaign.stopped() &&
+             report.input_error.empty() &&
+             (report.settings.budget <= 0 ||
+              static_cast<int>(history.size()) < report.settings.budget)) {
+        auto made = make({IsolatePhase::kCure, {}, 0, false, {}}, request);
+        if (!made) {
+          return made.error();
+        }
+        const RunRecord& run = **made;
+        ++cure.runs;
+        std::error_code marked;
+        cure.applied += std::filesystem::exists(run.dir + "/" + kCureMarker, marked) ? 1 : 0;
+        if (!run.completed()) {
+          cure.agreed = false;
+          cure.refused = nondeterministic_operation(run);
+        } else if (first.empty()) {
+          first = Campaign::signature(run);
+        } else if (Campaign::signature(run) != first) {
+          cure.agreed = false;
+        }
+      }
+      // The records moved as runs were added: look them up again.
+      double free_wall = median_wall(runs_of(report, campaign, IsolatePhase::kFree));
+      double cured_wall = median_wall(runs_of(report, campaign, IsolatePhase::kCure));
+      cure.price = free_wall > 0 ? cured_wall / free_wall : 0;
     }
-    report.steps.push_back(*plan.next);
-    history.push_back(outcome_of(run, *plan.next));
-    // Committed as the run ends, so a campaign cut short keeps every run it
-    // finished; the write-ahead log is folded in at each change of phase.
-    Status stored = store->add_run({run.index, isolate_phase_name(plan.next->phase),
-                                    plan.next->factor, stored_record(run, history.back())});
-    if (!stored) {
-      report.input_error = stored.error().message;
-      break;
-    }
-    if (history.size() >= 2 && (history[history.size() - 2].step.phase != plan.next->phase ||
-                                history[history.size() - 2].step.factor != plan.next->factor)) {
-      (void)store->checkpoint();
-    }
-    if (options.on_run_done != nullptr) {
-      options.on_run_done(run, *plan.next, plan_isolate(report.settings, history).findings);
-    }
+    report.cure = cure;
+  }
+  if (report.findings.enough && report.findings.enough->shown) {
+    double free_wall = median_wall(runs_of(report, campaign, IsolatePhase::kFree));
+    double pinned_wall = median_wall(runs_of(report, campaign, IsolatePhase::kEnough));
+    report.enough_price = free_wall > 0 && pinned_wall > 0 ? pinned_wall / free_wall : 0;
   }
   report.campaign = campaign.finish(report.pool_run);
   Status folded = store->checkpoint();

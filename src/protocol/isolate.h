@@ -3,6 +3,7 @@
 // the outcomes so far.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,8 @@ struct IsolateOptions {
   std::vector<std::string> factor_names;
   uint64_t seed = 0;
   bool system = false;
+  // When the verdict names a cure, run the command with it applied.
+  bool try_fix = false;
   // Called after each run with the step it was made for.
   void (*on_run_done)(const RunRecord&, const IsolateStep&, const IsolateFindings&) = nullptr;
 };
@@ -30,6 +33,19 @@ struct IsolateOptions {
 struct SkippedFactor {
   std::string name;
   std::string reason;
+};
+
+// What a cure did: whether the runs then agreed, and at what price.
+struct CureFinding {
+  std::string cure;       // kTorchCure
+  std::string not_tried;  // why it was not tried; empty when it was
+  int needed = 0;         // agreeing runs that would show it works
+  int runs = 0;
+  int applied = 0;      // runs in which the hook ran
+  bool agreed = false;  // every run completed, with one outcome
+  std::string refused;  // PyTorch's complaint about an operation, if any
+  // Median wall time of the cured runs over that of the free runs.
+  double price = 0;
 };
 
 struct IsolateReport {
@@ -42,6 +58,10 @@ struct IsolateReport {
   int pool_run = 0;         // the pool's first run: the reference
   std::string input_error;
   int interrupted_by = 0;
+  std::optional<CureFinding> cure;
+  // Median wall time of the runs with the explaining factors pinned, the
+  // rest free, over that of the free runs; 0 when there were none.
+  double enough_price = 0;
 
   // The runs of one factor's batch, in order.
   std::vector<const RunRecord*> factor_runs(const std::string& name) const;

@@ -179,6 +179,8 @@ const char* isolate_phase_name(IsolatePhase phase) {
       return "factor";
     case IsolatePhase::kEnough:
       return "enough";
+    case IsolatePhase::kCure:
+      return "cure";
   }
   return "?";
 }

@@ -23,6 +23,7 @@ enum class IsolatePhase {
   kPinned,  // every factor pinned: the reference pool
   kFactor,  // one factor perturbed, the others pinned
   kEnough,  // the blamed factors pinned, the others free
+  kCure,    // every factor free, a cure applied (--try-fix); not planned here
 };
 const char* isolate_phase_name(IsolatePhase phase);
 

@@ -102,7 +102,7 @@ json isolate_json(const protocol::IsolateReport& report) {
       {"schema", kIsolateSchema},
       {"verdict", protocol::isolate_verdict_name(found.verdict)},
       {"exit_status", report.exit_status()},
-      {"runs", found.runs},
+      {"runs", static_cast<int>(report.steps.size())},
       {"settings",
        {{"free_runs", report.settings.free_runs},
         {"pool_runs", report.settings.pool_runs},
@@ -126,12 +126,23 @@ json isolate_json(const protocol::IsolateReport& report) {
       {"input_error", report.input_error.empty() ? json(nullptr) : json(report.input_error)},
       {"campaign", check_json(report.campaign)},
   };
+  if (report.cure) {
+    const protocol::CureFinding& cure = *report.cure;
+    document["cure"] = {{"cure", cure.cure},
+                        {"tried", cure.not_tried.empty()},
+                        {"not_tried", cure.not_tried},
+                        {"needed", cure.needed},
+                        {"runs", cure.runs},
+                        {"applied_runs", cure.applied},
+                        {"agreed", cure.agreed},
+                        {"refused", cure.refused},
+                        {"wall_time_ratio", cure.price}};
+  }
   if (found.enough) {
-    document["pinning_enough"] = {{"pinned", found.enough->pinned},
-                                  {"needed", found.enough->needed},
-                                  {"runs", found.enough->runs},
-                                  {"shown", found.enough->shown},
-                                  {"refuted", found.enough->refuted}};
+    document["pinning_enough"] = {
+        {"pinned", found.enough->pinned},   {"needed", found.enough->needed},
+        {"runs", found.enough->runs},       {"shown", found.enough->shown},
+        {"refuted", found.enough->refuted}, {"wall_time_ratio", report.enough_price}};
   }
   return document;
 }

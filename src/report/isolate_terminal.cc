@@ -148,6 +148,42 @@ void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
                    .c_str());
 }
 
+void print_cure(const protocol::IsolateReport& report, std::FILE* out) {
+  if (!report.cure) {
+    return;
+  }
+  const protocol::CureFinding& cure = *report.cure;
+  if (!cure.not_tried.empty()) {
+    std::fprintf(out, "%s", wrapped("--try-fix: not tried: " + cure.not_tried, "").c_str());
+    return;
+  }
+  char price[64] = "";
+  if (cure.price > 0) {
+    std::snprintf(price, sizeof price, "; wall time %.2fx the free runs'", cure.price);
+  }
+  std::string line = "--try-fix: " + cure.cure + ": ";
+  if (cure.applied == 0) {
+    line +=
+        "not applied: the start-up hook never ran (python -I or -S ignores PYTHONPATH and "
+        "sitecustomize, and a program that does not import torch through Python never "
+        "reaches it)";
+  } else if (!cure.refused.empty()) {
+    line += "PyTorch refused an operation: " + cure.refused;
+  } else if (!cure.agreed) {
+    line += "the runs still differ with it on";
+  } else if (cure.runs >= cure.needed) {
+    line += "CURES it: " + std::to_string(cure.runs) + " runs with it on agreed" + price;
+  } else {
+    line += std::to_string(cure.runs) + " runs with it on agreed, " + std::to_string(cure.needed) +
+            " would show it cures the divergence" + price;
+  }
+  if (cure.applied > 0 && cure.applied < cure.runs) {
+    line += " (the hook ran in " + std::to_string(cure.applied) + " of " +
+            std::to_string(cure.runs) + " runs)";
+  }
+  std::fprintf(out, "%s", wrapped(line, "").c_str());
+}
+
 void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
   const protocol::IsolateFindings& found = report.findings;
   // The causes, and the factors whose value the result merely depends on.
@@ -276,10 +312,18 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
     std::string what =
         enough.pinned.empty() ? std::string("every factor") : join(enough.pinned, " and ");
     if (enough.shown) {
-      std::fprintf(out,
-                   "  pinning %s is enough: %d runs with %s pinned and the rest free "
-                   "agreed.\n",
-                   what.c_str(), enough.runs, enough.pinned.empty() ? "all" : "it");
+      std::string price;
+      if (report.enough_price > 0) {
+        char text[64];
+        std::snprintf(text, sizeof text, " (wall time %.2fx the free runs')", report.enough_price);
+        price = text;
+      }
+      std::fprintf(out, "%s",
+                   wrapped("pinning " + what + " is enough: " + std::to_string(enough.runs) +
+                               " runs with " + (enough.pinned.empty() ? "all" : "it") +
+                               " pinned and the rest free agreed" + price + ".",
+                           "  ")
+                       .c_str());
     } else if (enough.refuted) {
       std::fprintf(out,
                    "  pinning %s is NOT enough: with it pinned and the rest free, runs "
@@ -381,7 +425,7 @@ void print_isolate_progress(const protocol::RunRecord& run, const protocol::Isol
 
 void print_isolate_summary(const protocol::IsolateReport& report, std::FILE* out) {
   const protocol::IsolateFindings& found = report.findings;
-  std::fprintf(out, "\nmemdet isolate: %d runs", found.runs);
+  std::fprintf(out, "\nmemdet isolate: %zu runs", report.steps.size());
   if (report.settings.budget > 0) {
     std::fprintf(out, " (budget %d)", report.settings.budget);
   }
@@ -404,6 +448,7 @@ void print_isolate_summary(const protocol::IsolateReport& report, std::FILE* out
     return;
   }
   print_verdict(report, out);
+  print_cure(report, out);
   if (report.interrupted_by != 0) {
     std::fprintf(out, "interrupted by %s: the records of the runs so far are kept\n",
                  strsignal(report.interrupted_by));
