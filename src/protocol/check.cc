@@ -654,8 +654,18 @@ void decide(CheckReport& report) {
   }
 }
 
-// What one run measured, as figures to compare across runs: the counters
-// that counted, the workload's rusage and its wall time.
+void summarize_counters(CheckReport& report) {
+  std::vector<measure::RunFigures> runs;
+  for (const RunRecord& run : report.runs) {
+    if (run.completed() && run.launch.counters.measured) {
+      runs.push_back(run_figures(run));
+    }
+  }
+  report.counters = measure::summarize_counters(runs, report.options.counter_rule);
+}
+
+}  // namespace
+
 measure::RunFigures run_figures(const RunRecord& run) {
   measure::RunFigures figures;
   figures.run = run.index;
@@ -675,18 +685,6 @@ measure::RunFigures run_figures(const RunRecord& run) {
   add("wall-time", "s", launched.wall_seconds);
   return figures;
 }
-
-void summarize_counters(CheckReport& report) {
-  std::vector<measure::RunFigures> runs;
-  for (const RunRecord& run : report.runs) {
-    if (run.completed() && run.launch.counters.measured) {
-      runs.push_back(run_figures(run));
-    }
-  }
-  report.counters = measure::summarize_counters(runs, report.options.counter_rule);
-}
-
-}  // namespace
 
 double no_difference_bound(int matching_runs) {
   if (matching_runs < 2) {

@@ -153,6 +153,10 @@ struct CheckReport {
   int exit_status() const;
 };
 
+// What one run measured, as figures to compare across runs: the counters
+// that counted, the workload's rusage and its wall time.
+measure::RunFigures run_figures(const RunRecord& run);
+
 // 1 - 0.05^(1/(n-1)): with n matching runs, the largest per-run difference
 // probability not rejected at 95 % confidence.
 double no_difference_bound(int matching_runs);

@@ -4,8 +4,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
+#include "measure/rank_test.h"
 #include "protocol/cure.h"
 #include "report/check_json.h"
 #include "store/campaign_store.h"
@@ -200,6 +202,73 @@ std::vector<const RunRecord*> runs_of(const IsolateReport& report, const Campaig
     }
   }
   return runs;
+}
+
+double median(std::vector<double> values) {
+  if (values.empty()) {
+    return 0;
+  }
+  std::sort(values.begin(), values.end());
+  size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+// Each factor's counters against the pool's, run by run.
+std::vector<CounterChange> compare_counters(const IsolateReport& report) {
+  auto figures_of = [&](const std::vector<const RunRecord*>& runs) {
+    std::map<std::string, std::pair<std::string, std::vector<double>>> by_name;
+    for (const RunRecord* run : runs) {
+      if (!run->completed() || !run->launch.counters.measured) {
+        continue;
+      }
+      for (const measure::Figure& figure : run_figures(*run).figures) {
+        by_name[figure.name].first = figure.unit;
+        by_name[figure.name].second.push_back(figure.value);
+      }
+    }
+    return by_name;
+  };
+  std::vector<const RunRecord*> pool;
+  for (size_t i = 0; i < report.steps.size() && i < report.campaign.runs.size(); ++i) {
+    if (report.steps[i].phase == IsolatePhase::kPinned) {
+      pool.push_back(&report.campaign.runs[i]);
+    }
+  }
+  const auto pool_figures = figures_of(pool);
+  std::vector<CounterChange> changes;
+  for (const FactorFinding& finding : report.findings.factors) {
+    if (finding.runs == 0) {
+      continue;
+    }
+    CounterChange change;
+    change.factor = finding.name;
+    change.results_same = finding.differing == 0;
+    const auto perturbed = figures_of(report.factor_runs(finding.name));
+    for (const auto& [name, figure] : perturbed) {
+      auto theirs = pool_figures.find(name);
+      if (theirs == pool_figures.end()) {
+        continue;
+      }
+      measure::RankTest test = measure::rank_test(figure.second, theirs->second.second);
+      change.perturbed_runs = test.left;
+      change.pool_runs = test.right;
+      if (!test.judged) {
+        continue;
+      }
+      ++change.counters_tested;
+      if (!change.judged || test.p_two_sided < change.p) {
+        change.judged = true;
+        change.p = test.p_two_sided;
+        change.counter = name;
+        change.unit = figure.first;
+        change.perturbed_median = median(figure.second);
+        change.pool_median = median(theirs->second.second);
+      }
+    }
+    change.flagged = change.judged && change.p < 0.05 / std::max(1, change.counters_tested);
+    changes.push_back(change);
+  }
+  return changes;
 }
 
 }  // namespace
@@ -482,6 +551,7 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
     report.input_error = report.campaign.input_error;
   }
   report.interrupted_by = report.campaign.interrupted_by;
+  report.counter_changes = compare_counters(report);
   return report;
 }
 

@@ -48,6 +48,25 @@ struct CureFinding {
   double price = 0;
 };
 
+// How one factor's perturbed runs counted against the pool's, by an exact
+// rank test per counter; the counter with the smallest p stands for it.
+struct CounterChange {
+  std::string factor;
+  std::string counter;
+  std::string unit;
+  int perturbed_runs = 0;  // completed runs with counters, on each side
+  int pool_runs = 0;
+  bool judged = false;  // at least measure::kRankTestMinimum on each side
+  double p = 1;         // two-sided
+  int counters_tested = 0;
+  // p below 0.05 divided by the counters tested (Bonferroni), so testing
+  // every counter does not flag one by chance.
+  bool flagged = false;
+  double pool_median = 0;
+  double perturbed_median = 0;
+  bool results_same = false;  // every perturbed run matched the pool's outcome
+};
+
 struct IsolateReport {
   CheckReport campaign;  // every run, its outcome and each outcome against the pool's
   IsolateSettings settings;
@@ -62,6 +81,7 @@ struct IsolateReport {
   // Median wall time of the runs with the explaining factors pinned, the
   // rest free, over that of the free runs; 0 when there were none.
   double enough_price = 0;
+  std::vector<CounterChange> counter_changes;  // one per factor tried
 
   // The runs of one factor's batch, in order.
   std::vector<const RunRecord*> factor_runs(const std::string& name) const;

@@ -126,6 +126,22 @@ json isolate_json(const protocol::IsolateReport& report) {
       {"input_error", report.input_error.empty() ? json(nullptr) : json(report.input_error)},
       {"campaign", check_json(report.campaign)},
   };
+  json counters = json::array();
+  for (const protocol::CounterChange& change : report.counter_changes) {
+    counters.push_back({{"factor", change.factor},
+                        {"judged", change.judged},
+                        {"counter", change.counter},
+                        {"unit", change.unit},
+                        {"p_two_sided", change.p},
+                        {"counters_tested", change.counters_tested},
+                        {"flagged", change.flagged},
+                        {"perturbed_runs", change.perturbed_runs},
+                        {"pool_runs", change.pool_runs},
+                        {"perturbed_median", change.perturbed_median},
+                        {"pool_median", change.pool_median},
+                        {"timing_varied_results_did_not", change.flagged && change.results_same}});
+  }
+  document["counter_changes"] = counters;
   if (report.cure) {
     const protocol::CureFinding& cure = *report.cure;
     document["cure"] = {{"cure", cure.cure},

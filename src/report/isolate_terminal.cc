@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/text.h"
+#include "measure/rank_test.h"
 #include "report/check_terminal.h"
 
 namespace memdet::report {
@@ -112,6 +113,38 @@ std::string cause_text(const protocol::IsolateReport& report, const FactorFindin
   return "changes the result";
 }
 
+// One line per factor whose counters moved against the pool's, and one for
+// those too few runs could judge.
+void print_counter_changes(const protocol::IsolateReport& report, std::FILE* out) {
+  std::vector<std::string> unjudged;
+  for (const protocol::CounterChange& change : report.counter_changes) {
+    if (!change.judged) {
+      unjudged.push_back(change.factor);
+      continue;
+    }
+    if (!change.flagged) {
+      continue;
+    }
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "counters: %s moved %s (median %.6g%s%s against the pool's %.6g; rank test "
+                  "p = %.3g over %d against %d runs, %d counters tested)%s",
+                  change.factor.c_str(), change.counter.c_str(), change.perturbed_median,
+                  change.unit.empty() ? "" : " ", change.unit.c_str(), change.pool_median, change.p,
+                  change.perturbed_runs, change.pool_runs, change.counters_tested,
+                  change.results_same ? ": timing varied, results did not" : "");
+    std::fprintf(out, "%s", wrapped(line, "  ").c_str());
+  }
+  if (!unjudged.empty()) {
+    std::fprintf(
+        out, "%s",
+        wrapped("counters: not judged for " + join(unjudged) + " (fewer than " +
+                    std::to_string(measure::kRankTestMinimum) + " runs with counters on a side)",
+                "  ")
+            .c_str());
+  }
+}
+
 void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
   bool tried = std::any_of(report.findings.factors.begin(), report.findings.factors.end(),
                            [](const FactorFinding& finding) { return finding.runs > 0; });
@@ -136,6 +169,7 @@ void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
     std::fprintf(out, "  %-10s %-22s %4d  %-15s %6s  %s\n", finding.name.c_str(), values.c_str(),
                  finding.runs, status_text(finding).c_str(), bound.c_str(), spread.c_str());
   }
+  print_counter_changes(report, out);
   for (const protocol::SkippedFactor& skipped : report.skipped) {
     std::fprintf(out, "%s", wrapped(skipped.name + " not tried: " + skipped.reason, "  ").c_str());
   }
