@@ -13,17 +13,19 @@ shift 2
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/memdet-cases.XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
 
-# What the cases' README says memdet should find, with the factors memdet
-# has: the two missed-seed cases need entropy and file-order factors, so
-# until they exist they must be "not explained" and "reproducible".
+# What the cases' README says memdet should find: the verdict, the factors
+# named as its cause, and after "values:" those whose value the result
+# depends on. The two missed-seed cases need entropy and file-order
+# factors; until they exist they must be "not explained" and
+# "reproducible".
 declare -A EXPECTED=(
     [embedding_index_mlp]="not-explained"
     [openmp_atomic_sgd]="not-explained"
     [grad_clip_set]="layout-or-timing-dependent aslr"
-    [uninit_class_prior]="reads-uninitialised-memory uninit"
+    [uninit_class_prior]="reads-uninitialised-memory values:uninit"
     [pointer_key_grad_map]="layout-or-timing-dependent aslr"
-    [openblas_threads]="reproducible threads"
-    [logspace_allocator]="reproducible allocator"
+    [openblas_threads]="reproducible values:threads"
+    [logspace_allocator]="reproducible values:allocator"
     [unseeded_generator_init]="not-explained"
     [scandir_split]="reproducible"
 )
@@ -59,8 +61,10 @@ for name in "${names[@]}"; do
     said=$(/usr/bin/python3 - isolate.json <<'EOF' 2>/dev/null || echo "no report (exit $status)"
 import json, sys
 d = json.load(open(sys.argv[1]))
-found = [f["name"] for f in d["factors"] if f["status"] == "changes-result"]
-print(" ".join([d["verdict"]] + found))
+changed = [f for f in d["factors"] if f["status"] == "changes-result"]
+causes = [f["name"] for f in changed if f.get("explains_divergence")]
+values = [f["name"] for f in changed if not f.get("explains_divergence")]
+print(" ".join([d["verdict"]] + causes + (["values:" + ",".join(values)] if values else [])))
 EOF
 )
     runs=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["runs"])' \
