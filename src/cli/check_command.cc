@@ -41,6 +41,8 @@ struct CheckCliOptions {
   bool stdin_terminal = false;
   std::string counter_rule = "none";
   bool no_counters = false;
+  bool fingerprint = false;
+  uint64_t fingerprint_threshold = 64 * 1024;
   std::string json_path;
   std::vector<std::string> command;
 };
@@ -110,6 +112,8 @@ int check(const CheckCliOptions& cli) {
   }
   options.counter_rule = *rule;
   options.measure_counters = !cli.no_counters;
+  options.fingerprint = cli.fingerprint;
+  options.fingerprint_threshold = cli.fingerprint_threshold;
   FactorSetup setup = prepare_factors(cli.controls, 2);
   // Held for the whole campaign, undone when this scope ends on any path.
   auto system = factors::SystemSettings::apply(factors::system_writes(setup.profile, setup.host));
@@ -193,6 +197,15 @@ Registered add_check_command(CLI::App& parent) {
                 "end the batch at the first run whose outcome differs from the first");
   app->add_flag("--stdin", options->stdin_terminal,
                 "give the runs memdet's stdin instead of /dev/null");
+  app->add_flag("--fingerprint", options->fingerprint,
+                "record a memory-layout fingerprint of every run in its record directory (this "
+                "loads memdet's preload library into every run) and say, for each outcome, where "
+                "its allocations first diverged from the reference's and whether the virtual "
+                "layouts matched");
+  app->add_option("--fingerprint-threshold", options->fingerprint_threshold,
+                  "with --fingerprint: allocations of at least this many bytes are kept with "
+                  "address and caller, besides each thread's first ones")
+      ->capture_default_str();
   app->add_flag("--no-counters", options->no_counters,
                 "do not open perf counters on the runs nor read /proc/vmstat around them "
                 "(rusage is recorded either way)");

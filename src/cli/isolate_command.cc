@@ -42,6 +42,8 @@ struct IsolateCliOptions {
   std::string out_dir;
   double timeout = 0;
   bool no_counters = false;
+  bool fingerprint = false;
+  uint64_t fingerprint_threshold = 64 * 1024;
   bool try_fix = false;
   std::string json_path;
   std::vector<std::string> command;
@@ -93,6 +95,8 @@ int isolate(const IsolateCliOptions& cli) {
                                     : protocol::CheckOptions::Keep::kDiverged;
   check.out_dir = cli.out_dir;
   check.measure_counters = !cli.no_counters;
+  check.fingerprint = cli.fingerprint;
+  check.fingerprint_threshold = cli.fingerprint_threshold;
   if (cli.timeout > 0) {
     check.timeout_seconds = cli.timeout;
   }
@@ -225,6 +229,15 @@ Registered add_isolate_command(CLI::App& parent) {
                 "on: for a PyTorch program, torch.use_deterministic_algorithms(True) set by a "
                 "start-up hook on PYTHONPATH (no change to your files); reports whether the runs "
                 "then agree and the price in wall time");
+  app->add_flag("--fingerprint", options->fingerprint,
+                "record a memory-layout fingerprint of every run in its record directory (this "
+                "loads memdet's preload library into every run) and say, for each outcome, where "
+                "its allocations first diverged from the reference's and whether the virtual "
+                "layouts matched");
+  app->add_option("--fingerprint-threshold", options->fingerprint_threshold,
+                  "with --fingerprint: allocations of at least this many bytes are kept with "
+                  "address and caller, besides each thread's first ones")
+      ->capture_default_str();
   app->add_flag("--no-counters", options->no_counters,
                 "do not open perf counters on the runs nor read /proc/vmstat around them");
   app->add_option("--json", options->json_path,

@@ -15,6 +15,7 @@
 #include "core/sys.h"
 #include "factors/antagonist.h"
 #include "factors/launch_setup.h"
+#include "measure/fingerprint.h"
 #include "protocol/placeholders.h"
 #include "report/check_json.h"
 
@@ -554,6 +555,7 @@ void group_outcomes(CheckReport& report, int reference_run) {
   if (reference_run > 0 && static_cast<size_t>(reference_run) <= report.runs.size() &&
       report.runs[static_cast<size_t>(reference_run - 1)].outcome >= 0) {
     report.reference = report.runs[static_cast<size_t>(reference_run - 1)].outcome;
+    report.reference_run = reference_run;
     return;
   }
   for (size_t i = 0; i < report.outcomes.size(); ++i) {
@@ -575,6 +577,14 @@ void compare_outcomes(CheckReport& report) {
   }
   const OutcomeGroup& reference = report.outcomes[static_cast<size_t>(report.reference)];
   const RunRecord& reference_run = run_by_index(report, reference.runs.front());
+  std::optional<measure::RunFingerprint> reference_fingerprint;
+  if (report.options.fingerprint) {
+    // Against the reference run itself, when one was named: the first run
+    // of its outcome may have been made under other factors.
+    const RunRecord& named =
+        report.reference_run > 0 ? run_by_index(report, report.reference_run) : reference_run;
+    reference_fingerprint = measure::read_run_fingerprint(named.dir, named.launch.pid);
+  }
   for (size_t i = 0; i < report.outcomes.size(); ++i) {
     if (static_cast<int>(i) == report.reference) {
       continue;
@@ -587,6 +597,13 @@ void compare_outcomes(CheckReport& report) {
     }
     for (const ArtifactRecord& artifact : other_run.artifacts) {
       pairs[artifact.key].second = &artifact;
+    }
+    if (reference_fingerprint) {
+      measure::FingerprintComparison fingerprints = measure::compare_fingerprints(
+          *reference_fingerprint,
+          measure::read_run_fingerprint(other_run.dir, other_run.launch.pid));
+      group.fingerprint_lines = measure::describe_comparison(fingerprints);
+      group.fingerprint_json = measure::comparison_json(fingerprints).dump();
     }
     for (const auto& [key, pair] : pairs) {
       std::string input_error;
@@ -819,7 +836,13 @@ Result<launch::LaunchSpec> Campaign::plan(const RunRequest& request, int, const 
   spec.measure_counters = options.measure_counters;
   planned = factors::plan_run(*request.profile, options.host, request.perturbed);
   factors::PreloadUse use{true, dir + "/" + kPreloadReportPrefix};
-  Status finished = factors::finish_launch(planned.plan, options.host, use, spec, planned);
+  factors::FingerprintUse fingerprint;
+  if (options.fingerprint) {
+    fingerprint.dir = dir;
+    fingerprint.threshold = options.fingerprint_threshold;
+  }
+  Status finished =
+      factors::finish_launch(planned.plan, options.host, use, fingerprint, spec, planned);
   if (!finished) {
     return finished.error();
   }

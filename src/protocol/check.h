@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <cstdint>
 #include "compare/npy.h"
 #include "compare/text.h"
 #include "factors/profile.h"
@@ -52,6 +53,12 @@ struct CheckOptions {
   bool stop_at_first_difference = false;
   // Perf counters on every run, and /proc/vmstat around it.
   bool measure_counters = true;
+  // Every run leaves a memory-layout fingerprint in its record directory
+  // (the preload library is loaded into every run for it), and each outcome
+  // is compared with the reference's: where the allocation sequences first
+  // diverge, whether the virtual layouts matched.
+  bool fingerprint = false;
+  uint64_t fingerprint_threshold = 64 * 1024;
   // Which counters' variation across the runs is flagged.
   measure::CounterRule counter_rule;
   launch::StdinMode stdin_mode = launch::StdinMode::kNull;
@@ -115,6 +122,10 @@ struct OutcomeGroup {
   std::string signature;                         // digest over every (key, digest) pair
   std::vector<int> runs;                         // run indices, ascending
   std::vector<ArtifactComparison> vs_reference;  // empty for the reference
+  // The fingerprint of its first run against the reference's first run's,
+  // in lines for the terminal and as JSON; empty without --fingerprint.
+  std::vector<std::string> fingerprint_lines;
+  std::string fingerprint_json;
 };
 
 enum class Verdict {
@@ -132,7 +143,8 @@ struct CheckReport {
   CheckOptions options;
   std::vector<RunRecord> runs;
   std::vector<OutcomeGroup> outcomes;
-  int reference = -1;  // index into outcomes
+  int reference = -1;     // index into outcomes
+  int reference_run = 0;  // the run named as the reference; 0: none was
   Verdict verdict = Verdict::kTooFewRuns;
   int completed_runs = 0;
   int failed_runs = 0;

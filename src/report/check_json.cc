@@ -379,11 +379,14 @@ json check_json(const protocol::CheckReport& report) {
       }
       comparisons.push_back(entry);
     }
-    outcomes.push_back({{"id", i},
-                        {"signature", group.signature},
-                        {"runs", group.runs},
-                        {"reference", static_cast<int>(i) == report.reference},
-                        {"vs_reference", comparisons}});
+    outcomes.push_back(
+        {{"id", i},
+         {"signature", group.signature},
+         {"runs", group.runs},
+         {"reference", static_cast<int>(i) == report.reference},
+         {"vs_reference", comparisons},
+         {"fingerprint",
+          group.fingerprint_json.empty() ? json(nullptr) : json::parse(group.fingerprint_json)}});
   }
 
   const protocol::CheckOptions& options = report.options;

@@ -596,6 +596,9 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
     if (!identical.empty()) {
       std::fprintf(out, "    identical: %s\n", identical.c_str());
     }
+    for (const std::string& line : report.outcomes[i].fingerprint_lines) {
+      std::fprintf(out, "    fingerprint: %s\n", line.c_str());
+    }
   }
   if (not_shown > 0) {
     std::fprintf(out, "  (%d more outcome%s compared in %s/check.json)\n", not_shown,

@@ -113,6 +113,28 @@ std::string cause_text(const protocol::IsolateReport& report, const FactorFindin
   return "changes the result";
 }
 
+// For each factor that changed the result, where its first differing run's
+// allocations parted from the pool's (with --fingerprint).
+void print_fingerprints(const protocol::IsolateReport& report, std::FILE* out) {
+  for (const FactorFinding& finding : report.findings.factors) {
+    if (finding.status != FactorFinding::Status::kChanges) {
+      continue;
+    }
+    for (const protocol::RunRecord* run : report.factor_runs(finding.name)) {
+      if (run->outcome < 0 || run->outcome == report.campaign.reference) {
+        continue;
+      }
+      const protocol::OutcomeGroup& group =
+          report.campaign.outcomes[static_cast<size_t>(run->outcome)];
+      for (const std::string& line : group.fingerprint_lines) {
+        std::fprintf(out, "%s",
+                     wrapped("fingerprint, " + finding.name + ": " + line, "  ").c_str());
+      }
+      break;
+    }
+  }
+}
+
 // One line per factor whose counters moved against the pool's, and one for
 // those too few runs could judge.
 void print_counter_changes(const protocol::IsolateReport& report, std::FILE* out) {
@@ -170,6 +192,7 @@ void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
                  finding.runs, status_text(finding).c_str(), bound.c_str(), spread.c_str());
   }
   print_counter_changes(report, out);
+  print_fingerprints(report, out);
   for (const protocol::SkippedFactor& skipped : report.skipped) {
     std::fprintf(out, "%s", wrapped(skipped.name + " not tried: " + skipped.reason, "  ").c_str());
   }
