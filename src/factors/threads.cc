@@ -99,12 +99,16 @@ class Threads final : public Factor {
       return;
     }
     long long created = seen.preload->number("threads_created", 0);
-    record.measured = std::to_string(created) + " threads created";
+    // The count the program was given is what the factor moves; how many
+    // threads it made of it stands beside it.
+    record.measured = value + " in the environment, " + std::to_string(created) +
+                      (created == 1 ? " thread created" : " threads created");
     // What is verified is that the count reached the program; how many
     // threads it made of it is the program's own (an OpenMP team of N
     // creates N - 1, a program may start threads of its own).
-    record.observed =
-        value + " in the program's environment (OpenMP, OpenBLAS, MKL); " + record.measured;
+    record.observed = value + " in the program's environment (OpenMP, OpenBLAS, MKL); " +
+                      std::to_string(created) + (created == 1 ? " thread" : " threads") +
+                      " created";
     record.verified = launch::CheckState::kVerified;
     if (judge_setting(std::atoll(value.c_str()), *seen.preload, record)) {
       return;

@@ -280,7 +280,9 @@ std::string make_campaign_dir(const std::string& requested, const std::string& r
     std::tm local{};
     ::localtime_r(&now, &local);
     std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
-    std::string base = ".memdet/check-" + std::string(stamp);
+    // "check.json" names the campaign: .memdet/check-TIME.
+    std::string kind = report_name.substr(0, report_name.find('.'));
+    std::string base = ".memdet/" + kind + "-" + std::string(stamp);
     dir = base;
     for (int suffix = 2; fs::exists(dir, code); ++suffix) {
       dir = base + "-" + std::to_string(suffix);

@@ -67,7 +67,11 @@ Status choose_factors(const IsolateOptions& options, Profiles& profiles, Isolate
   std::set<std::string> asked(options.factor_names.begin(), options.factor_names.end());
   for (const std::string& name : options.factor_names) {
     if (factors::find_factor(name) == nullptr) {
-      return make_error("--factors: unknown factor '" + name + "'");
+      std::string known;
+      for (const std::string& factor : isolate_factor_order()) {
+        known += (known.empty() ? "" : ", ") + factor;
+      }
+      return make_error("--factors: unknown factor '" + name + "' (factors: " + known + ")");
     }
   }
   const factors::Host workload = factors::workload_host(profiles.pinned, options.check.host);
@@ -302,6 +306,28 @@ std::vector<std::string> IsolateReport::values_tried(const std::string& name) co
     }
   }
   return values;
+}
+
+std::vector<std::string> IsolateReport::unproven(const std::string& name) const {
+  std::vector<std::string> reasons;
+  for (const RunRecord* run : factor_runs(name)) {
+    std::string why;
+    for (const factors::FactorRecord& record : run->factors.records) {
+      if (record.name == name && record.verified != launch::CheckState::kVerified &&
+          record.verified != launch::CheckState::kNotObservable) {
+        why = record.observed.empty() ? launch::check_state_name(record.verified) : record.observed;
+      }
+    }
+    for (const std::string& problem : run->factor_problems) {
+      if (why.empty() && problem.rfind(name + ":", 0) == 0) {
+        why = problem.substr(name.size() + 2);
+      }
+    }
+    if (!why.empty()) {
+      reasons.push_back(why);
+    }
+  }
+  return reasons;
 }
 
 int IsolateReport::exit_status() const {

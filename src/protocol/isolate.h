@@ -87,6 +87,10 @@ struct IsolateReport {
   std::vector<const RunRecord*> factor_runs(const std::string& name) const;
   // The values a factor's perturbed runs took, each once, in order.
   std::vector<std::string> values_tried(const std::string& name) const;
+  // Why each of a factor's perturbed runs did not test it, when it did not:
+  // the program overrode the value, or the run measured the same as the
+  // pool's. One entry per such run.
+  std::vector<std::string> unproven(const std::string& name) const;
   int exit_status() const;
 };
 

@@ -285,6 +285,14 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
     }
   };
   auto finish = [&]() -> IsolatePlan {
+    // Once the budget is gone, what each untried factor would still need.
+    for (size_t f = 0; findings.budget_exhausted && f < settings.factors.size(); ++f) {
+      const FactorPlan& other = settings.factors[f];
+      if (findings.factors[f].status == FactorFinding::Status::kUntried) {
+        findings.factors[f].needs =
+            other.values > 0 ? std::min(other.values, settings.factor_runs) : settings.factor_runs;
+      }
+    }
     decide(settings, findings);
     return plan;
   };
@@ -342,15 +350,6 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
     findings.any_difference = findings.any_difference || findings.factors[f].differing > 0;
     if (next) {
       ask(*next);
-      if (findings.budget_exhausted) {
-        // What the others still need, untried.
-        for (size_t later = f + 1; later < settings.factors.size(); ++later) {
-          const FactorPlan& other = settings.factors[later];
-          findings.factors[later].needs = other.values > 0
-                                              ? std::min(other.values, settings.factor_runs)
-                                              : settings.factor_runs;
-        }
-      }
       return finish();
     }
   }

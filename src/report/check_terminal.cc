@@ -365,6 +365,10 @@ std::string describe_status(const launch::LaunchResult& result) {
   return "unknown";
 }
 
+void print_artifact_comparison(const protocol::ArtifactComparison& comparison, std::FILE* out) {
+  print_comparison(comparison, out);
+}
+
 std::string run_status(const protocol::RunRecord& run) {
   std::string status = describe_status(run.launch);
   if (run.launch.succeeded() && !run.missing.empty()) {

@@ -25,4 +25,11 @@ std::string describe_factor(const factors::FactorRecord& record);
 // "exit 0", "signal 9 (Killed)", "timed out", ...
 std::string describe_status(const launch::LaunchResult& result);
 
+// A run's launch status, with the first artifact it did not write.
+std::string run_status(const protocol::RunRecord& run);
+
+// How one artifact of an outcome differs from the reference's, in the
+// indented lines check's summary uses; nothing for an identical one.
+void print_artifact_comparison(const protocol::ArtifactComparison& comparison, std::FILE* out);
+
 }  // namespace memdet::report

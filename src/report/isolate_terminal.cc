@@ -100,8 +100,8 @@ std::string cause_text(const protocol::IsolateReport& report, const FactorFindin
   }
   switch (finding.cause) {
     case FactorFinding::Cause::kValue:
-      return "depends on " + finding.name + "'s value (" + finding.name + "=" + value +
-             ": replays gave the same result again)";
+      return "depends on the value of " + finding.name + " (" + finding.name + "=" + value +
+             " gave another result, and its replays repeated it)";
     case FactorFinding::Cause::kTiming:
       return "changes with " + finding.name + " (" + finding.name + "=" + value +
              "), but its replays differed from each other: timing under it";
@@ -167,6 +167,24 @@ void print_counter_changes(const protocol::IsolateReport& report, std::FILE* out
   }
 }
 
+// How the first outcome that is not the pool's differs from it, as check
+// shows it; isolate.json has every outcome's comparison.
+void print_first_difference(const protocol::IsolateReport& report, std::FILE* out) {
+  const protocol::CheckReport& campaign = report.campaign;
+  for (const protocol::RunRecord& run : campaign.runs) {
+    if (run.outcome < 0 || run.outcome == campaign.reference || campaign.reference < 0) {
+      continue;
+    }
+    const protocol::OutcomeGroup& group = campaign.outcomes[static_cast<size_t>(run.outcome)];
+    std::fprintf(out, "\nhow run %s (%s) differs from the pool's outcome:\n", run.label.c_str(),
+                 run.phase.c_str());
+    for (const protocol::ArtifactComparison& comparison : group.vs_reference) {
+      print_artifact_comparison(comparison, out);
+    }
+    return;
+  }
+}
+
 void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
   bool tried = std::any_of(report.findings.factors.begin(), report.findings.factors.end(),
                            [](const FactorFinding& finding) { return finding.runs > 0; });
@@ -176,20 +194,35 @@ void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
     }
     return;
   }
-  std::fprintf(out, "\n  %-10s %-22s %4s  %-15s %6s  %s\n", "factor", "values tried", "runs",
+  std::fprintf(out, "\n  %-10s %-16s %4s  %-15s %6s  %s\n", "factor", "values tried", "runs",
                "changed?", "bound", "max diff");
+  std::vector<std::string> untested;
   for (const FactorFinding& finding : report.findings.factors) {
     std::string values = join(report.values_tried(finding.name), ",");
-    if (values.size() > 22) {
-      values = values.substr(0, 19) + "...";
+    if (values.size() > 16) {
+      values = values.substr(0, 13) + "...";
     }
     std::string bound = "-";
     if (finding.status == FactorFinding::Status::kNoEffect) {
       bound = "<" + percent(finding.bound);
     }
     std::string spread = finding.differing > 0 ? factor_spread(report, finding.name) : "-";
-    std::fprintf(out, "  %-10s %-22s %4d  %-15s %6s  %s\n", finding.name.c_str(), values.c_str(),
-                 finding.runs, status_text(finding).c_str(), bound.c_str(), spread.c_str());
+    std::string status = status_text(finding);
+    std::vector<std::string> unproven = report.unproven(finding.name);
+    if (!unproven.empty() && (finding.status == FactorFinding::Status::kNoEffect ||
+                              finding.status == FactorFinding::Status::kAllValues)) {
+      status = static_cast<int>(unproven.size()) == finding.runs ? "NOT TESTED" : "no, partly";
+      bound = "-";
+      untested.push_back(finding.name + ": " + std::to_string(unproven.size()) + " of " +
+                         std::to_string(finding.runs) + " perturbed run" +
+                         (finding.runs == 1 ? "" : "s") + " did not test it (" + unproven.front() +
+                         ")");
+    }
+    std::fprintf(out, "  %-10s %-16s %4d  %-15s %6s  %s\n", finding.name.c_str(), values.c_str(),
+                 finding.runs, status.c_str(), bound.c_str(), spread.c_str());
+  }
+  for (const std::string& line : untested) {
+    std::fprintf(out, "%s", wrapped(line, "  ").c_str());
   }
   print_counter_changes(report, out);
   print_fingerprints(report, out);
@@ -262,8 +295,13 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                    found.free_failed, found.free_runs);
       for (const protocol::RunRecord& run : report.campaign.runs) {
         if (!run.completed()) {
-          std::fprintf(out, "  run %s: %s; its stderr: %s/stderr.txt\n", run.label.c_str(),
-                       describe_status(run.launch).c_str(), run.dir.c_str());
+          std::fprintf(
+              out, "%s",
+              wrapped(
+                  "run " + run.label + ": " + run_status(run) +
+                      (run.launch.succeeded() ? "" : "; its stderr: " + run.dir + "/stderr.txt"),
+                  "  ")
+                  .c_str());
           break;
         }
       }
@@ -283,11 +321,23 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
       return;
     case IsolateVerdict::kUninitialised: {
       const FactorFinding* uninit = found.find("uninit");
-      std::fprintf(out,
-                   "verdict: READS UNINITIALISED MEMORY: the result moves with the byte that\n"
-                   "  fills fresh allocations (%s). Any layout factor can then change it;\n"
-                   "  fix the read before trusting other findings.\n",
-                   uninit != nullptr ? cause_text(report, *uninit).c_str() : "uninit");
+      std::string value;
+      for (const protocol::RunRecord* run : report.factor_runs("uninit")) {
+        for (const factors::FactorRecord& record : run->factors.records) {
+          if (uninit != nullptr && record.name == "uninit" && run->perturbed == uninit->value) {
+            value = record.value;
+          }
+        }
+      }
+      std::fprintf(out, "%s",
+                   wrapped("verdict: READS UNINITIALISED MEMORY: the result moves with the byte "
+                           "that fills fresh allocations (uninit=" +
+                               value +
+                               " gave another result, and its replays repeated it). Any layout "
+                               "factor can then change it too; fix the read before trusting "
+                               "other findings.",
+                           "")
+                       .c_str());
       break;
     }
     case IsolateVerdict::kLayoutDependent:
@@ -329,15 +379,16 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
         std::fprintf(out, ": with every factor pinned the workload failed (%d run%s)\n",
                      found.pool_failed, found.pool_failed == 1 ? "" : "s");
       } else if (found.budget_exhausted) {
-        std::fprintf(out, ": the budget of %d runs ran out\n", report.settings.budget);
+        std::fprintf(out, ": the budget of %d runs ran out%s\n", report.settings.budget,
+                     found.free_differing > 0 ? "; the free runs differ" : "");
       } else if (found.free_differing > 0) {
         std::fprintf(out, ": the free runs differ, and no factor explains it\n");
       } else {
         std::fprintf(out, "\n");
       }
       for (const FactorFinding& finding : found.factors) {
-        if (finding.status == FactorFinding::Status::kUndecided ||
-            (found.budget_exhausted && finding.status == FactorFinding::Status::kUntried)) {
+        if (finding.needs > 0 && (finding.status == FactorFinding::Status::kUndecided ||
+                                  finding.status == FactorFinding::Status::kUntried)) {
           std::fprintf(out, "  %s needs at least %d more run%s\n", finding.name.c_str(),
                        finding.needs, finding.needs == 1 ? "" : "s");
         }
@@ -349,7 +400,7 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                    "with\n  probability below %s, 95 %% confidence), and no factor's "
                    "perturbation\n  changed the result%s.\n",
                    found.free_runs, percent(protocol::no_difference_bound(found.free_runs)).c_str(),
-                   blamed.empty() ? "" : " through layout or timing");
+                   values.empty() ? "" : " through layout or timing");
       break;
   }
   // Value findings attach to whichever verdict stands.
@@ -375,10 +426,13 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
         std::snprintf(text, sizeof text, " (wall time %.2fx the free runs')", report.enough_price);
         price = text;
       }
+      std::string how = enough.pinned.empty()
+                            ? "the " + std::to_string(enough.runs) + " pinned runs agreed"
+                            : std::to_string(enough.runs) + " runs with it pinned and the rest " +
+                                  "free agreed" + price;
       std::fprintf(out, "%s",
-                   wrapped("pinning " + what + " is enough: " + std::to_string(enough.runs) +
-                               " runs with " + (enough.pinned.empty() ? "all" : "it") +
-                               " pinned and the rest free agreed" + price + ".",
+                   wrapped("pinning " + what + (enough.pinned.empty() ? " together" : "") +
+                               " is enough: " + how + ".",
                            "  ")
                        .c_str());
     } else if (enough.refuted) {
@@ -438,8 +492,12 @@ std::string factor_spread(const protocol::IsolateReport& report, const std::stri
   }
   char text[64];
   if (has_ulp) {
-    std::snprintf(text, sizeof text, "%llu ULP, rel %.2g", static_cast<unsigned long long>(ulp),
-                  rel);
+    if (ulp < 100000) {
+      std::snprintf(text, sizeof text, "%llu ULP, rel %.2g", static_cast<unsigned long long>(ulp),
+                    rel);
+    } else {
+      std::snprintf(text, sizeof text, "%.2g ULP, rel %.2g", static_cast<double>(ulp), rel);
+    }
   } else {
     std::snprintf(text, sizeof text, "rel %.2g", rel);
   }
@@ -487,18 +545,35 @@ void print_isolate_summary(const protocol::IsolateReport& report, std::FILE* out
     std::fprintf(out, " (budget %d)", report.settings.budget);
   }
   std::fprintf(out, "\nrecords: %s\n", report.campaign.campaign_dir.c_str());
-  std::fprintf(out, "free runs: %d, %s; pinned pool: %d (%s)\n", found.free_runs,
-               found.free_differing > 0
-                   ? (std::to_string(found.free_differing) + " differ from the first").c_str()
-                   : "all agree",
-               found.pool_runs,
-               found.pool_outcomes > 1 ? "they differ"
-               : found.pool_failed > 0 ? "a run failed"
-                                       : "all agree");
+  auto runs = [](int count) { return std::to_string(count) + (count == 1 ? " run" : " runs"); };
+  std::string free = "free: " + runs(found.free_runs) +
+                     (found.free_runs < 2 ? ""
+                      : found.free_differing > 0
+                          ? ", " + std::to_string(found.free_differing) + " differ from the first"
+                          : ", all agree");
+  std::string pool = found.pool_runs == 0 ? "pinned pool: not run"
+                                          : "pinned pool: " + runs(found.pool_runs) +
+                                                (found.pool_outcomes > 1 ? ", they differ"
+                                                 : found.pool_failed > 0 ? ", a run failed"
+                                                                         : ", all agree");
+  std::fprintf(out, "%s; %s\n", free.c_str(), pool.c_str());
   if (!report.findings.reference.empty()) {
     std::fprintf(out, "%s", wrapped("pinned: " + pinned_values(report, ""), "").c_str());
+    // Free runs that agree among themselves but not with the pool: pinning
+    // moved a value the result depends on.
+    const auto& made = report.campaign.runs;
+    if (found.free_differing == 0 && !made.empty() && made.front().outcome >= 0 &&
+        made.front().outcome != report.campaign.reference) {
+      std::fprintf(out, "%s",
+                   wrapped("the pinned runs give another result than the free runs: pinning "
+                           "moved something the result depends on (see the value findings)",
+                           "")
+                       .c_str());
+    }
   }
   print_factor_table(report, out);
+  print_first_difference(report, out);
+
   std::fprintf(out, "\n");
   if (!report.input_error.empty()) {
     std::fprintf(out, "verdict: cannot judge: %s\n", printable(report.input_error).c_str());
