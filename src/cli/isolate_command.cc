@@ -171,7 +171,8 @@ Registered add_isolate_command(CLI::App& parent) {
   CLI::App* app = parent.add_subcommand(
       "isolate",
       "Find which memory or timing factor changes a command's result: free runs, a pool with "
-      "every factor pinned, then each factor perturbed alone against that pool");
+      "every factor pinned, then each factor perturbed alone against that pool. Exit 0: no run "
+      "differed; 1: some did; 2: usage or input error; 3: a free run failed; 130: interrupted");
   app->add_option("-n,--runs", options->free_runs, "free runs, as the command runs without memdet")
       ->capture_default_str()
       ->check(CLI::Range(2, 1000));
@@ -190,8 +191,10 @@ Registered add_isolate_command(CLI::App& parent) {
       ->capture_default_str()
       ->check(CLI::Range(2, 999));
   app->add_option("--factors", options->factors,
-                  "the factors to try, comma-separated (default: every one --pin all applies "
-                  "on this host); mlock and noise only when named")
+                  "the factors to try, comma-separated: uninit, heap, aslr, stack, allocator, "
+                  "threads, cpu, env, thp, hugepages, numa, mlock, numa-balancing, noise "
+                  "(default: every one --pin all applies on this host; mlock and noise only when "
+                  "named)")
       ->allow_extra_args(false);
   app->add_option("--seed", options->seed,
                   "seed for perturbed values (default: drawn, and recorded so runs replay)")
@@ -220,7 +223,7 @@ Registered add_isolate_command(CLI::App& parent) {
       ->check(CLI::IsMember({"all", "diverged", "none"}))
       ->capture_default_str();
   app->add_option("--out", options->out_dir,
-                  "campaign directory for the run records (default: a new .memdet/check-TIME)");
+                  "campaign directory for the run records (default: a new .memdet/isolate-TIME)");
   app->add_option("--timeout", options->timeout,
                   "seconds before a run's whole process group is killed; the run counts as failed")
       ->check(timeout_validator());
