@@ -99,12 +99,7 @@ int check(const CheckCliOptions& cli) {
                                       : protocol::CheckOptions::Keep::kDiverged;
   options.out_dir = cli.out_dir;
   if (!cli.json_path.empty() && cli.json_path != "-") {
-    // Found out before the runs, not after them.
-    std::string dir = cli.json_path.substr(0, cli.json_path.find_last_of('/') + 1);
-    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0) {
-      throw usage_error("--json " + cli.json_path + ": cannot write into " +
-                        (dir.empty() ? std::string(".") : dir) + ": " + sys::errno_text(errno));
-    }
+    require_writable_json(cli.json_path);
   }
   auto rule = measure::parse_counter_rule(cli.counter_rule);
   if (!rule) {

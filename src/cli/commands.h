@@ -67,6 +67,10 @@ FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
 // most a year.
 CLI::Validator timeout_validator();
 
+// Fails with a usage error unless --json FILE can be written, so that is
+// found out before the runs rather than after them.
+void require_writable_json(const std::string& path);
+
 // The path of the running memdet binary, for workloads it starts itself.
 std::string self_executable();
 

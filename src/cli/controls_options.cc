@@ -1,3 +1,5 @@
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/sys.h"
 
 namespace memdet::cli {
 namespace {
@@ -179,6 +182,30 @@ CLI::Validator timeout_validator() {
         return {};
       },
       "SECONDS");
+}
+
+void require_writable_json(const std::string& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) == 0 && !S_ISREG(status.st_mode)) {
+    // A FIFO or a device: opening it would be a write its reader sees.
+    if (S_ISDIR(status.st_mode) || ::access(path.c_str(), W_OK) != 0) {
+      throw usage_error(
+          "--json " + path + ": cannot write: " +
+          (S_ISDIR(status.st_mode) ? std::string("a directory") : sys::errno_text(errno)));
+    }
+    return;
+  }
+  // A regular file is opened as it will be, and removed again when this
+  // made it.
+  const bool existed = ::access(path.c_str(), F_OK) == 0;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw usage_error("--json " + path + ": cannot write: " + sys::errno_text(errno));
+  }
+  ::close(fd);
+  if (!existed) {
+    ::unlink(path.c_str());
+  }
 }
 
 std::string self_executable() {

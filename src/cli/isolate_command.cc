@@ -104,11 +104,7 @@ int isolate(const IsolateCliOptions& cli) {
     throw usage_error("nothing to compare: --no-stdout and no --artifact");
   }
   if (!cli.json_path.empty() && cli.json_path != "-") {
-    std::string dir = cli.json_path.substr(0, cli.json_path.find_last_of('/') + 1);
-    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0) {
-      throw usage_error("--json " + cli.json_path + ": cannot write into " +
-                        (dir.empty() ? std::string(".") : dir) + ": " + sys::errno_text(errno));
-    }
+    require_writable_json(cli.json_path);
   }
   options.settings.free_runs = cli.free_runs;
   options.settings.pool_runs = cli.pool_runs;
@@ -118,11 +114,22 @@ int isolate(const IsolateCliOptions& cli) {
     size_t start = 0;
     while (start <= list.size()) {
       size_t comma = std::min(list.find(',', start), list.size());
-      if (comma > start) {
-        options.factor_names.push_back(list.substr(start, comma - start));
+      std::string name = list.substr(start, comma - start);
+      if (name.empty()) {
+        throw usage_error("--factors '" + list + "': an empty factor name");
+      }
+      if (std::find(options.factor_names.begin(), options.factor_names.end(), name) ==
+          options.factor_names.end()) {
+        options.factor_names.push_back(name);
       }
       start = comma + 1;
     }
+  }
+  if (cli.budget < cli.free_runs + cli.pool_runs + 1) {
+    throw usage_error("--budget " + std::to_string(cli.budget) + " cannot reach a factor: the " +
+                      std::to_string(cli.free_runs) + " free runs and the pool of " +
+                      std::to_string(cli.pool_runs) + " come first; give at least " +
+                      std::to_string(cli.free_runs + cli.pool_runs + 1));
   }
 
   ControlOptions controls;

@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     // anything else runs (or, without root, reported). `restore` does it
     // itself; `canary` is a workload, not a campaign.
     const std::string& name = command.app->get_name();
-    if (name == "run" || name == "check" || name == "demo") {
+    if (name == "run" || name == "check" || name == "demo" || name == "isolate") {
       std::vector<std::string> messages;
       (void)factors::recover_journal(messages);
       for (const std::string& message : messages) {

@@ -287,9 +287,15 @@ std::string make_campaign_dir(const std::string& requested, const std::string& r
     for (int suffix = 2; fs::exists(dir, code); ++suffix) {
       dir = base + "-" + std::to_string(suffix);
     }
-  } else if (fs::exists(fs::path(dir) / report_name, code)) {
-    error = dir + ": already holds a campaign (" + report_name + "); choose another --out";
-    return {};
+  } else {
+    // Another campaign's records, finished or cut short, are never mixed
+    // with this one's.
+    for (const char* marker : {"check.json", "isolate.json", "campaign.db"}) {
+      if (fs::exists(fs::path(dir) / marker, code)) {
+        error = dir + ": already holds a campaign (" + marker + "); choose another --out";
+        return {};
+      }
+    }
   }
   fs::create_directories(dir, code);
   if (code) {
@@ -377,9 +383,10 @@ Status collect_artifacts(const CheckOptions& options, const compare::Masks& mask
 // an earlier run of this campaign created it: then it goes, so that every
 // run starts from the folder the first one saw (a script's directory
 // listing lands in its heap: Python caches it while importing).
-void clear_earlier_files(const CheckOptions& options, const std::set<std::string>& written,
-                         const std::set<std::string>& protected_files,
-                         const std::set<std::string>& created, RunRecord& run) {
+Status clear_earlier_files(const CheckOptions& options, const std::string& campaign_dir,
+                           const std::set<std::string>& written,
+                           const std::set<std::string>& protected_files,
+                           const std::set<std::string>& created, RunRecord& run) {
   std::set<std::string> used;
   for (const std::string& pattern : options.artifact_patterns) {
     for (const std::string& match : expand(glob_pattern(pattern, run))) {
@@ -387,6 +394,11 @@ void clear_earlier_files(const CheckOptions& options, const std::set<std::string
       std::string absolute = absolute_path(match);
       if (inside(match, run.dir) || fs::is_directory(fs::symlink_status(match, code))) {
         continue;
+      }
+      if (inside(absolute, campaign_dir)) {
+        return make_error("--artifact " + pattern + " matches " + match +
+                          ", which is memdet's own record in the campaign directory; name the "
+                          "run's files with {run_dir}");
       }
       if (protected_files.count(absolute) != 0) {
         if (created.count(absolute) != 0) {
@@ -404,6 +416,7 @@ void clear_earlier_files(const CheckOptions& options, const std::set<std::string
       }
     }
   }
+  return {};
 }
 
 // The first run of each outcome keeps a copy of what it wrote in its record
@@ -910,7 +923,14 @@ Result<const RunRecord*> Campaign::run(const RunRequest& request) {
                       "; the command's placeholders must expand to equal lengths");
   }
 
-  clear_earlier_files(options, written_, protected_files_, created_, run);
+  Status cleared =
+      clear_earlier_files(options, report.campaign_dir, written_, protected_files_, created_, run);
+  if (!cleared) {
+    // Nothing ran: the folder made for this run goes again.
+    std::error_code ignored;
+    fs::remove_all(run.dir, ignored);
+    return cleared.error();
+  }
   run.program = host::identify_program(report.executable, run.argv);
   run.numeric_env = host::numeric_environment(spec.env);
   factors::RunNoise noise(run.factors);
@@ -1035,10 +1055,16 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   int first_outcome_run = 0;
   std::string first_signature;
   bool stopped_early = false;
+  std::string stopped_early_error;
   for (int index = 1; index <= options.runs; ++index) {
     auto made = campaign.run(request(index));
     if (!made) {
-      return made.error();
+      // The runs so far stay in the records and the report.
+      if (campaign.report().runs.empty()) {
+        return made.error();
+      }
+      stopped_early_error = made.error().message;
+      break;
     }
     const RunRecord& done = **made;
     if (options.on_run_done != nullptr) {
@@ -1059,6 +1085,9 @@ Result<CheckReport> run_check(const CheckOptions& options) {
   }
   CheckReport report = campaign.finish(perturbed ? 1 : 0);
   report.stopped_early = stopped_early;
+  if (report.input_error.empty()) {
+    report.input_error = stopped_early_error;
+  }
   return report;
 }
 

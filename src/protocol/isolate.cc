@@ -360,6 +360,13 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
   if (!chosen) {
     return chosen.error();
   }
+  if (!options.factor_names.empty() && report.settings.factors.empty()) {
+    std::string why;
+    for (const SkippedFactor& skipped : report.skipped) {
+      why += (why.empty() ? "" : "; ") + skipped.name + ": " + skipped.reason;
+    }
+    return make_error("--factors: none of the factors named can be perturbed here (" + why + ")");
+  }
   report.pinned = profiles.pinned;
 
   const int max_runs = report.settings.budget > 0 ? report.settings.budget : 999;
@@ -460,14 +467,19 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
       report.pool_run = run.index;
     }
     report.steps.push_back(step);
-    history.push_back(outcome_of(run, step));
-    Status stored = store->add_run({run.index, isolate_phase_name(step.phase), step.factor,
-                                    stored_record(run, history.back())});
+    IsolateOutcome outcome = outcome_of(run, step);
+    // A run cut short by an interrupt says nothing about the workload.
+    if (run.launch.interrupted_by == 0) {
+      history.push_back(outcome);
+    }
+    Status stored = store->add_run(
+        {run.index, isolate_phase_name(step.phase), step.factor, stored_record(run, outcome)});
     if (!stored) {
       report.input_error = stored.error().message;
     }
-    if (history.size() >= 2 && (history[history.size() - 2].step.phase != step.phase ||
-                                history[history.size() - 2].step.factor != step.factor)) {
+    const size_t made_steps = report.steps.size();
+    if (made_steps >= 2 && (report.steps[made_steps - 2].phase != step.phase ||
+                            report.steps[made_steps - 2].factor != step.factor)) {
       (void)store->checkpoint();
     }
     if (options.on_run_done != nullptr) {
@@ -489,7 +501,9 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
     }
     auto made = make(*plan.next, *request);
     if (!made) {
-      return made.error();
+      // The runs so far stay in the records and the report.
+      report.input_error = made.error().message;
+      break;
     }
   }
 
@@ -541,7 +555,8 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
               static_cast<int>(history.size()) < report.settings.budget)) {
         auto made = make({IsolatePhase::kCure, {}, 0, false, {}}, request);
         if (!made) {
-          return made.error();
+          report.input_error = made.error().message;
+          break;
         }
         const RunRecord& run = **made;
         ++cure.runs;

@@ -154,6 +154,7 @@ void decide(const IsolateSettings& settings, IsolateFindings& findings) {
   } else if (findings.free_differing == 0 && (any_status(FactorFinding::Status::kUnconfirmed))) {
     findings.verdict = IsolateVerdict::kRareDivergence;
   } else if (findings.free_differing > 0 || findings.budget_exhausted || findings.pool_failed > 0 ||
+             any_status(FactorFinding::Status::kFailed) ||
              any_status(FactorFinding::Status::kUndecided) ||
              any_status(FactorFinding::Status::kUntried)) {
     findings.verdict = IsolateVerdict::kInconclusive;
@@ -215,7 +216,12 @@ const FactorFinding* IsolateFindings::find(const std::string& name) const {
 }
 
 int IsolateFindings::exit_status() const {
-  if (verdict == IsolateVerdict::kWorkloadFailed) {
+  // A failure under the pool or a perturbed factor is that profile's
+  // finding, but still a failed run.
+  const bool factor_failed = std::any_of(
+      factors.begin(), factors.end(),
+      [](const FactorFinding& f) { return f.status == FactorFinding::Status::kFailed; });
+  if (verdict == IsolateVerdict::kWorkloadFailed || pool_failed > 0 || factor_failed) {
     return 3;
   }
   return any_difference ? 1 : 0;

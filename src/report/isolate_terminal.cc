@@ -387,6 +387,22 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
         std::fprintf(out, "\n");
       }
       for (const FactorFinding& finding : found.factors) {
+        if (finding.status != FactorFinding::Status::kFailed) {
+          continue;
+        }
+        for (const protocol::RunRecord* run : report.factor_runs(finding.name)) {
+          if (!run->completed()) {
+            std::fprintf(out, "%s",
+                         wrapped("the workload FAILED with " + finding.name + " perturbed: run " +
+                                     run->label + ", " + run_status(*run) +
+                                     "; its stderr: " + run->dir + "/stderr.txt",
+                                 "  ")
+                             .c_str());
+            break;
+          }
+        }
+      }
+      for (const FactorFinding& finding : found.factors) {
         if (finding.needs > 0 && (finding.status == FactorFinding::Status::kUndecided ||
                                   finding.status == FactorFinding::Status::kUntried)) {
           std::fprintf(out, "  %s needs at least %d more run%s\n", finding.name.c_str(),
@@ -533,7 +549,11 @@ void print_isolate_progress(const protocol::RunRecord& run, const protocol::Isol
   std::fprintf(out, "  run %s %-24s %8.2f s  %s%s\n", run.label.c_str(), what.c_str(),
                run.launch.wall_seconds, status.c_str(), against.c_str());
   for (const std::string& problem : run.factor_problems) {
-    std::fprintf(out, "    %s\n", problem.c_str());
+    std::fprintf(out, "%s", wrapped(problem, "    ").c_str());
+  }
+  for (const launch::LeftBehind& process : run.launch.left_behind) {
+    std::fprintf(out, "    left behind: pid %d (%s), ended by memdet\n", process.pid,
+                 process.command.c_str());
   }
   std::fflush(out);
 }

@@ -68,12 +68,41 @@ expect_status failing 3
 expect_json failing.json 'd["verdict"] == "workload-failed" and d["runs"] == 1'
 checked "failing command: workload failed, exit 3"
 
-# A budget too small for the pool ends the campaign inconclusive.
-run_memdet budget isolate --out budget --json budget.json --budget 9 -- /bin/echo same
+# A budget that runs out among the factors ends the campaign inconclusive,
+# with what the undecided factors still need; one that cannot reach a
+# factor at all is refused.
+run_memdet budget isolate --out budget --json budget.json --budget 15 -- /bin/echo same
 expect_status budget 0
 expect_json budget.json 'd["verdict"] == "inconclusive" and d["budget_exhausted"]'
-expect_json budget.json 'd["runs"] == 9'
-checked "budget of 9: inconclusive after 9 runs"
+expect_json budget.json 'd["runs"] == 15'
+expect_json budget.json '(all(f["needs_runs"] > 0 for f in d["factors"]
+                             if f["status"] in ("undecided", "untried")))' \
+    "every undecided factor says what it needs"
+checked "budget of 15: inconclusive after 15 runs"
+run_memdet tiny isolate --out tiny --budget 9 -- /bin/echo same
+expect_status tiny 2
+[ ! -e tiny ] || fail "budget 9: a campaign directory was left"
+run_memdet empty isolate --out empty --factors heap,,aslr -- /bin/echo same
+expect_status empty 2
+run_memdet untriable isolate --out untriable --factors numa -- /bin/echo same
+expect_status untriable 2
+checked "a budget that cannot reach a factor, an empty factor name, only untriable factors: exit 2"
+
+# A run that fails only under the pool is that profile's finding, and a
+# failed run all the same: exit 3.
+printf '#!/bin/sh\n[ "$MEMDET_RUN" = 007 ] && exit 7\necho same\n' >fail_at.sh
+chmod +x fail_at.sh
+run_memdet pool_fails isolate --out pool_fails --json pool_fails.json -- ./fail_at.sh
+expect_status pool_fails 3
+expect_json pool_fails.json 'd["pool"]["failed"] == 1 and d["verdict"] == "inconclusive"'
+checked "a failure in the pool: inconclusive, exit 3"
+
+# The campaign's own files are no artifact.
+run_memdet own_files isolate --out own --artifact "$PWD/own/campaign.db" -- /bin/echo same
+expect_status own_files 2
+grep -q "campaign directory" own_files.err || fail "own files: the message does not say why"
+[ -f own/campaign.db ] || fail "own files: campaign.db was moved"
+checked "an --artifact naming memdet's own records is refused"
 
 # Only the factors asked for are tried.
 run_memdet only isolate --out only --json only.json --factors heap,threads -- /bin/echo same
