@@ -335,7 +335,17 @@ Registered add_diff_command(CLI::App& parent) {
   app->add_option("--max-ulp", options->max_ulp,
                   "elements at most this many representable values apart also count as equal; "
                   "for integers and bools, the difference of values (default 0)")
-      ->type_name("N");
+      ->type_name("N")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            // Checked on the text: an unsigned conversion would wrap "-5".
+            bool digits = !text.empty() && text.size() <= 19 &&
+                          text.find_first_not_of("0123456789") == std::string::npos;
+            return digits ? std::string()
+                          : "--max-ulp '" + text + "': expected a whole number from 0 to " +
+                                "9999999999999999999";
+          },
+          "N"));
   app->add_flag("--equal-nan", options->equal_nan,
                 "NaNs whose payload bits differ count as equal within tolerance");
   app->add_flag("--json", options->json, "print one JSON document instead of the text report");
