@@ -341,9 +341,9 @@ Registered add_diff_command(CLI::App& parent) {
             // Checked on the text: an unsigned conversion would wrap "-5".
             bool digits = !text.empty() && text.size() <= 19 &&
                           text.find_first_not_of("0123456789") == std::string::npos;
-            return digits ? std::string()
-                          : "--max-ulp '" + text + "': expected a whole number from 0 to " +
-                                "9999999999999999999";
+            return digits
+                       ? std::string()
+                       : "'" + text + "' is not a whole number from 0 to " + "9999999999999999999";
           },
           "N"));
   app->add_flag("--equal-nan", options->equal_nan,
