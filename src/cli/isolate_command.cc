@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "cli/campaign_options.h"
 #include "cli/commands.h"
 #include "cli/interrupt.h"
 #include "core/error.h"
@@ -33,20 +34,8 @@ struct IsolateCliOptions {
   std::vector<std::string> factors;
   std::string seed;
   bool system = false;
-  std::vector<std::string> artifacts;
-  bool no_stdout = false;
-  std::vector<std::string> masks;
-  std::string step_regex;
-  std::string dtype;
-  std::string keep = "diverged";
-  std::string out_dir;
-  double timeout = 0;
-  bool no_counters = false;
-  bool fingerprint = false;
-  uint64_t fingerprint_threshold = 64 * 1024;
   bool try_fix = false;
-  std::string json_path;
-  std::vector<std::string> command;
+  CampaignOptions campaign;
 };
 
 void progress(const protocol::RunRecord& run, const protocol::IsolateStep& step,
@@ -84,28 +73,7 @@ namespace {
 int isolate(const IsolateCliOptions& cli) {
   protocol::IsolateOptions options;
   protocol::CheckOptions& check = options.check;
-  check.command = cli.command;
-  check.artifact_patterns = cli.artifacts;
-  check.include_stdout = !cli.no_stdout;
-  check.masks = cli.masks;
-  check.step_regex = cli.step_regex;
-  check.dtype = cli.dtype;
-  check.keep = cli.keep == "all"    ? protocol::CheckOptions::Keep::kAll
-               : cli.keep == "none" ? protocol::CheckOptions::Keep::kNone
-                                    : protocol::CheckOptions::Keep::kDiverged;
-  check.out_dir = cli.out_dir;
-  check.measure_counters = !cli.no_counters;
-  check.fingerprint = cli.fingerprint;
-  check.fingerprint_threshold = cli.fingerprint_threshold;
-  if (cli.timeout > 0) {
-    check.timeout_seconds = cli.timeout;
-  }
-  if (check.artifact_patterns.empty() && !check.include_stdout) {
-    throw usage_error("nothing to compare: --no-stdout and no --artifact");
-  }
-  if (!cli.json_path.empty() && cli.json_path != "-") {
-    require_writable_json(cli.json_path);
-  }
+  apply_campaign_options(cli.campaign, check);
   options.settings.free_runs = cli.free_runs;
   options.settings.pool_runs = cli.pool_runs;
   options.settings.factor_runs = cli.factor_runs;
@@ -157,10 +125,10 @@ int isolate(const IsolateCliOptions& cli) {
     throw usage_error(system.error().message);
   }
 
-  std::FILE* summary = cli.json_path == "-" ? stderr : stdout;
+  std::FILE* summary = cli.campaign.json_path == "-" ? stderr : stdout;
   protocol::IsolateReport report = run_isolate_campaign(options, summary);
-  if (!cli.json_path.empty()) {
-    Status written = report::write_json(report::isolate_json(report), cli.json_path);
+  if (!cli.campaign.json_path.empty()) {
+    Status written = report::write_json(report::isolate_json(report), cli.campaign.json_path);
     if (!written) {
       throw usage_error(written.error().message);
     }
@@ -211,51 +179,13 @@ Registered add_isolate_command(CLI::App& parent) {
   app->add_flag("--system", options->system,
                 "let the pool pin machine-wide settings (THP mode, NUMA balancing); restored "
                 "when memdet ends");
-  app->add_option("--artifact", options->artifacts,
-                  "a file or glob the runs write, compared between runs (repeatable); {run} and "
-                  "{run_dir} are replaced as in the command")
-      ->allow_extra_args(false);
-  app->add_flag("--no-stdout", options->no_stdout, "do not compare the runs' stdout");
-  app->add_option("--mask", options->masks,
-                  "a regex blanked out of stdout and text artifacts before they are compared "
-                  "(repeatable)")
-      ->allow_extra_args(false);
-  app->add_option("--step-regex", options->step_regex,
-                  "a regex whose capture group is the step number in text artifacts");
-  app->add_option("--dtype", options->dtype,
-                  "how to read files that carry no dtype (f16, bf16, f32, f64)")
-      ->check(CLI::IsMember({"f16", "bf16", "f32", "f64"}));
-  app->add_option("--keep", options->keep,
-                  "which runs keep a copy of their artifacts: all, diverged or none")
-      ->check(CLI::IsMember({"all", "diverged", "none"}))
-      ->capture_default_str();
-  app->add_option("--out", options->out_dir,
-                  "campaign directory for the run records (default: a new .memdet/isolate-TIME)");
-  app->add_option("--timeout", options->timeout,
-                  "seconds before a run's whole process group is killed; the run counts as failed")
-      ->check(timeout_validator());
+  add_campaign_options(*app, options->campaign, "isolate");
   app->add_flag("--try-fix", options->try_fix,
                 "when the verdict names a switch in the program, run it again with the switch "
                 "on: for a PyTorch program, torch.use_deterministic_algorithms(True) set by a "
                 "start-up hook on PYTHONPATH (no change to your files); reports whether the runs "
                 "then agree and the price in wall time");
-  app->add_flag("--fingerprint", options->fingerprint,
-                "record a memory-layout fingerprint of every run in its record directory (this "
-                "loads memdet's preload library into every run) and say, for each outcome, where "
-                "its allocations first diverged from the reference's and whether the virtual "
-                "layouts matched");
-  app->add_option("--fingerprint-threshold", options->fingerprint_threshold,
-                  "with --fingerprint: allocations of at least this many bytes are kept with "
-                  "address and caller, besides each thread's first ones")
-      ->capture_default_str();
-  app->add_flag("--no-counters", options->no_counters,
-                "do not open perf counters on the runs nor read /proc/vmstat around them");
-  app->add_option("--json", options->json_path,
-                  "also write the campaign as JSON to FILE (- for stdout)");
-  app->add_option("command", options->command,
-                  "the command, after --; {run} becomes the zero-padded run number and "
-                  "{run_dir} the run's record directory")
-      ->required();
+  add_command_option(*app, options->campaign);
   return {app, [options] { return isolate(*options); }, 2};
 }
 
