@@ -181,6 +181,15 @@ IsolateOutcome outcome_of(const RunRecord& run, const IsolateStep& step) {
   return outcome;
 }
 
+double median(std::vector<double> values) {
+  if (values.empty()) {
+    return 0;
+  }
+  std::sort(values.begin(), values.end());
+  size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
 double median_wall(const std::vector<const RunRecord*>& runs) {
   std::vector<double> times;
   for (const RunRecord* run : runs) {
@@ -188,12 +197,7 @@ double median_wall(const std::vector<const RunRecord*>& runs) {
       times.push_back(run->launch.wall_seconds);
     }
   }
-  if (times.empty()) {
-    return 0;
-  }
-  std::sort(times.begin(), times.end());
-  size_t mid = times.size() / 2;
-  return times.size() % 2 == 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
+  return median(times);
 }
 
 std::vector<const RunRecord*> runs_of(const IsolateReport& report, const Campaign& campaign,
@@ -206,15 +210,6 @@ std::vector<const RunRecord*> runs_of(const IsolateReport& report, const Campaig
     }
   }
   return runs;
-}
-
-double median(std::vector<double> values) {
-  if (values.empty()) {
-    return 0;
-  }
-  std::sort(values.begin(), values.end());
-  size_t mid = values.size() / 2;
-  return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
 }
 
 // Each factor's counters against the pool's, run by run.
@@ -409,6 +404,12 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
         request.footprint_group = "free";
         request.reference_run = -1;
         break;
+      case IsolatePhase::kCure:
+        // Free runs with the cure's environment, which the caller adds.
+        request.profile = &profiles.free;
+        request.footprint_group = "cure";
+        request.reference_run = -1;
+        break;
       case IsolatePhase::kPinned:
         request.profile = &profiles.pinned;
         request.footprint_group = "pinned";
@@ -533,11 +534,8 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
       if (code || !hook) {
         return make_error(dir + "/sitecustomize.py: cannot write the start-up hook");
       }
-      RunRequest request;
-      request.profile = &profiles.free;
-      request.phase = isolate_phase_name(IsolatePhase::kCure);
-      request.footprint_group = "cure";
-      request.reference_run = -1;
+      const IsolateStep cure_step{IsolatePhase::kCure, {}, 0, false, {}};
+      RunRequest request = *request_for(cure_step);
       const char* user_path = std::getenv("PYTHONPATH");
       request.env["PYTHONPATH"] =
           dir + (user_path != nullptr && *user_path != '\0' ? ":" + std::string(user_path) : "");
@@ -553,7 +551,7 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
              report.input_error.empty() &&
              (report.settings.budget <= 0 ||
               static_cast<int>(history.size()) < report.settings.budget)) {
-        auto made = make({IsolatePhase::kCure, {}, 0, false, {}}, request);
+        auto made = make(cure_step, request);
         if (!made) {
           report.input_error = made.error().message;
           break;

@@ -35,6 +35,11 @@ std::vector<const IsolateOutcome*> of_phase(const std::vector<IsolateOutcome>& h
   return runs;
 }
 
+// How many values a factor's scan tries: all it has, up to factor_runs.
+int values_to_try(const IsolateSettings& settings, const FactorPlan& plan) {
+  return plan.values > 0 ? std::min(plan.values, settings.factor_runs) : settings.factor_runs;
+}
+
 // Reads one factor's perturbed runs in order and says where it stands, or
 // which run it needs next.
 std::optional<IsolateStep> judge_factor(const IsolateSettings& settings, const FactorPlan& plan,
@@ -43,8 +48,7 @@ std::optional<IsolateStep> judge_factor(const IsolateSettings& settings, const F
                                         FactorFinding& finding) {
   finding.name = plan.name;
   finding.runs = static_cast<int>(runs.size());
-  const int limit =
-      plan.values > 0 ? std::min(plan.values, settings.factor_runs) : settings.factor_runs;
+  const int limit = values_to_try(settings, plan);
   int scanned = 0;     // values tried, each once, in order
   int last_value = 0;  // the highest value used so far
   int unconfirmed = 0;
@@ -293,10 +297,8 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
   auto finish = [&]() -> IsolatePlan {
     // Once the budget is gone, what each untried factor would still need.
     for (size_t f = 0; findings.budget_exhausted && f < settings.factors.size(); ++f) {
-      const FactorPlan& other = settings.factors[f];
       if (findings.factors[f].status == FactorFinding::Status::kUntried) {
-        findings.factors[f].needs =
-            other.values > 0 ? std::min(other.values, settings.factor_runs) : settings.factor_runs;
+        findings.factors[f].needs = values_to_try(settings, settings.factors[f]);
       }
     }
     decide(settings, findings);

@@ -535,10 +535,7 @@ void print_isolate_progress(const protocol::RunRecord& run, const protocol::Isol
   } else if (step.phase == protocol::IsolatePhase::kEnough) {
     what = "pinned " + (step.pinned.empty() ? std::string("all") : join(step.pinned, "+"));
   }
-  std::string status = describe_status(run.launch);
-  if (run.launch.succeeded() && !run.missing.empty()) {
-    status += ", missing " + run.missing.front();
-  }
+  const std::string status = run_status(run);
   std::string against;
   if (run.completed() && !findings.reference.empty() &&
       (step.phase == protocol::IsolatePhase::kFactor ||
