@@ -1,5 +1,6 @@
 #include "preload/config.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace memdet::preload {
@@ -79,6 +80,31 @@ bool parse_flag(Span text, bool& value) {
     return true;
   }
   return false;
+}
+
+bool parse_signed_decimal(Span text, int64_t& value) {
+  bool negative = text.size > 0 && text.data[0] == '-';
+  uint64_t magnitude = 0;
+  if (!parse_decimal({text.data + (negative ? 1 : 0), text.size - (negative ? 1 : 0)},
+                     static_cast<uint64_t>(INT64_MAX), magnitude)) {
+    return false;
+  }
+  value = negative ? -static_cast<int64_t>(magnitude) : static_cast<int64_t>(magnitude);
+  return true;
+}
+
+// "LO-HI" with 1 <= LO <= HI, or "0-0" for none.
+bool parse_window(Span text, uint64_t& low, uint64_t& high) {
+  const char* dash = static_cast<const char*>(std::memchr(text.data, '-', text.size));
+  if (dash == nullptr) {
+    return false;
+  }
+  Span first = {text.data, static_cast<size_t>(dash - text.data)};
+  Span last = {dash + 1, text.size - first.size - 1};
+  if (!parse_decimal(first, UINT64_MAX / 10, low) || !parse_decimal(last, UINT64_MAX / 10, high)) {
+    return false;
+  }
+  return (low == 0 && high == 0) || (low >= 1 && low <= high);
 }
 
 // Calls `on_item` with each inclusive range of a taskset-style list, in the
@@ -223,6 +249,55 @@ const char* apply_field(Span key, Span value, Config& config) {
       return "fp_colours needs a count 1..4096: ";
     }
     config.fingerprint_colours = static_cast<unsigned>(number);
+  } else if (key.equals("entropy")) {
+    if (!parse_hex(value, config.entropy_seed)) {
+      return "entropy needs a seed of up to 16 hex digits: ";
+    }
+    config.entropy = true;
+  } else if (key.equals("entropy_window")) {
+    if (!parse_window(value, config.entropy_window_low, config.entropy_window_high)) {
+      return "entropy_window needs LO-HI (1 <= LO <= HI) or 0-0: ";
+    }
+  } else if (key.equals("entropy_window_seed")) {
+    if (!parse_hex(value, config.entropy_window_seed)) {
+      return "entropy_window_seed needs up to 16 hex digits: ";
+    }
+  } else if (key.equals("lineage")) {
+    if (!parse_hex(value, config.lineage)) {
+      return "lineage needs up to 16 hex digits: ";
+    }
+  } else if (key.equals("clock")) {
+    if (value.equals("counter")) {
+      config.clock = ClockMode::kCounter;
+    } else if (value.equals("shift")) {
+      config.clock = ClockMode::kShift;
+    } else {
+      return "clock needs counter or shift: ";
+    }
+  } else if (key.equals("clock_epoch")) {
+    if (!parse_signed_decimal(value, config.clock_epoch)) {
+      return "clock_epoch needs seconds since 1970: ";
+    }
+  } else if (key.equals("clock_window")) {
+    if (!parse_window(value, config.clock_window_low, config.clock_window_high)) {
+      return "clock_window needs LO-HI (1 <= LO <= HI) or 0-0: ";
+    }
+  } else if (key.equals("clock_window_epoch")) {
+    if (!parse_signed_decimal(value, config.clock_window_epoch)) {
+      return "clock_window_epoch needs seconds since 1970: ";
+    }
+  } else if (key.equals("fileorder")) {
+    if (value.equals("sorted")) {
+      config.fileorder = FileOrder::kSorted;
+    } else if (value.equals("keyed")) {
+      config.fileorder = FileOrder::kKeyed;
+    } else {
+      return "fileorder needs sorted or keyed: ";
+    }
+  } else if (key.equals("fileorder_key")) {
+    if (!parse_hex(value, config.fileorder_key)) {
+      return "fileorder_key needs up to 16 hex digits: ";
+    }
   } else {
     return kUnknownKey;
   }

@@ -14,6 +14,14 @@ namespace memdet::preload {
 // (Config::hugetlb_shift), with MAP_HUGETLB.
 enum class Hugepages { kUnset, kHuge, kSmall, kHugetlb };
 
+// clock=: counter advances a virtual wall clock per read (plus the time
+// spent sleeping); shift runs it at real speed from a fixed epoch.
+enum class ClockMode { kUnset, kCounter, kShift };
+
+// fileorder=: directory listings in byte order of the names, or in the
+// order of a keyed hash of them.
+enum class FileOrder { kUnset, kSorted, kKeyed };
+
 inline constexpr size_t kMaxValue = 4096;    // longest MEMDET_PRELOAD accepted
 inline constexpr size_t kMaxPinCpus = 1024;  // entries in cpus=
 
@@ -35,6 +43,28 @@ struct Config {
   uint64_t fingerprint_threshold = 64 * 1024;
   unsigned fingerprint_colours = 0;  // 0: from the LLC's geometry
 
+  bool entropy = false;  // entropy=: OS entropy served from a seeded stream
+  uint64_t entropy_seed = 0;
+  // entropy_window=LO-HI: the root image's reads LO..HI (from 1) draw from
+  // entropy_window_seed instead; 0-0: none.
+  uint64_t entropy_window_low = 0;
+  uint64_t entropy_window_high = 0;
+  uint64_t entropy_window_seed = 0;
+  // lineage=: the process's place among the workload's processes; 0 for
+  // the image memdet launched, rewritten for exec'd descendants.
+  uint64_t lineage = 0;
+
+  ClockMode clock = ClockMode::kUnset;
+  int64_t clock_epoch = 0;  // seconds since 1970
+  // clock_window=LO-HI: the root image's wall-clock reads LO..HI read from
+  // clock_window_epoch instead; 0-0: none.
+  uint64_t clock_window_low = 0;
+  uint64_t clock_window_high = 0;
+  int64_t clock_window_epoch = 0;
+
+  FileOrder fileorder = FileOrder::kUnset;
+  uint64_t fileorder_key = 0;
+
   bool fingerprints() const { return fingerprint_dir[0] != '\0'; }
 
   // Headers in front of every block: the layout itself is perturbed.
@@ -43,7 +73,8 @@ struct Config {
   // ordinal for the seeded heap offsets.
   // Fingerprints key their digests on the ordinal.
   bool wraps_threads() const {
-    return pin_cpu_count > 0 || trace_threads || heap_random || fingerprints();
+    return pin_cpu_count > 0 || trace_threads || heap_random || fingerprints() || entropy ||
+           clock != ClockMode::kUnset;
   }
   bool logs_threads() const { return pin_cpu_count > 0 || trace_threads; }
 };

@@ -8,7 +8,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "preload/clock.h"
 #include "preload/counters.h"
+#include "preload/entropy.h"
+#include "preload/fileorder.h"
 #include "preload/heap.h"
 #include "preload/prim.h"
 #include "preload/shim.h"
@@ -425,6 +428,9 @@ void write_report() {
   write_numa_pages(out);
   write_threads(out);
   write_unpinned_tasks(out);
+  write_entropy_report(out);
+  write_clock_report(out);
+  write_fileorder_report(out);
 
   out.flush();
   ::close(fd);

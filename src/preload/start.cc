@@ -7,7 +7,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "preload/clock.h"
 #include "preload/counters.h"
+#include "preload/entropy.h"
+#include "preload/fileorder.h"
 #include "preload/fingerprint.h"
 #include "preload/heap.h"
 #include "preload/prim.h"
@@ -191,6 +194,15 @@ Start start() {
     start_threads();
     if (g_config.fingerprints()) {
       start_fingerprint();
+    }
+    if (g_config.entropy) {
+      start_entropy();
+    }
+    if (g_config.clock != ClockMode::kUnset) {
+      start_clock();
+    }
+    if (g_config.fileorder != FileOrder::kUnset) {
+      start_fileorder();
     }
   }
   t_self.starting = false;

@@ -1,0 +1,191 @@
+#include "preload/caller.h"
+
+#include <dlfcn.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "preload/prim.h"
+
+namespace memdet::preload {
+namespace {
+
+// The few CPython entry points the frame walk needs, found in the process
+// (the interpreter exports them for its extension modules). All or none.
+struct Python {
+  int (*is_initialized)() = nullptr;
+  void* (*unchecked_thread_state)() = nullptr;
+  int (*gil_check)() = nullptr;
+  void* (*current_frame)() = nullptr;
+  void* (*frame_back)(void*) = nullptr;      // new reference
+  void* (*frame_code)(void*) = nullptr;      // new reference
+  int (*frame_line)(void*) = nullptr;
+  void* (*get_attribute)(void*, const char*) = nullptr;  // new reference
+  const char* (*utf8)(void*) = nullptr;
+  void (*release)(void*) = nullptr;
+  void (*clear_error)() = nullptr;
+  bool complete = false;
+};
+
+constexpr int kUnresolved = 0;
+constexpr int kResolving = 1;
+constexpr int kResolved = 2;
+std::atomic<int> g_python_state{kUnresolved};
+Python g_python;
+
+template <typename Function>
+void find(Function& function, const char* name) {
+  function = reinterpret_cast<Function>(::dlsym(RTLD_DEFAULT, name));
+}
+
+// Looked up once; a program that is not Python finds none of them.
+const Python* python() {
+  int state = g_python_state.load(std::memory_order_acquire);
+  if (state == kResolved) {
+    return g_python.complete ? &g_python : nullptr;
+  }
+  int expected = kUnresolved;
+  if (!g_python_state.compare_exchange_strong(expected, kResolving, std::memory_order_acq_rel)) {
+    return nullptr;  // another thread is resolving: skip the frames this once
+  }
+  Python& p = g_python;
+  find(p.is_initialized, "Py_IsInitialized");
+  find(p.unchecked_thread_state, "PyThreadState_GetUnchecked");
+  if (p.unchecked_thread_state == nullptr) {
+    find(p.unchecked_thread_state, "_PyThreadState_UncheckedGet");
+  }
+  find(p.gil_check, "PyGILState_Check");
+  find(p.current_frame, "PyEval_GetFrame");
+  find(p.frame_back, "PyFrame_GetBack");
+  find(p.frame_code, "PyFrame_GetCode");
+  find(p.frame_line, "PyFrame_GetLineNumber");
+  find(p.get_attribute, "PyObject_GetAttrString");
+  find(p.utf8, "PyUnicode_AsUTF8");
+  find(p.release, "Py_DecRef");
+  find(p.clear_error, "PyErr_Clear");
+  p.complete = p.is_initialized != nullptr && p.unchecked_thread_state != nullptr &&
+               p.gil_check != nullptr && p.current_frame != nullptr && p.frame_back != nullptr &&
+               p.frame_code != nullptr && p.frame_line != nullptr && p.get_attribute != nullptr &&
+               p.utf8 != nullptr && p.release != nullptr && p.clear_error != nullptr;
+  g_python_state.store(kResolved, std::memory_order_release);
+  return p.complete ? &p : nullptr;
+}
+
+// Appends to a fixed buffer, never past capacity - 1, replacing the
+// report's separators.
+struct Out {
+  char* data;
+  size_t capacity;
+  size_t used = 0;
+
+  void character(char c) {
+    if (used + 1 < capacity) {
+      data[used++] = (c == '\t' || c == '\n' || c == '\r') ? ' ' : c;
+    }
+  }
+  void text(const char* value) {
+    for (; value != nullptr && *value != '\0'; ++value) {
+      character(*value);
+    }
+  }
+  void hex(uint64_t value) {
+    char digits[16];
+    size_t count = 0;
+    do {
+      digits[count++] = "0123456789abcdef"[value & 15];
+      value >>= 4;
+    } while (value != 0);
+    while (count > 0) {
+      character(digits[--count]);
+    }
+  }
+  void number(uint64_t value) {
+    char digits[prim::kDecimalDigits];
+    size_t count = prim::decimal(value, digits);
+    for (size_t i = 0; i < count; ++i) {
+      character(digits[i]);
+    }
+  }
+};
+
+const char* base_name(const char* path) {
+  const char* base = path;
+  for (const char* c = path; *c != '\0'; ++c) {
+    if (*c == '/') {
+      base = c + 1;
+    }
+  }
+  return base;
+}
+
+// The calling thread's Python frames, innermost first. Only while this
+// thread holds the interpreter's lock: a thread state that exists but whose
+// lock is released, or the interpreter still starting, gives none.
+void python_frames(Out& out) {
+  const Python* p = python();
+  if (p == nullptr || p->is_initialized() == 0 || p->unchecked_thread_state() == nullptr ||
+      p->gil_check() == 0) {
+    return;
+  }
+  void* frame = p->current_frame();  // borrowed
+  if (frame == nullptr) {
+    return;
+  }
+  out.text("|py:");
+  void* owned = nullptr;  // the reference PyFrame_GetBack gave us
+  for (int depth = 0; frame != nullptr && depth < 8; ++depth) {
+    void* code = p->frame_code(frame);
+    if (code != nullptr) {
+      void* name = p->get_attribute(code, "co_filename");
+      const char* file = name != nullptr ? p->utf8(name) : nullptr;
+      if (depth > 0) {
+        out.character(';');
+      }
+      out.text(file != nullptr ? file : "?");
+      out.character(':');
+      int line = p->frame_line(frame);
+      out.number(line > 0 ? static_cast<uint64_t>(line) : 0);
+      if (name != nullptr) {
+        p->release(name);
+      }
+      p->release(code);
+      p->clear_error();
+    }
+    void* back = p->frame_back(frame);
+    if (owned != nullptr) {
+      p->release(owned);
+    }
+    owned = back;
+    frame = back;
+  }
+  if (owned != nullptr) {
+    p->release(owned);
+  }
+}
+
+}  // namespace
+
+size_t describe_caller(const void* address, char* out, size_t capacity) {
+  if (capacity == 0) {
+    return 0;
+  }
+  Out text{out, capacity};
+  Dl_info info;
+  if (address != nullptr && ::dladdr(address, &info) != 0 && info.dli_fname != nullptr) {
+    text.text(base_name(info.dli_fname));
+    text.text("+0x");
+    text.hex(reinterpret_cast<uintptr_t>(address) - reinterpret_cast<uintptr_t>(info.dli_fbase));
+    if (info.dli_sname != nullptr) {
+      text.character(':');
+      text.text(info.dli_sname);
+    }
+  } else {
+    text.text("0x");
+    text.hex(reinterpret_cast<uintptr_t>(address));
+  }
+  python_frames(text);
+  out[text.used] = '\0';
+  return text.used;
+}
+
+}  // namespace memdet::preload
