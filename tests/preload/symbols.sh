@@ -13,7 +13,8 @@ expected=$(printf '%s\n' malloc free calloc realloc posix_memalign aligned_alloc
   _ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt9nothrow_t \
   _ZdlPv _ZdaPv _ZdlPvRKSt9nothrow_t _ZdaPvRKSt9nothrow_t _ZdlPvm _ZdaPvm \
   _ZdlPvSt11align_val_t _ZdaPvSt11align_val_t _ZdlPvSt11align_val_tRKSt9nothrow_t \
-  _ZdaPvSt11align_val_tRKSt9nothrow_t _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t |
+  _ZdaPvSt11align_val_tRKSt9nothrow_t _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t \
+  $(cat "$SOURCES"/exports/*.txt 2>/dev/null) |
   sort | tr '\n' ' ')
 [[ $exported == "$expected" ]] ||
   fail "exported symbols differ: $(diff <(tr ' ' '\n' <<<"$expected") <(tr ' ' '\n' <<<"$exported") | grep '^[<>]' | tr '\n' ' ')"
