@@ -59,6 +59,12 @@ long long PreloadReport::number(const std::string& key, long long fallback) cons
   return *end == '\0' ? value : fallback;
 }
 
+const std::vector<std::vector<std::string>>& PreloadReport::rows_of(const std::string& key) const {
+  static const std::vector<std::vector<std::string>> kNone;
+  auto it = rows.find(key);
+  return it == rows.end() ? kNone : it->second;
+}
+
 PreloadReport parse_preload_report(const std::string& text) {
   PreloadReport report;
   size_t begin = 0;
@@ -80,6 +86,11 @@ PreloadReport parse_preload_report(const std::string& text) {
       thread.seen_cpu = cpu_field(fields[4]);
       thread.collision = fields[5] == "1";
       report.threads.push_back(thread);
+    } else if (fields[0] == "entropy_read" || fields[0] == "clock_read" ||
+               fields[0] == "fileorder_listing" || fields[0] == "fileorder_unseen" ||
+               fields[0] == "clock") {
+      report.rows[fields[0]].emplace_back(fields.begin() + 1, fields.end());
+      report.values.emplace(fields[0], fields[1]);
     } else if (fields[0] == "unpinned_task") {
       report.unpinned_tasks.push_back(fields[1] + (fields.size() > 2 ? " " + fields[2] : ""));
     } else {

@@ -33,6 +33,13 @@ struct PreloadReport {
   std::map<std::string, std::string> values;  // every key with one value
   std::vector<PreloadThread> threads;
   std::vector<std::string> unpinned_tasks;  // "tid comm"
+  // Lines that repeat a key or carry several fields (entropy_read,
+  // clock_read, fileorder_listing, fileorder_unseen, clock), each as its
+  // fields after the key, in file order; `values` keeps the first field of
+  // the first such line.
+  std::map<std::string, std::vector<std::vector<std::string>>> rows;
+
+  const std::vector<std::vector<std::string>>& rows_of(const std::string& key) const;
 
   const std::string* find(const std::string& key) const;
   // The value as a number; `fallback` when missing or not a number.

@@ -20,6 +20,9 @@ const Factor& threads_factor();
 const Factor& noise_factor();
 const Factor& env_factor();
 const Factor& uninit_factor();
+const Factor& entropy_factor();
+const Factor& clock_factor();
+const Factor& fileorder_factor();
 
 const std::vector<const Factor*>& all_factors() {
   static const std::vector<const Factor*> factors = {
@@ -27,7 +30,8 @@ const std::vector<const Factor*>& all_factors() {
       &allocator_factor(), &mlock_factor(),   &hugepages_factor(),
       &thp_factor(),       &numa_factor(),    &numa_balancing_factor(),
       &cpu_factor(),       &threads_factor(), &noise_factor(),
-      &env_factor(),       &uninit_factor(),
+      &env_factor(),       &uninit_factor(),  &entropy_factor(),
+      &clock_factor(),     &fileorder_factor(),
   };
   return factors;
 }

@@ -850,6 +850,10 @@ Result<launch::LaunchSpec> Campaign::plan(const RunRequest& request, int, const 
   spec.controls = options.controls;
   spec.measure_counters = options.measure_counters;
   planned = factors::plan_run(*request.profile, options.host, request.perturbed);
+  for (const auto& [key, value] : request.preload) {
+    planned.plan.preload[key] = value;
+    planned.plan.needs_preload = true;
+  }
   factors::PreloadUse use{true, dir + "/" + kPreloadReportPrefix};
   factors::FingerprintUse fingerprint;
   if (options.fingerprint) {

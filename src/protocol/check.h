@@ -195,6 +195,9 @@ struct RunRequest {
   // Variables set in the run's environment, replacing the user's, before
   // the factors add theirs.
   std::map<std::string, std::string> env;
+  // Fields added to the preload library's configuration after the
+  // factors' own (a window of reads to move).
+  std::map<std::string, std::string> preload;
   // The run whose factor records this run's are judged against: 0, the
   // campaign's first run; below 0, none.
   int reference_run = 0;

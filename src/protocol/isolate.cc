@@ -114,6 +114,7 @@ Status choose_factors(const IsolateOptions& options, Profiles& profiles, Isolate
     plan.name = name;
     plan.replayable = factor->replayable();
     plan.varies_when_free = factor->varies_when_free();
+    plan.seed_source = name == "entropy" || name == "clock";
     // The values its first runs would take: when they repeat within that
     // many runs, the factor has only so many. A factor that cannot be
     // replayed gives a fresh layout in every run, however few values it
@@ -270,12 +271,165 @@ std::vector<CounterChange> compare_counters(const IsolateReport& report) {
   return changes;
 }
 
+
+// The fields of a read search's run: the reads LO..HI of the launched
+// process take the perturbed value, every other read the pinned one.
+std::map<std::string, std::string> read_window(const std::string& factor,
+                                               const std::string& value, int low, int high) {
+  const std::string window = std::to_string(low) + "-" + std::to_string(high);
+  if (factor == "entropy") {
+    return {{"entropy_window", window}, {"entropy_window_seed", value}};
+  }
+  // clock values are "mode@epoch".
+  return {{"clock_window", window}, {"clock_window_epoch", value.substr(value.find('@') + 1)}};
+}
+
+template <typename Make>
+SeedRead search_read(const std::string& factor, const FactorFinding& finding,
+                     const IsolateReport& report, const Campaign& campaign, Make make,
+                     RunRequest request) {
+  SeedRead read;
+  read.factor = factor;
+  const std::string rows_key = factor == "entropy" ? "entropy_read" : "clock_read";
+  const std::string count_key = factor == "entropy" ? "entropy_reads" : "clock_reads";
+  // The value that differed and was replayed.
+  std::string value;
+  const std::vector<RunRecord>& runs = campaign.report().runs;
+  for (size_t i = 0; i < runs.size() && i < report.steps.size(); ++i) {
+    if (report.steps[i].phase != IsolatePhase::kFactor || report.steps[i].factor != factor) {
+      continue;
+    }
+    for (const factors::FactorRecord& record : runs[i].factors.records) {
+      if (record.name == factor && record.perturbed && runs[i].perturbed == finding.value) {
+        value = record.value;
+      }
+    }
+  }
+  int reads = 0;
+  {
+    const RunRecord& reference = campaign.report().runs[report.pool_run - 1];
+    reads = static_cast<int>(reference.preload.number(count_key, 0));
+  }
+  read.reads = reads;
+  if (value.empty()) {
+    read.note = "the value that differed is not in the records";
+    return read;
+  }
+  if (reads <= 0) {
+    read.note = "the launched process made no read the library saw: the reads that matter are "
+                "in a child process";
+    return read;
+  }
+  // Runs with one window moved; true when the outcome left the pool's.
+  std::string failure;
+  auto moved = [&](int low, int high) -> std::optional<bool> {
+    request.preload = read_window(factor, value, low, high);
+    auto made = make(request);
+    if (!made) {
+      failure = made.error().message;
+      return std::nullopt;
+    }
+    ++read.runs;
+    const RunRecord& run = **made;
+    if (!run.completed()) {
+      failure = "a run of the search failed";
+      return std::nullopt;
+    }
+    return Campaign::signature(run) != report.findings.reference;
+  };
+  int low = 1;
+  int high = reads;
+  bool last_alone = false;  // the last window tried was [low, low] and it moved the result
+  while (low < high) {
+    int mid = low + (high - low) / 2;
+    auto differs = moved(low, mid);
+    if (!differs) {
+      read.note = "the search stopped: " + failure;
+      return read;
+    }
+    if (*differs) {
+      high = mid;
+      last_alone = low == mid;
+    } else {
+      low = mid + 1;
+      last_alone = false;
+    }
+  }
+  if (!last_alone) {
+    auto differs = moved(low, low);
+    if (!differs) {
+      read.note = "the search stopped: " + failure;
+      return read;
+    }
+    if (!*differs) {
+      read.note = "no single read of the launched process's " + std::to_string(reads) +
+                  " changes the result alone: several together, or a child process's";
+      return read;
+    }
+  }
+  read.found = true;
+  read.ordinal = low;
+  const RunRecord& reference = campaign.report().runs[report.pool_run - 1];
+  for (const auto& row : reference.preload.rows_of(rows_key)) {
+    if (!row.empty() && std::atoi(row[0].c_str()) == low && row.size() >= 4) {
+      read.source = row[1];
+      read.site = call_site(row.back(), reference.cwd);
+    }
+  }
+  if (read.source.empty()) {
+    read.note = "the library lists only the first 256 reads";
+  }
+  return read;
+}
+
 }  // namespace
+
+CallSite call_site(const std::string& caller, const std::string& cwd) {
+  CallSite site;
+  site.caller = caller;
+  size_t py = caller.find("|py:");
+  if (py == std::string::npos) {
+    return site;
+  }
+  std::string frames = caller.substr(py + 4);
+  size_t begin = 0;
+  while (begin <= frames.size()) {
+    size_t end = frames.find(';', begin);
+    std::string frame = frames.substr(begin, end == std::string::npos ? end : end - begin);
+    begin = end == std::string::npos ? frames.size() + 1 : end + 1;
+    size_t colon = frame.rfind(':');
+    if (colon == std::string::npos) {
+      continue;
+    }
+    std::string file = frame.substr(0, colon);
+    const bool library = file.empty() || file[0] == '<' ||
+                         file.find("/usr/lib/python3") == 0 ||
+                         file.find("/usr/local/lib/python3") == 0 ||
+                         file.find("/site-packages/") != std::string::npos ||
+                         file.find("/dist-packages/") != std::string::npos;
+    if (library) {
+      continue;
+    }
+    site.location = frame;
+    int number = std::atoi(frame.c_str() + colon + 1);
+    std::ifstream source(file[0] == '/' ? file : cwd + "/" + file);
+    std::string text;
+    for (int at = 1; number > 0 && std::getline(source, text); ++at) {
+      if (at == number) {
+        size_t first = text.find_first_not_of(" \t");
+        site.line = first == std::string::npos ? "" : text.substr(first);
+        break;
+      }
+    }
+    break;
+  }
+  return site;
+}
 
 const std::vector<std::string>& isolate_factor_order() {
   static const std::vector<std::string> order = {
-      "uninit", "heap", "aslr",      "stack", "allocator", "threads",        "cpu",
-      "env",    "thp",  "hugepages", "numa",  "mlock",     "numa-balancing", "noise",
+      "entropy", "clock", "uninit",    "heap", "aslr",  "stack",          "allocator", "threads",
+      "fileorder", "cpu", "env", "thp", "hugepages", "numa", "mlock", "numa-balancing", "noise",
   };
   return order;
 }
@@ -411,6 +565,8 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
         request.reference_run = -1;
         break;
       case IsolatePhase::kPinned:
+      case IsolatePhase::kRead:
+        // A read search moves a window of reads, which the caller adds.
         request.profile = &profiles.pinned;
         request.footprint_group = "pinned";
         break;
@@ -505,6 +661,36 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
       // The runs so far stay in the records and the report.
       report.input_error = made.error().message;
       break;
+    }
+  }
+
+  // The read that matters, for each seed source whose value was shown to
+  // change the result: halve a window of the launched process's reads,
+  // moved to the perturbed value that differed, until one read is left.
+  for (const char* source : {"entropy", "clock"}) {
+    const FactorFinding* finding = report.findings.find(source);
+    if (finding == nullptr || finding->status != FactorFinding::Status::kChanges ||
+        finding->cause != FactorFinding::Cause::kValue || campaign.stopped() ||
+        !report.input_error.empty() || report.pool_run <= 0) {
+      continue;
+    }
+    SeedRead read = search_read(source, *finding, report, campaign, [&](const RunRequest& request) {
+      if (report.settings.budget > 0 &&
+          static_cast<int>(history.size()) >= report.settings.budget) {
+        return Result<const RunRecord*>(make_error("the budget ran out"));
+      }
+      return make({IsolatePhase::kRead, source, 0, false, {}}, request);
+    }, *request_for({IsolatePhase::kRead, source, 0, false, {}}));
+    report.seed_reads.push_back(read);
+  }
+  if (const FactorFinding* order = report.findings.find("fileorder");
+      order != nullptr && order->status == FactorFinding::Status::kChanges && report.pool_run > 0) {
+    const RunRecord& reference = campaign.report().runs[report.pool_run - 1];
+    for (const auto& row : reference.preload.rows_of("fileorder_listing")) {
+      if (row.size() >= 5) {
+        report.listings.push_back(
+            {row[1], std::atoi(row[2].c_str()), row[3], call_site(row[4], reference.cwd)});
+      }
     }
   }
 

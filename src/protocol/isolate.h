@@ -67,6 +67,38 @@ struct CounterChange {
   bool results_same = false;  // every perturbed run matched the pool's outcome
 };
 
+// Where a read or a listing came from, as the preload library saw its
+// caller: the native code, and the program's own Python line when the
+// caller was Python code.
+struct CallSite {
+  std::string caller;    // "module+0xoffset[:symbol][|py:file:line;...]"
+  std::string location;  // "train.py:12": the innermost frame outside the
+                         // interpreter's own library; empty when none
+  std::string line;      // that line's text, when it could be read
+};
+
+// The read of OS entropy or the wall clock whose move alone changes the
+// result, found by moving windows of the launched process's reads (kRead
+// runs) with every other factor pinned.
+struct SeedRead {
+  std::string factor;  // entropy or clock
+  int reads = 0;       // reads of the pool's reference run, in the launched process
+  int runs = 0;        // runs the search made
+  bool found = false;
+  int ordinal = 0;     // the read, from 1
+  std::string source;  // getrandom, urandom, random_device...; the clock function
+  CallSite site;
+  std::string note;  // why none was named
+};
+
+// A listing of two entries or more in the pool's reference run.
+struct Listing {
+  std::string api;  // readdir, scandir, glob, fts
+  int entries = 0;
+  std::string directory;
+  CallSite site;
+};
+
 struct IsolateReport {
   CheckReport campaign;  // every run, its outcome and each outcome against the pool's
   IsolateSettings settings;
@@ -82,6 +114,10 @@ struct IsolateReport {
   // rest free, over that of the free runs; 0 when there were none.
   double enough_price = 0;
   std::vector<CounterChange> counter_changes;  // one per factor tried
+  // One per seed source found to change the result.
+  std::vector<SeedRead> seed_reads;
+  // When the directory order changes the result: the listings it could be.
+  std::vector<Listing> listings;
 
   // The runs of one factor's batch, in order.
   std::vector<const RunRecord*> factor_runs(const std::string& name) const;
@@ -94,9 +130,14 @@ struct IsolateReport {
   int exit_status() const;
 };
 
-// The order factors are tried in: cheap, likely ones first, and uninit
-// before every layout factor that merely exposes an uninitialised read.
+// The order factors are tried in: cheap, likely ones first (a missed seed
+// before any memory factor), and uninit before every layout factor that
+// merely exposes an uninitialised read.
 const std::vector<std::string>& isolate_factor_order();
+
+// Reads the call site out of a caller as the preload library writes it;
+// relative Python files are read from `cwd`.
+CallSite call_site(const std::string& caller, const std::string& cwd);
 
 Result<IsolateReport> run_isolate(const IsolateOptions& options);
 

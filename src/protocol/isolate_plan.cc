@@ -132,9 +132,11 @@ std::optional<IsolateStep> judge_factor(const IsolateSettings& settings, const F
   return std::nullopt;
 }
 
-bool any_cause(const IsolateSettings& settings, const IsolateFindings& findings) {
+bool any_cause(const IsolateSettings& settings, const IsolateFindings& findings,
+               bool seed_sources_only = false) {
   for (size_t i = 0; i < settings.factors.size() && i < findings.factors.size(); ++i) {
-    if (explains_divergence(findings.factors[i], settings.factors[i])) {
+    if (explains_divergence(findings.factors[i], settings.factors[i]) &&
+        (!seed_sources_only || settings.factors[i].seed_source)) {
       return true;
     }
   }
@@ -153,6 +155,8 @@ void decide(const IsolateSettings& settings, IsolateFindings& findings) {
     findings.verdict = IsolateVerdict::kNotExplained;
   } else if (uninit != nullptr && uninit->status == FactorFinding::Status::kChanges) {
     findings.verdict = IsolateVerdict::kUninitialised;
+  } else if (any_cause(settings, findings, true)) {
+    findings.verdict = IsolateVerdict::kMissedSeed;
   } else if (any_cause(settings, findings) || (findings.enough && findings.enough->shown)) {
     findings.verdict = IsolateVerdict::kLayoutDependent;
   } else if (findings.free_differing == 0 && (any_status(FactorFinding::Status::kUnconfirmed))) {
@@ -162,6 +166,9 @@ void decide(const IsolateSettings& settings, IsolateFindings& findings) {
              any_status(FactorFinding::Status::kUndecided) ||
              any_status(FactorFinding::Status::kUntried)) {
     findings.verdict = IsolateVerdict::kInconclusive;
+  } else if (const FactorFinding* order = findings.find("fileorder");
+             order != nullptr && order->status == FactorFinding::Status::kChanges) {
+    findings.verdict = IsolateVerdict::kDirectoryOrder;
   } else {
     findings.verdict = IsolateVerdict::kReproducible;
   }
@@ -186,6 +193,8 @@ const char* isolate_phase_name(IsolatePhase phase) {
       return "enough";
     case IsolatePhase::kCure:
       return "cure";
+    case IsolatePhase::kRead:
+      return "read";
   }
   return "?";
 }
@@ -198,6 +207,10 @@ const char* isolate_verdict_name(IsolateVerdict verdict) {
       return "not-explained";
     case IsolateVerdict::kUninitialised:
       return "reads-uninitialised-memory";
+    case IsolateVerdict::kMissedSeed:
+      return "missed-seed";
+    case IsolateVerdict::kDirectoryOrder:
+      return "depends-on-directory-order";
     case IsolateVerdict::kLayoutDependent:
       return "layout-or-timing-dependent";
     case IsolateVerdict::kRareDivergence:

@@ -24,6 +24,9 @@ enum class IsolatePhase {
   kFactor,  // one factor perturbed, the others pinned
   kEnough,  // the blamed factors pinned, the others free
   kCure,    // every factor free, a cure applied (--try-fix); not planned here
+  // Every factor pinned but a window of OS-entropy or wall-clock reads
+  // moved, to find the read that matters; not planned here.
+  kRead,
 };
 const char* isolate_phase_name(IsolatePhase phase);
 
@@ -38,6 +41,9 @@ struct FactorPlan {
   // placement); a free heap offset or allocator stays the same, so its
   // value cannot explain free runs that differ.
   bool varies_when_free = false;
+  // What an unseeded generator reads (OS entropy, the wall clock): when it
+  // explains the divergence, a seed was missed.
+  bool seed_source = false;
 };
 
 struct IsolateSettings {
@@ -107,6 +113,7 @@ enum class IsolateVerdict {
   kWorkloadFailed,
   kNotExplained,   // the pinned pool itself differs
   kUninitialised,  // the result moves with the uninit fill
+  kMissedSeed,     // the result follows OS entropy or the wall clock
   // One or more factors change it through layout or timing, or by a value
   // that varies between free runs. A factor whose value alone decides the
   // result, and that holds one value when left free (a heap offset, the
@@ -115,6 +122,9 @@ enum class IsolateVerdict {
   kLayoutDependent,
   kRareDivergence,  // divergence no factor explains, the free runs agreed
   kInconclusive,
+  // The runs as made agree, but another directory order gives another
+  // result, as another machine or file system would.
+  kDirectoryOrder,
   kReproducible,
 };
 const char* isolate_verdict_name(IsolateVerdict verdict);

@@ -142,6 +142,29 @@ json isolate_json(const protocol::IsolateReport& report) {
                         {"timing_varied_results_did_not", change.flagged && change.results_same}});
   }
   document["counter_changes"] = counters;
+  auto site_json = [](const protocol::CallSite& site) {
+    return nlohmann::json{{"caller", site.caller}, {"location", site.location}, {"line", site.line}};
+  };
+  nlohmann::json reads = nlohmann::json::array();
+  for (const protocol::SeedRead& read : report.seed_reads) {
+    reads.push_back({{"factor", read.factor},
+                     {"reads", read.reads},
+                     {"runs", read.runs},
+                     {"found", read.found},
+                     {"ordinal", read.ordinal},
+                     {"source", read.source},
+                     {"site", site_json(read.site)},
+                     {"note", read.note}});
+  }
+  document["seed_reads"] = reads;
+  nlohmann::json listings = nlohmann::json::array();
+  for (const protocol::Listing& listing : report.listings) {
+    listings.push_back({{"api", listing.api},
+                        {"entries", listing.entries},
+                        {"directory", listing.directory},
+                        {"site", site_json(listing.site)}});
+  }
+  document["listings"] = listings;
   if (report.cure) {
     const protocol::CureFinding& cure = *report.cure;
     document["cure"] = {{"cure", cure.cure},

@@ -274,6 +274,54 @@ void print_cure(const protocol::IsolateReport& report, std::FILE* out) {
   std::fprintf(out, "%s", wrapped(line, "").c_str());
 }
 
+// "train.py:12 `rng = np.random.default_rng()`", or the native caller.
+std::string site_text(const protocol::CallSite& site) {
+  if (!site.location.empty()) {
+    return site.location + (site.line.empty() ? "" : " `" + site.line + "`");
+  }
+  std::string native = site.caller.substr(0, site.caller.find("|py:"));
+  return native.empty() ? "an unknown caller" : native;
+}
+
+void print_seed_reads(const protocol::IsolateReport& report, std::FILE* out) {
+  for (const protocol::SeedRead& read : report.seed_reads) {
+    const std::string what = read.factor == "entropy" ? "entropy read" : "wall-clock read";
+    if (!read.found) {
+      std::fprintf(out, "%s",
+                   wrapped("the " + what + " that matters was not named (" +
+                               std::to_string(read.runs) + " runs): " + read.note,
+                           "  ")
+                       .c_str());
+      continue;
+    }
+    std::string line = "the " + what + " that matters: read " + std::to_string(read.ordinal) +
+                       " of " + std::to_string(read.reads) +
+                       (read.source.empty() ? "" : " (" + read.source + ")") + ", from " +
+                       site_text(read.site) + "; found in " + std::to_string(read.runs) +
+                       " run" + (read.runs == 1 ? "" : "s") + " that moved only some reads";
+    if (!read.note.empty()) {
+      line += " (" + read.note + ")";
+    }
+    std::fprintf(out, "%s", wrapped(line + ".", "  ").c_str());
+  }
+}
+
+void print_listings(const protocol::IsolateReport& report, std::FILE* out) {
+  if (report.listings.empty()) {
+    return;
+  }
+  std::fprintf(out, "  %s:\n", report.listings.size() == 1 ? "the listing"
+                                                            : "the listings it could be");
+  for (const protocol::Listing& listing : report.listings) {
+    std::fprintf(out, "%s",
+                 wrapped(listing.directory + " (" + listing.api + ", " +
+                             std::to_string(listing.entries) + " entries), from " +
+                             site_text(listing.site),
+                         "    ")
+                     .c_str());
+  }
+}
+
 void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
   const protocol::IsolateFindings& found = report.findings;
   // The causes, and the factors whose value the result merely depends on.
@@ -312,8 +360,7 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                    "%s"
                    "  %d runs gave %d different outcomes. What varies is inside the program:\n"
                    "  scheduling (atomics, work stealing, timing-based autotuning,\n"
-                   "  non-deterministic kernels) or a seed it draws from the OS or the clock,\n"
-                   "  which memdet does not pin. For PyTorch try\n"
+                   "  non-deterministic kernels). For PyTorch try\n"
                    "  torch.use_deterministic_algorithms(True); for TensorFlow\n"
                    "  TF_DETERMINISTIC_OPS=1; elsewhere, reductions in a fixed order.\n",
                    wrapped("(" + pinned_values(report, "") + ")", "  ").c_str(), found.pool_runs,
@@ -340,6 +387,59 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                        .c_str());
       break;
     }
+    case IsolateVerdict::kMissedSeed: {
+      std::vector<std::string> sources;
+      for (const std::string& name : blamed) {
+        if (name == "entropy") {
+          sources.push_back("OS entropy");
+        } else if (name == "clock") {
+          sources.push_back("the wall clock");
+        }
+      }
+      std::fprintf(out, "%s",
+                   wrapped("verdict: MISSED SEED: the result follows " +
+                               join(sources, " and ") +
+                               ". With every factor pinned the runs agree; another " +
+                               join(blamed, " or ") +
+                               " value gives another result, and its replays repeat it.",
+                           "")
+                       .c_str());
+      print_seed_reads(report, out);
+      for (const std::string& name : blamed) {
+        if (name != "entropy" && name != "clock") {
+          std::fprintf(out, "%s",
+                       wrapped("also: " + name + " " +
+                                   cause_text(report, *found.find(name)),
+                               "  ")
+                           .c_str());
+        }
+      }
+      std::fprintf(out, "%s",
+                   wrapped("cure: pass an explicit seed to the generator that missed it: for "
+                           "numpy np.random.default_rng(SEED), for torch torch.manual_seed(SEED), "
+                           "for Python's random random.seed(SEED); never a seed from the clock.",
+                           "  ")
+                       .c_str());
+      break;
+    }
+    case IsolateVerdict::kDirectoryOrder:
+      std::fprintf(out, "%s",
+                   wrapped("verdict: REPRODUCIBLE AS RUN, BUT DEPENDS ON DIRECTORY ORDER: " +
+                               std::to_string(found.free_runs) +
+                               " free runs agreed, and each other order of a directory listing "
+                               "gave another result that repeats. Another machine or file "
+                               "system lists in another order, so the result will differ "
+                               "there.",
+                           "")
+                       .c_str());
+      print_listings(report, out);
+      std::fprintf(out, "%s",
+                   wrapped("cure: sort the listing (sorted(os.listdir(d)), "
+                           "sorted(glob.glob(p)), sorted(os.scandir(d), key=lambda e: e.name), "
+                           "or sort the entries of a directory_iterator).",
+                           "  ")
+                       .c_str());
+      break;
     case IsolateVerdict::kLayoutDependent:
       if (blamed.empty()) {
         std::fprintf(out,
@@ -421,7 +521,8 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
   }
   // Value findings attach to whichever verdict stands.
   for (const FactorFinding* finding : values) {
-    if (found.verdict == IsolateVerdict::kUninitialised && finding->name == "uninit") {
+    if ((found.verdict == IsolateVerdict::kUninitialised && finding->name == "uninit") ||
+        (found.verdict == IsolateVerdict::kDirectoryOrder && finding->name == "fileorder")) {
       continue;
     }
     std::string lead = found.verdict == IsolateVerdict::kReproducible ? "but" : "also:";
@@ -430,6 +531,12 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                              pinned_values(report, finding->name),
                          "  ")
                      .c_str());
+    if (finding->name == "fileorder") {
+      print_listings(report, out);
+    }
+  }
+  if (found.verdict != IsolateVerdict::kMissedSeed) {
+    print_seed_reads(report, out);
   }
   if (found.enough) {
     const protocol::EnoughFinding& enough = *found.enough;

@@ -1,0 +1,114 @@
+// entropy: what a generator left unseeded reads from the OS. Pinned: the
+// preload library serves getrandom, getentropy, arc4random, /dev/urandom,
+// /dev/random, the kernel's uuid file and std::random_device from one
+// seeded stream, keyed by process lineage, thread and read count, so an
+// unseeded program repeats. Perturbed: another seed per run. Verified by the
+// reads the library served; a program that never loads the library (static,
+// setuid) is reported unread, never pinned. Cryptographic randomness is
+// weakened in such a run.
+#include <cstdio>
+#include <cstdlib>
+
+#include "factors/exec_stop.h"
+
+namespace memdet::factors {
+namespace {
+
+std::string seed_text(uint64_t seed) {
+  char text[20];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(seed));
+  return text;
+}
+
+// Reads by source, from the report's first reads: "getrandom 3, urandom 1".
+std::string reads_by_source(const PreloadReport& report) {
+  std::map<std::string, int> counts;
+  for (const std::vector<std::string>& row : report.rows_of("entropy_read")) {
+    if (row.size() >= 2) {
+      ++counts[row[1]];
+    }
+  }
+  std::string text;
+  for (const auto& [source, count] : counts) {
+    text += (text.empty() ? "" : ", ") + source + " " + std::to_string(count);
+  }
+  return text;
+}
+
+class Entropy final : public Factor {
+ public:
+  const char* name() const override { return "entropy"; }
+  const char* summary() const override {
+    return "OS entropy an unseeded generator reads (getrandom, /dev/urandom, "
+           "std::random_device, ...): pin serves a seeded stream (entropy=SEED, 16 hex digits), "
+           "perturb another seed per run; weakens cryptographic randomness in the run; verified "
+           "by the reads the preload library served";
+  }
+  bool needs_preload() const override { return true; }
+  bool varies_when_free() const override { return true; }
+
+  Resolution resolve(const std::string& value, const Host&) const override {
+    if (value.empty()) {
+      return resolved(seed_text(0x6d656d646574ULL));
+    }
+    std::string digits = value.rfind("0x", 0) == 0 ? value.substr(2) : value;
+    if (digits.empty() || digits.size() > 16 ||
+        digits.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      return bad_request("unknown value '" + value + "' (a seed of 1 to 16 hex digits)");
+    }
+    return resolved(seed_text(std::strtoull(digits.c_str(), nullptr, 16)));
+  }
+
+  std::string perturbed_value(const std::string& reference, const std::string&, int k,
+                              uint64_t seed, const Host&) const override {
+    std::string value = seed_text(mix_seed(seed, static_cast<uint64_t>(k)));
+    return value == reference ? seed_text(mix_seed(seed, static_cast<uint64_t>(k) + 1000003))
+                              : value;
+  }
+
+  void apply(const std::string& value, const Host&, LaunchPlan& plan) const override {
+    plan.preload["entropy"] = value;
+    plan.preload["lineage"] = seed_text(0);
+    // Python draws its hash secret from the OS unless PYTHONHASHSEED is set;
+    // hash order is the env factor's finding, so it stays fixed here.
+    if (std::getenv("PYTHONHASHSEED") == nullptr) {
+      plan.env.emplace("PYTHONHASHSEED", "0000000000");
+    }
+    plan.needs_preload = true;
+  }
+
+  void verify(const std::string& value, const Observation& seen,
+              FactorRecord& record) const override {
+    if (!preload_report_read(seen, record)) {
+      return;
+    }
+    const PreloadReport& report = *seen.preload;
+    record.measured = "seed " + value;
+    const std::string* served = report.find("entropy");
+    if (served == nullptr || *served != value) {
+      record.verified = launch::CheckState::kDiffers;
+      record.observed = "the library served seed " + (served != nullptr ? *served : "none");
+      return;
+    }
+    long long reads = report.number("entropy_reads", 0);
+    long long bytes = report.number("entropy_bytes", 0);
+    if (reads <= 0) {
+      record.verified = launch::CheckState::kNotObservable;
+      record.observed = "the program read no OS entropy the library could see";
+      return;
+    }
+    record.verified = launch::CheckState::kVerified;
+    record.observed = std::to_string(reads) + " reads, " + std::to_string(bytes) + " bytes (" +
+                      reads_by_source(report) + ")";
+    record.note = "cryptographic randomness is weakened in this run";
+  }
+};
+
+}  // namespace
+
+const Factor& entropy_factor() {
+  static const Entropy factor;
+  return factor;
+}
+
+}  // namespace memdet::factors
