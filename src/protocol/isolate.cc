@@ -179,6 +179,16 @@ IsolateOutcome outcome_of(const RunRecord& run, const IsolateStep& step) {
   if (!outcome.failed) {
     outcome.signature = Campaign::signature(run);
   }
+  // The missed-seed factors count what they served exactly: a run that
+  // shows none served had nothing for the factor to change.
+  if (step.phase == IsolatePhase::kFactor &&
+      (step.factor == "entropy" || step.factor == "clock" || step.factor == "fileorder")) {
+    for (const factors::FactorRecord& record : run.factors.records) {
+      if (record.name == step.factor && record.verified == launch::CheckState::kNotObservable) {
+        outcome.used = false;
+      }
+    }
+  }
   return outcome;
 }
 

@@ -69,6 +69,10 @@ std::optional<IsolateStep> judge_factor(const IsolateSettings& settings, const F
     }
     if (!differs(scan, reference)) {
       ++finding.matching;
+      if (!scan.used && finding.differing == 0) {
+        finding.status = FactorFinding::Status::kUnused;
+        return std::nullopt;
+      }
       continue;
     }
     ++finding.differing;

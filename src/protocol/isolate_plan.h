@@ -73,6 +73,10 @@ struct IsolateOutcome {
   IsolateStep step;
   bool failed = false;
   std::string signature;  // equal signatures: equal outcomes; empty when failed
+  // kFactor: the perturbed factor had something to act on (the program
+  // read OS entropy, the clock, a listing of two entries); false when its
+  // record shows it had none, so no value of it can matter.
+  bool used = true;
 };
 
 struct FactorFinding {
@@ -85,6 +89,7 @@ struct FactorFinding {
     kUnconfirmed,  // a perturbed run differed, its confirmations did not
     kChanges,      // blamed: the differing run and its confirmations all differed
     kFailed,       // the workload failed under a perturbed value
+    kUnused,       // the program never used what it controls, and matched the pool
   } status = Status::kUntried;
   // How a blamed factor changes the result.
   enum class Cause {

@@ -25,6 +25,8 @@ const char* status_name(FactorFinding::Status status) {
       return "changes-result";
     case FactorFinding::Status::kFailed:
       return "run-failed";
+    case FactorFinding::Status::kUnused:
+      return "unused";
   }
   return "?";
 }

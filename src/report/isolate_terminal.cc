@@ -73,6 +73,8 @@ std::string status_text(const FactorFinding& finding) {
       return "unconfirmed";
     case FactorFinding::Status::kFailed:
       return "run failed";
+    case FactorFinding::Status::kUnused:
+      return "unused";
     case FactorFinding::Status::kChanges:
       switch (finding.cause) {
         case FactorFinding::Cause::kValue:
@@ -217,6 +219,17 @@ void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
                          std::to_string(finding.runs) + " perturbed run" +
                          (finding.runs == 1 ? "" : "s") + " did not test it (" + unproven.front() +
                          ")");
+    }
+    if (finding.status == FactorFinding::Status::kUnused) {
+      for (const protocol::RunRecord* run : report.factor_runs(finding.name)) {
+        for (const factors::FactorRecord& record : run->factors.records) {
+          if (record.name == finding.name && untested.size() < 64) {
+            untested.push_back(finding.name + ": unused, so not tried further (" +
+                               record.observed + ")");
+          }
+        }
+        break;
+      }
     }
     std::fprintf(out, "  %-10s %-16s %4d  %-15s %6s  %s\n", finding.name.c_str(), values.c_str(),
                  finding.runs, status.c_str(), bound.c_str(), spread.c_str());

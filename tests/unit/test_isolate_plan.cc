@@ -146,6 +146,102 @@ TEST(IsolatePlan, AValueDependentFactorIsBlamedByReplays) {
   }
 }
 
+// The twelve factors behind the missed-seed ones, tried first as isolate
+// orders them.
+IsolateSettings with_seed_sources() {
+  IsolateSettings settings;
+  FactorPlan entropy{"entropy", 0, true, true};
+  entropy.seed_source = true;
+  FactorPlan clock{"clock", 0, true, true};
+  clock.seed_source = true;
+  settings.factors = {entropy, clock, {"fileorder", 0, true, false}};
+  for (const FactorPlan& plan : twelve_factors().factors) {
+    settings.factors.push_back(plan);
+  }
+  return settings;
+}
+
+TEST(IsolatePlan, AResultThatFollowsOsEntropyIsAMissedSeed) {
+  // Free runs differ in every run; pinned runs agree; another entropy seed
+  // gives another result, and replaying it gives that result again.
+  int free_run = 0;
+  IsolateFindings found = drive(with_seed_sources(), [&](const IsolateStep& step) {
+    if (step.phase == IsolatePhase::kFree) {
+      return IsolateOutcome{{}, false, "free-" + std::to_string(free_run++)};
+    }
+    if (step.phase == IsolatePhase::kFactor && step.factor == "entropy") {
+      return IsolateOutcome{{}, false, "entropy-" + std::to_string(step.value)};
+    }
+    if (step.phase == IsolatePhase::kEnough) {
+      return same();
+    }
+    return same();
+  });
+  EXPECT_EQ(found.verdict, IsolateVerdict::kMissedSeed);
+  const FactorFinding* entropy = found.find("entropy");
+  ASSERT_NE(entropy, nullptr);
+  EXPECT_EQ(entropy->status, FactorFinding::Status::kChanges);
+  EXPECT_EQ(entropy->cause, FactorFinding::Cause::kValue);
+  EXPECT_NE(found.find("clock")->status, FactorFinding::Status::kChanges);
+}
+
+TEST(IsolatePlan, AMemoryFactorThatExplainsTheRunsIsNotAMissedSeed) {
+  int free_run = 0;
+  IsolateFindings found = drive(with_seed_sources(), [&](const IsolateStep& step) {
+    if (step.phase == IsolatePhase::kFree) {
+      return IsolateOutcome{{}, false, "free-" + std::to_string(free_run++)};
+    }
+    if (step.phase == IsolatePhase::kFactor && step.factor == "aslr") {
+      return IsolateOutcome{{}, false, "aslr-" + std::to_string(step.value)};
+    }
+    return same();
+  });
+  EXPECT_EQ(found.verdict, IsolateVerdict::kLayoutDependent);
+}
+
+TEST(IsolatePlan, AnotherDirectoryOrderGivingAnotherResultIsItsOwnVerdict) {
+  // The runs agree as made; each other order gives its own repeatable result.
+  IsolateFindings found = drive(with_seed_sources(), [&](const IsolateStep& step) {
+    if (step.phase == IsolatePhase::kFactor && step.factor == "fileorder") {
+      return IsolateOutcome{{}, false, "order-" + std::to_string(step.value)};
+    }
+    return same();
+  });
+  EXPECT_EQ(found.verdict, IsolateVerdict::kDirectoryOrder);
+  EXPECT_EQ(found.find("fileorder")->cause, FactorFinding::Cause::kValue);
+  EXPECT_EQ(found.exit_status(), 1);
+}
+
+TEST(IsolatePlan, AFactorTheProgramNeverUsesTakesOneRun) {
+  int entropy_runs = 0;
+  IsolateFindings found = drive(with_seed_sources(), [&](const IsolateStep& step) {
+    IsolateOutcome outcome = same();
+    if (step.phase == IsolatePhase::kFactor && step.factor == "entropy") {
+      ++entropy_runs;
+      outcome.used = false;
+    }
+    return outcome;
+  });
+  EXPECT_EQ(entropy_runs, 1);
+  EXPECT_EQ(found.find("entropy")->status, FactorFinding::Status::kUnused);
+  EXPECT_EQ(found.verdict, IsolateVerdict::kReproducible);
+}
+
+TEST(IsolatePlan, AnUnusedFactorThatStillDiffersIsTriedOn) {
+  // "Unused" is only believed while the runs match the pool.
+  int entropy_runs = 0;
+  drive(with_seed_sources(), [&](const IsolateStep& step) {
+    IsolateOutcome outcome = same();
+    if (step.phase == IsolatePhase::kFactor && step.factor == "entropy") {
+      ++entropy_runs;
+      outcome.used = false;
+      outcome.signature = "entropy-" + std::to_string(step.value);
+    }
+    return outcome;
+  });
+  EXPECT_GT(entropy_runs, 1);
+}
+
 TEST(IsolatePlan, ALayoutFactorIsShownEnoughToPin) {
   IsolateSettings settings = twelve_factors();
   int fresh = 0;
