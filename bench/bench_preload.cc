@@ -4,7 +4,8 @@
 // dropped), each run as a child process plain, under the library passive,
 // under it with heap perturbation active, and under it recording the
 // memory-layout fingerprint with every allocation a candidate for keeping
-// (fp_threshold=0). Children are pinned to one CPU and the variants
+// (fp_threshold=0), and under it with OS entropy, the wall clock and
+// directory order pinned ("seeds"). Children are pinned to one CPU and the variants
 // alternate within every round (in a rotating order), so all see the same
 // machine state; the ratios are per round. The fingerprint's memory is
 // checked too: the storm child's peak RSS at two allocation counts, which
@@ -113,12 +114,16 @@ struct Variant {
 // The fingerprint variant's directory is appended to its config.
 std::string g_fingerprint_config;
 
-constexpr int kVariantCount = 4;
+constexpr int kVariantCount = 5;
 const Variant kVariants[kVariantCount] = {
     {"plain", false, nullptr},
     {"passive", true, nullptr},
     {"active", true, "heap=16;heap_random=1;seed=1"},
     {"fingerprint", true, "fp_threshold=0"},
+    // The missed-seed sources pinned: they add nothing to allocation, so
+    // this should cost what the passive library does.
+    {"seeds", true,
+     "entropy=1;lineage=0000000000000000;clock=counter;clock_epoch=946684800;fileorder=sorted"},
 };
 
 std::vector<std::string> child_environment(const std::string& library, const Variant& variant,

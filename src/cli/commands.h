@@ -63,6 +63,10 @@ struct FactorSetup {
 FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
                             const std::vector<std::pair<std::string, std::string>>& replay = {});
 
+// One line on stderr when the profile serves OS entropy from a seeded
+// stream, which weakens cryptographic randomness in those runs.
+void warn_about_weakened_entropy(const factors::Profile& profile);
+
 // A validator for --timeout: a finite number of seconds, above zero and at
 // most a year.
 CLI::Validator timeout_validator();

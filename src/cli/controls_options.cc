@@ -167,7 +167,18 @@ FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
     throw CommandError(usage_status, profile.error().message);
   }
   setup.profile = std::move(*profile);
+  warn_about_weakened_entropy(setup.profile);
   return setup;
+}
+
+void warn_about_weakened_entropy(const factors::Profile& profile) {
+  const factors::ProfileEntry* entropy = profile.find("entropy");
+  if (entropy != nullptr && entropy->mode != factors::Mode::kFree &&
+      entropy->applied == factors::Applied::kApplied) {
+    std::fprintf(stderr,
+                 "memdet: OS entropy comes from a seeded stream in these runs: cryptographic "
+                 "randomness is weakened (for experiments, never for production jobs)\n");
+  }
 }
 
 CLI::Validator timeout_validator() {

@@ -120,6 +120,7 @@ int isolate(const IsolateCliOptions& cli) {
   if (!pinned) {
     throw usage_error(pinned.error().message);
   }
+  warn_about_weakened_entropy(*pinned);
   auto system = factors::SystemSettings::apply(factors::system_writes(*pinned, setup.host));
   if (!system) {
     throw usage_error(system.error().message);
