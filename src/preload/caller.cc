@@ -17,14 +17,20 @@ struct Python {
   void* (*unchecked_thread_state)() = nullptr;
   int (*gil_check)() = nullptr;
   void* (*current_frame)() = nullptr;
-  void* (*frame_back)(void*) = nullptr;      // new reference
-  void* (*frame_code)(void*) = nullptr;      // new reference
+  void* (*frame_back)(void*) = nullptr;  // new reference
+  void* (*frame_code)(void*) = nullptr;  // new reference
   int (*frame_line)(void*) = nullptr;
   void* (*get_attribute)(void*, const char*) = nullptr;  // new reference
   const char* (*utf8)(void*) = nullptr;
   void (*release)(void*) = nullptr;
   void (*clear_error)() = nullptr;
+  // Optional: taking the lock back for a thread that released it.
+  void* (*this_thread_state)() = nullptr;  // PyGILState_GetThisThreadState
+  int (*ensure)() = nullptr;               // PyGILState_Ensure
+  void (*release_state)(int) = nullptr;    // PyGILState_Release
+  int (*finalizing)() = nullptr;           // Py_IsFinalizing, _Py_IsFinalizing
   bool complete = false;
+  bool can_take_lock = false;
 };
 
 constexpr int kUnresolved = 0;
@@ -63,10 +69,19 @@ const Python* python() {
   find(p.utf8, "PyUnicode_AsUTF8");
   find(p.release, "Py_DecRef");
   find(p.clear_error, "PyErr_Clear");
+  find(p.this_thread_state, "PyGILState_GetThisThreadState");
+  find(p.ensure, "PyGILState_Ensure");
+  find(p.release_state, "PyGILState_Release");
+  find(p.finalizing, "Py_IsFinalizing");
+  if (p.finalizing == nullptr) {
+    find(p.finalizing, "_Py_IsFinalizing");
+  }
   p.complete = p.is_initialized != nullptr && p.unchecked_thread_state != nullptr &&
                p.gil_check != nullptr && p.current_frame != nullptr && p.frame_back != nullptr &&
                p.frame_code != nullptr && p.frame_line != nullptr && p.get_attribute != nullptr &&
                p.utf8 != nullptr && p.release != nullptr && p.clear_error != nullptr;
+  p.can_take_lock = p.this_thread_state != nullptr && p.ensure != nullptr &&
+                    p.release_state != nullptr && p.finalizing != nullptr;
   g_python_state.store(kResolved, std::memory_order_release);
   return p.complete ? &p : nullptr;
 }
@@ -118,15 +133,9 @@ const char* base_name(const char* path) {
   return base;
 }
 
-// The calling thread's Python frames, innermost first. Only while this
-// thread holds the interpreter's lock: a thread state that exists but whose
-// lock is released, or the interpreter still starting, gives none.
-void python_frames(Out& out) {
-  const Python* p = python();
-  if (p == nullptr || p->is_initialized() == 0 || p->unchecked_thread_state() == nullptr ||
-      p->gil_check() == 0) {
-    return;
-  }
+// The calling thread's Python frames, innermost first, walked while this
+// thread holds the interpreter's lock.
+void walk_frames(const Python* p, Out& out) {
   void* frame = p->current_frame();  // borrowed
   if (frame == nullptr) {
     return;
@@ -163,9 +172,31 @@ void python_frames(Out& out) {
   }
 }
 
+// Only while this thread holds the interpreter's lock, or, with kTakeLock,
+// has a thread state of its own whose lock it released: a thread the
+// interpreter does not know, or the interpreter starting or finalizing
+// (where taking the lock ends the thread), gives none.
+void python_frames(Out& out, PythonFrames frames) {
+  const Python* p = python();
+  if (p == nullptr || p->is_initialized() == 0) {
+    return;
+  }
+  if (p->unchecked_thread_state() != nullptr && p->gil_check() != 0) {
+    walk_frames(p, out);
+    return;
+  }
+  if (frames != PythonFrames::kTakeLock || !p->can_take_lock || p->this_thread_state() == nullptr ||
+      p->finalizing() != 0) {
+    return;
+  }
+  int state = p->ensure();
+  walk_frames(p, out);
+  p->release_state(state);
+}
+
 }  // namespace
 
-size_t describe_caller(const void* address, char* out, size_t capacity) {
+size_t describe_caller(const void* address, char* out, size_t capacity, PythonFrames frames) {
   if (capacity == 0) {
     return 0;
   }
@@ -183,7 +214,7 @@ size_t describe_caller(const void* address, char* out, size_t capacity) {
     text.text("0x");
     text.hex(reinterpret_cast<uintptr_t>(address));
   }
-  python_frames(text);
+  python_frames(text, frames);
   out[text.used] = '\0';
   return text.used;
 }

@@ -32,6 +32,7 @@
 #include <cstring>
 #include <new>
 
+#include "preload/entropy.h"
 #include "preload/fingerprint.h"
 #include "preload/heap.h"
 #include "preload/prim.h"
@@ -246,7 +247,6 @@ Function next_exec(std::atomic<void*>& cache, const char* name) {
   return reinterpret_cast<Function>(next);
 }
 
-std::atomic<void*> g_next_execvp{nullptr};
 std::atomic<void*> g_next_execvpe{nullptr};
 std::atomic<void*> g_next_fexecve{nullptr};
 
@@ -425,38 +425,45 @@ MEMDET_EXPORT void _exit(int status) noexcept {
 
 MEMDET_EXPORT void _Exit(int status) noexcept { _exit(status); }
 
-// fingerprint=: an exec ends the image, which runs no destructor. execve
-// and execv go straight to the system call; glibc's other exec functions
-// call its internal execve, not this one, so they are interposed too.
+// fingerprint=: an exec ends the image, which runs no destructor. entropy=:
+// the new image gets its own lineage through the environment passed on.
+// execve and execv go straight to the system call; glibc's other exec
+// functions call its internal execve, not this one, so they are interposed
+// too, and execvp passes its environment on through execvpe.
 MEMDET_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
   before_exec();
-  return after_exec(static_cast<int>(::syscall(SYS_execve, path, argv, envp)));
+  memdet::preload::ExecEnvironment environment(envp);
+  return after_exec(static_cast<int>(::syscall(SYS_execve, path, argv, environment.get())));
 }
 
 MEMDET_EXPORT int execv(const char* path, char* const argv[]) noexcept {
   before_exec();
-  return after_exec(static_cast<int>(::syscall(SYS_execve, path, argv, environ)));
+  memdet::preload::ExecEnvironment environment(environ);
+  return after_exec(static_cast<int>(::syscall(SYS_execve, path, argv, environment.get())));
 }
 
 MEMDET_EXPORT int execvp(const char* file, char* const argv[]) noexcept {
-  using Function = int (*)(const char*, char* const[]);
-  auto next = next_exec<Function>(g_next_execvp, "execvp");
+  using Function = int (*)(const char*, char* const[], char* const[]);
+  auto next = next_exec<Function>(g_next_execvpe, "execvpe");
   before_exec();
-  return after_exec(next != nullptr ? next(file, argv) : (errno = ENOSYS, -1));
+  memdet::preload::ExecEnvironment environment(environ);
+  return after_exec(next != nullptr ? next(file, argv, environment.get()) : (errno = ENOSYS, -1));
 }
 
 MEMDET_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
   using Function = int (*)(const char*, char* const[], char* const[]);
   auto next = next_exec<Function>(g_next_execvpe, "execvpe");
   before_exec();
-  return after_exec(next != nullptr ? next(file, argv, envp) : (errno = ENOSYS, -1));
+  memdet::preload::ExecEnvironment environment(envp);
+  return after_exec(next != nullptr ? next(file, argv, environment.get()) : (errno = ENOSYS, -1));
 }
 
 MEMDET_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
   using Function = int (*)(int, char* const[], char* const[]);
   auto next = next_exec<Function>(g_next_fexecve, "fexecve");
   before_exec();
-  return after_exec(next != nullptr ? next(fd, argv, envp) : (errno = ENOSYS, -1));
+  memdet::preload::ExecEnvironment environment(envp);
+  return after_exec(next != nullptr ? next(fd, argv, environment.get()) : (errno = ENOSYS, -1));
 }
 
 }  // extern "C"
