@@ -1,0 +1,159 @@
+# fileorder=: every listing interface gives the names in byte order (sorted)
+# or in an order set by the key alone (keyed), the same in every run with
+# one key; glob's own sort and a caller's scandir comparator stay in charge;
+# DIR streams keep telldir/seekdir/rewinddir working on the snapshot.
+source "$(dirname "$0")/lib.sh"
+
+PROBE=$PROBES/probe_fileorder
+[[ -x $PROBE ]] || fail "probe_fileorder is not built in $PROBES"
+LISTER=$SOURCES/fileorder_list.py
+
+# Twenty names created in neither byte order nor any hash order, with
+# capitals, digits and punctuation, where byte order and a locale's differ.
+DIR=$(cd "$WORK" && pwd -P)/listed
+mkdir "$DIR"
+names=(m07 B2 a_1 Zeta z9 -dash 0zero Alpha beta c10 c2 _under x y.txt Q k3 n4 e5 f6 g8)
+for name in "${names[@]}"; do
+  : >"$DIR/$name"
+done
+SORTED=$(printf '%s\n' "${names[@]}" | LC_ALL=C sort)
+ONE=$(cd "$WORK" && pwd -P)/one
+mkdir "$ONE"
+: >"$ONE/only"
+
+KEY_A="fileorder=keyed;fileorder_key=1f2e3d4c"
+KEY_B="fileorder=keyed;fileorder_key=99aa"
+
+# list API CONFIG DIR...: sets `got` to the names API gives, one a line,
+# and REPORT to the run's report.
+list() {
+  local api=$1 config=$2
+  shift 2
+  if [[ $api == py_* ]]; then
+    run_shim glibc "$config" "$WORK/out" "$PYTHON" "$LISTER" "${api#py_}" "$@" ||
+      fail "$api under '$config' failed: $(head -3 "$WORK/out.err")"
+  else
+    run_shim glibc "$config" "$WORK/out" "$PROBE" "$api" "$@" ||
+      fail "$api under '$config' failed: $(head -3 "$WORK/out.err")"
+  fi
+  got=$(<"$WORK/out")
+}
+
+as_set() { LC_ALL=C sort <<<"$1"; }
+
+apis=(readdir readdir64 readdir_r scandir scandir64 scandirat glob_nosort fts filesystem)
+if [[ -x $PYTHON ]]; then
+  apis+=(py_listdir py_scandir py_glob py_pathlib py_walk)
+else
+  echo "note: $PYTHON missing, the Python interfaces are not checked"
+fi
+
+keyed_reference=""
+for api in "${apis[@]}"; do
+  list "$api" passive "$DIR"
+  [[ $(as_set "$got") == "$SORTED" ]] || fail "$api passive lists $(tr '\n' ' ' <<<"$got")"
+
+  list "$api" fileorder=sorted "$DIR"
+  [[ $got == "$SORTED" ]] || fail "$api sorted gives $(tr '\n' ' ' <<<"$got")"
+  need_report
+  expect_report fileorder sorted
+
+  list "$api" "$KEY_A" "$DIR"
+  first=$got
+  expect_report fileorder keyed
+  list "$api" "$KEY_A" "$DIR"
+  again=$got
+  list "$api" "$KEY_B" "$DIR"
+  other=$got
+  [[ $(as_set "$first") == "$SORTED" ]] || fail "$api keyed lists $(tr '\n' ' ' <<<"$first")"
+  [[ $first == "$again" ]] || fail "$api keyed twice with one key: two orders"
+  [[ $first != "$other" ]] || fail "$api keyed with two keys: one order"
+  [[ $first != "$SORTED" ]] || fail "$api keyed gives byte order"
+
+  # The key orders names; glob orders its paths, so it has an order of its own.
+  if [[ $api != *glob* ]]; then
+    keyed_reference=${keyed_reference:-$first}
+    [[ $first == "$keyed_reference" ]] || fail "$api keyed differs from ${apis[0]} with one key"
+  fi
+  echo "ok: $api"
+done
+
+# glob without GLOB_NOSORT sorts by itself; a caller's comparator rules.
+descending=$(LC_ALL=C sort -r <<<"$SORTED")
+for config in passive fileorder=sorted "$KEY_A"; do
+  list glob_sorted "$config" "$DIR"
+  [[ $got == "$SORTED" ]] || fail "glob without GLOB_NOSORT under '$config' gives $(tr '\n' ' ' <<<"$got")"
+  list scandir_compare "$config" "$DIR"
+  [[ $got == "$descending" ]] || fail "scandir with a comparator under '$config' gives $(tr '\n' ' ' <<<"$got")"
+done
+echo "ok: glob's own sort and scandir's comparator untouched"
+
+# The DIR stream: two listings agree, telldir/seekdir round trip, rewinddir
+# shows a new file, many streams open at once, threads listing at once.
+for config in fileorder=sorted "$KEY_A"; do
+  for check in twice tell rewind many threads; do
+    run_shim glibc "$config" "$WORK/out" "$PROBE" "$check" "$DIR" ||
+      fail "$check under '$config': $(cat "$WORK/out") $(head -3 "$WORK/out.err")"
+    [[ $(head -1 "$WORK/out") == ok* ]] || fail "$check under '$config': $(cat "$WORK/out")"
+    [[ $check != many ]] || grep -qx "ok 40 of 40 in one order" "$WORK/out" ||
+      fail "many streams under '$config': $(cat "$WORK/out")"
+  done
+done
+echo "ok: twice, telldir/seekdir, rewinddir, 40 streams at once, 8 threads"
+
+# More streams than the table holds: the rest pass through, whole, counted.
+run_shim glibc "$KEY_A" "$WORK/out" "$PROBE" full "$DIR" || fail "full: $(cat "$WORK/out")"
+if [[ $(cat "$WORK/out") == skip* ]]; then
+  echo "note: $(cat "$WORK/out"), the full table is not checked"
+else
+  grep -qx "ok 1024 of 1100 in one order" "$WORK/out" || fail "full table: $(cat "$WORK/out")"
+  [[ $(awk -F'\t' '$1 == "fileorder_unseen" && $2 == "readdir" { print $3 }' "$REPORT") == 76 ]] ||
+    fail "full table: $(grep fileorder_unseen "$REPORT" | tr '\n' ' ')"
+  echo "ok: 1100 streams, 76 passed through and counted"
+fi
+
+# The report: a listing of one entry counts but is not ordered, and only
+# ordered listings are listed, with their directory and caller.
+unseen() { awk -F'\t' -v api="$1" '$1 == "fileorder_unseen" && $2 == api { print $3 }' "$REPORT"; }
+check_report() {
+  local api=$1 directory=$2 caller=$3
+  need_report
+  expect_report fileorder_listings 2
+  expect_report fileorder_ordered 1
+  local lines
+  lines=$(grep -c '^fileorder_listing	' "$REPORT")
+  [[ $lines == 1 ]] || fail "$api: $lines listing lines ($REPORT)"
+  awk -F'\t' -v api="$api" -v dir="$directory" -v caller="$caller" '
+    $1 == "fileorder_listing" && $2 == 1 && $3 == api && $4 == 20 && $5 == dir &&
+    index($6, caller) == 1 { found = 1 }
+    END { exit !found }' "$REPORT" || fail "$api: listing line $(grep '^fileorder_listing	' "$REPORT")"
+  [[ $(unseen nftw) == 0 && $(unseen ftw) == 0 && $(unseen readdir) == 0 ]] ||
+    fail "$api: unseen $(grep fileorder_unseen "$REPORT" | tr '\n' ' ')"
+}
+for config in fileorder=sorted "$KEY_A"; do
+  list readdir "$config" "$DIR" "$ONE"
+  check_report readdir "$DIR" probe_fileorder+0x
+  list scandir "$config" "$DIR" "$ONE"
+  check_report scandir "$DIR" probe_fileorder+0x
+  list glob_nosort "$config" "$DIR" "$ONE"
+  check_report glob "$DIR/*" probe_fileorder+0x
+done
+list fts fileorder=sorted "$DIR"
+need_report
+grep -q "^fileorder_listing	[0-9]*	fts	20	$DIR	probe_fileorder+0x" "$REPORT" ||
+  fail "fts: $(grep '^fileorder' "$REPORT" | tr '\n' ' ')"
+echo "ok: report counts and listing lines"
+
+run_shim glibc fileorder=sorted "$WORK/out" "$PROBE" walks "$DIR" || fail "nftw/ftw failed"
+[[ $(unseen nftw) == 1 && $(unseen ftw) == 1 ]] ||
+  fail "nftw/ftw: $(grep fileorder_unseen "$REPORT" | tr '\n' ' ')"
+echo "ok: nftw and ftw passed through and counted"
+
+# A Python listing names the Python frames that made it.
+if [[ -x $PYTHON ]]; then
+  list py_listdir fileorder=sorted "$DIR"
+  need_report
+  grep "^fileorder_listing	[0-9]*	readdir	20	$DIR	" "$REPORT" | grep -q "|py:$LISTER:" ||
+    fail "Python caller: $(grep "^fileorder_listing.*$DIR" "$REPORT")"
+  echo "ok: Python listings name their frames"
+fi
