@@ -84,8 +84,10 @@ class Entropy final : public Factor {
     }
     const PreloadReport& report = *seen.preload;
     record.measured = "seed " + value;
+    // The library writes the seed without leading zeros.
     const std::string* served = report.find("entropy");
-    if (served == nullptr || *served != value) {
+    if (served == nullptr ||
+        std::strtoull(served->c_str(), nullptr, 16) != std::strtoull(value.c_str(), nullptr, 16)) {
       record.verified = launch::CheckState::kDiffers;
       record.observed = "the library served seed " + (served != nullptr ? *served : "none");
       return;

@@ -294,6 +294,10 @@ const char* apply_field(Span key, Span value, Config& config) {
     } else {
       return "fileorder needs sorted or keyed: ";
     }
+  } else if (key.equals("fileorder_window")) {
+    if (!parse_window(value, config.fileorder_window_low, config.fileorder_window_high)) {
+      return "fileorder_window needs LO-HI (1 <= LO <= HI) or 0-0: ";
+    }
   } else if (key.equals("fileorder_key")) {
     if (!parse_hex(value, config.fileorder_key)) {
       return "fileorder_key needs up to 16 hex digits: ";

@@ -64,6 +64,11 @@ struct Config {
 
   FileOrder fileorder = FileOrder::kUnset;
   uint64_t fileorder_key = 0;
+  // fileorder_window=LO-HI: with fileorder=keyed, only the root image's
+  // listings LO..HI (from 1) take the keyed order, the others are sorted;
+  // 0-0: none.
+  uint64_t fileorder_window_low = 0;
+  uint64_t fileorder_window_high = 0;
 
   bool fingerprints() const { return fingerprint_dir[0] != '\0'; }
 

@@ -109,10 +109,32 @@ uint64_t name_hash(const char* name) {
 
 uint64_t rank(const char* name) { return mix64(g_config.fileorder_key ^ name_hash(name)); }
 
+// Whether the listing being ordered on this thread takes the keyed order;
+// set before each sort.
+__thread bool t_keyed __attribute__((tls_model("initial-exec"))) = false;
+
+// A forked child is not the image the window counts in.
+bool g_forked = false;
+
+bool window_set() { return g_config.fileorder_window_high != 0; }
+
+// The keyed order, for the listing numbered `ordinal`: every listing, or
+// with fileorder_window= only those inside it in the root image.
+bool keyed_for(uint64_t ordinal) {
+  if (g_config.fileorder != FileOrder::kKeyed) {
+    return false;
+  }
+  if (!window_set()) {
+    return true;
+  }
+  return !g_forked && g_config.lineage == 0 && ordinal >= g_config.fileorder_window_low &&
+         ordinal <= g_config.fileorder_window_high;
+}
+
 // Negative, zero or positive as `a` comes before, with or after `b`.
 // strcmp compares the bytes as unsigned char: the same on every machine.
 int compare_names(const char* a, const char* b) {
-  if (g_config.fileorder == FileOrder::kKeyed) {
+  if (t_keyed) {
     uint64_t rank_a = rank(a);
     uint64_t rank_b = rank(b);
     if (rank_a != rank_b) {
@@ -181,6 +203,18 @@ struct Listing {
 Listing g_listings[kListingsKept];
 std::atomic<uint64_t> g_listing_count{0};
 std::atomic<uint64_t> g_ordered_count{0};
+std::atomic<uint64_t> g_windowed_count{0};  // listings keyed inside fileorder_window
+
+// The next listing's number, from 1, taken before it is ordered.
+uint64_t take_ordinal() { return g_listing_count.fetch_add(1, std::memory_order_relaxed) + 1; }
+
+// Sets the order of the listing numbered `ordinal` on this thread.
+void order_listing(uint64_t ordinal) {
+  t_keyed = keyed_for(ordinal);
+  if (t_keyed && window_set()) {
+    g_windowed_count.fetch_add(1, std::memory_order_relaxed);
+  }
+}
 std::atomic<uint64_t> g_unseen_readdir{0};  // DIRs passed through: table full or no memory
 std::atomic<uint64_t> g_unseen_nftw{0};
 std::atomic<uint64_t> g_unseen_ftw{0};
@@ -200,8 +234,8 @@ void copy_text(char* out, size_t capacity, const char* text, size_t size) {
 // kListingsKept of two entries or more keep their directory and caller.
 // `directory` is called only for those, so the others cost no readlink.
 template <typename DirectoryOf>
-void note_listing(Api api, uint64_t entries, const void* caller, DirectoryOf directory_of) {
-  uint64_t ordinal = g_listing_count.fetch_add(1, std::memory_order_relaxed) + 1;
+void note_listing(uint64_t ordinal, Api api, uint64_t entries, const void* caller,
+                  DirectoryOf directory_of) {
   if (entries < 2) {
     return;
   }
@@ -401,7 +435,7 @@ bool fill(Snapshot* snapshot, DIR* dir) {
     return false;
   }
   snapshot->order = reinterpret_cast<Position*>(snapshot->base + records_end);
-  bool keyed = g_config.fileorder == FileOrder::kKeyed;
+  const bool keyed = t_keyed;
   size_t offset = 0;
   for (size_t i = 0; i < count; ++i) {
     const auto* record = reinterpret_cast<const struct dirent64*>(snapshot->base + offset);
@@ -445,6 +479,8 @@ Snapshot* snapshot_of(DIR* dir, const void* caller) {
   if (!to_fill) {
     return snapshot;
   }
+  const uint64_t ordinal = take_ordinal();
+  order_listing(ordinal);
   if (!fill(snapshot, dir)) {
     release(snapshot);
     g_unseen_readdir.fetch_add(1, std::memory_order_relaxed);
@@ -456,7 +492,7 @@ Snapshot* snapshot_of(DIR* dir, const void* caller) {
   for (size_t i = 0; i < snapshot->count; ++i) {
     entries += is_dot(record_at(snapshot, i)->d_name) ? 0 : 1;
   }
-  note_listing(Api::kReaddir, entries, caller,
+  note_listing(ordinal, Api::kReaddir, entries, caller,
                [dir](char* out, size_t capacity) { directory_of_stream(dir, out, capacity); });
   return snapshot;
 }
@@ -509,13 +545,15 @@ int reorder_scandir(int count, Entry*** names, const char* directory, const void
     return count;
   }
   Entry** list = *names;
+  const uint64_t ordinal = take_ordinal();
+  order_listing(ordinal);
   std::sort(list, list + count,
             [](const Entry* a, const Entry* b) { return name_before(a->d_name, b->d_name); });
   uint64_t entries = 0;
   for (int i = 0; i < count; ++i) {
     entries += is_dot(list[i]->d_name) ? 0 : 1;
   }
-  note_listing(Api::kScandir, entries, caller, directory_named(directory));
+  note_listing(ordinal, Api::kScandir, entries, caller, directory_named(directory));
   return count;
 }
 
@@ -527,12 +565,14 @@ int reorder_glob(int result, size_t old_count, const Glob* glob_data, const char
   }
   char** first = glob_data->gl_pathv + glob_data->gl_offs + old_count;
   char** last = glob_data->gl_pathv + glob_data->gl_offs + glob_data->gl_pathc;
+  const uint64_t ordinal = take_ordinal();
+  order_listing(ordinal);
   std::sort(first, last, name_before);
   uint64_t entries = 0;
   for (char** path = first; path != last; ++path) {
     entries += is_dot(base_name(*path)) ? 0 : 1;
   }
-  note_listing(Api::kGlob, entries, caller, directory_named(pattern));
+  note_listing(ordinal, Api::kGlob, entries, caller, directory_named(pattern));
   return result;
 }
 
@@ -571,7 +611,7 @@ void note_fts_children(const Entry* first, const void* caller) {
     --size;  // the slash
   }
   const char* path = first->fts_path;
-  note_listing(Api::kFts, entries, caller,
+  note_listing(take_ordinal(), Api::kFts, entries, caller,
                [path, size](char* out, size_t capacity) { copy_text(out, capacity, path, size); });
 }
 
@@ -580,6 +620,9 @@ Entry* ordered_fts_read(Function real, Stream* stream, const void* caller) {
   if (!ordering() || stream == nullptr || stream->fts_compar != compare_fts<Entry>) {
     return real(stream);
   }
+  // fts sorts inside the call, before the listing can be numbered: a
+  // window leaves its listings sorted.
+  t_keyed = g_config.fileorder == FileOrder::kKeyed && !window_set();
   // A directory in preorder whose children fts_children has not built yet:
   // this call builds them and returns the first.
   Entry* before = stream->fts_cur;
@@ -597,6 +640,7 @@ Entry* ordered_fts_children(Function real, Stream* stream, int options, const vo
     return real(stream, options);
   }
   bool built = stream->fts_child != nullptr;
+  t_keyed = g_config.fileorder == FileOrder::kKeyed && !window_set();
   Entry* first = real(stream, options);
   if (!built && first != nullptr) {
     note_fts_children(first, caller);
@@ -606,7 +650,31 @@ Entry* ordered_fts_children(Function real, Stream* stream, int options, const vo
 
 }  // namespace
 
-void start_fileorder() { g_ordering = true; }
+namespace {
+
+// A forked child is a process of its own, with its own report: its
+// listings are numbered from 1 again, outside any window. Only the forking
+// thread lives on, so a claim another thread held is void.
+void after_fork_in_child() {
+  g_forked = true;
+  g_claiming.store(false, std::memory_order_relaxed);
+  g_listing_count.store(0, std::memory_order_relaxed);
+  g_ordered_count.store(0, std::memory_order_relaxed);
+  g_windowed_count.store(0, std::memory_order_relaxed);
+  g_unseen_readdir.store(0, std::memory_order_relaxed);
+  g_unseen_nftw.store(0, std::memory_order_relaxed);
+  g_unseen_ftw.store(0, std::memory_order_relaxed);
+  for (Listing& listing : g_listings) {
+    listing.ready.store(false, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
+void start_fileorder() {
+  ::pthread_atfork(nullptr, nullptr, after_fork_in_child);
+  g_ordering = true;
+}
 
 void write_fileorder_report(prim::Writer& out) {
   if (g_config.fileorder == FileOrder::kUnset) {
@@ -626,6 +694,10 @@ void write_fileorder_report(prim::Writer& out) {
     out.text("fileorder_listing").tab().number(listing.ordinal).tab();
     out.text(api_name(listing.api)).tab().number(listing.entries).tab();
     out.text(listing.directory).tab().text(listing.caller).end();
+  }
+  if (window_set()) {
+    out.text("fileorder_windowed").tab().number(g_windowed_count.load(std::memory_order_relaxed));
+    out.end();
   }
   out.text("fileorder_unseen\treaddir\t").number(g_unseen_readdir.load(std::memory_order_relaxed));
   out.end();

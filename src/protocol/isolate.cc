@@ -282,13 +282,19 @@ std::vector<CounterChange> compare_counters(const IsolateReport& report) {
 }
 
 
-// The fields of a read search's run: the reads LO..HI of the launched
-// process take the perturbed value, every other read the pinned one.
+// The fields of a read search's run: the reads (or listings) LO..HI of the
+// launched process take the perturbed value, every other one the pinned.
 std::map<std::string, std::string> read_window(const std::string& factor,
                                                const std::string& value, int low, int high) {
   const std::string window = std::to_string(low) + "-" + std::to_string(high);
   if (factor == "entropy") {
     return {{"entropy_window", window}, {"entropy_window_seed", value}};
+  }
+  if (factor == "fileorder") {
+    // fileorder values are "keyed:KEY".
+    return {{"fileorder", "keyed"},
+            {"fileorder_key", value.substr(value.find(':') + 1)},
+            {"fileorder_window", window}};
   }
   // clock values are "mode@epoch".
   return {{"clock_window", window}, {"clock_window_epoch", value.substr(value.find('@') + 1)}};
@@ -300,8 +306,12 @@ SeedRead search_read(const std::string& factor, const FactorFinding& finding,
                      RunRequest request) {
   SeedRead read;
   read.factor = factor;
-  const std::string rows_key = factor == "entropy" ? "entropy_read" : "clock_read";
-  const std::string count_key = factor == "entropy" ? "entropy_reads" : "clock_reads";
+  const std::string rows_key = factor == "entropy"     ? "entropy_read"
+                               : factor == "fileorder" ? "fileorder_listing"
+                                                       : "clock_read";
+  const std::string count_key = factor == "entropy"     ? "entropy_reads"
+                                : factor == "fileorder" ? "fileorder_listings"
+                                                        : "clock_reads";
   // The value that differed and was replayed.
   std::string value;
   const std::vector<RunRecord>& runs = campaign.report().runs;
@@ -383,11 +393,12 @@ SeedRead search_read(const std::string& factor, const FactorFinding& finding,
   for (const auto& row : reference.preload.rows_of(rows_key)) {
     if (!row.empty() && std::atoi(row[0].c_str()) == low && row.size() >= 4) {
       read.source = row[1];
+      read.row = row;
       read.site = call_site(row.back(), reference.cwd);
     }
   }
   if (read.source.empty()) {
-    read.note = "the library lists only the first 256 reads";
+    read.note = "the library lists only the first 256";
   }
   return read;
 }
@@ -693,11 +704,27 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
     }, *request_for({IsolatePhase::kRead, source, 0, false, {}}));
     report.seed_reads.push_back(read);
   }
+  // The listing that matters, found the same way over the launched
+  // process's listings; when none is found alone, every listing of two
+  // entries or more is named.
   if (const FactorFinding* order = report.findings.find("fileorder");
-      order != nullptr && order->status == FactorFinding::Status::kChanges && report.pool_run > 0) {
+      order != nullptr && order->status == FactorFinding::Status::kChanges &&
+      order->cause == FactorFinding::Cause::kValue && report.pool_run > 0 &&
+      !campaign.stopped() && report.input_error.empty()) {
+    SeedRead found = search_read(
+        "fileorder", *order, report, campaign,
+        [&](const RunRequest& request) {
+          if (report.settings.budget > 0 &&
+              static_cast<int>(history.size()) >= report.settings.budget) {
+            return Result<const RunRecord*>(make_error("the budget ran out"));
+          }
+          return make({IsolatePhase::kRead, "fileorder", 0, false, {}}, request);
+        },
+        *request_for({IsolatePhase::kRead, "fileorder", 0, false, {}}));
+    report.listing_search = found;
     const RunRecord& reference = campaign.report().runs[report.pool_run - 1];
     for (const auto& row : reference.preload.rows_of("fileorder_listing")) {
-      if (row.size() >= 5) {
+      if (row.size() >= 5 && (!found.found || std::atoi(row[0].c_str()) == found.ordinal)) {
         report.listings.push_back(
             {row[1], std::atoi(row[2].c_str()), row[3], call_site(row[4], reference.cwd)});
       }

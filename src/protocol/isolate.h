@@ -87,6 +87,7 @@ struct SeedRead {
   bool found = false;
   int ordinal = 0;     // the read, from 1
   std::string source;  // getrandom, urandom, random_device...; the clock function
+  std::vector<std::string> row;  // the library's line for it, after the key
   CallSite site;
   std::string note;  // why none was named
 };
@@ -116,7 +117,10 @@ struct IsolateReport {
   std::vector<CounterChange> counter_changes;  // one per factor tried
   // One per seed source found to change the result.
   std::vector<SeedRead> seed_reads;
-  // When the directory order changes the result: the listings it could be.
+  // When the directory order changes the result: the search for the
+  // listing that matters, and the listing it found (or, when none was
+  // found alone, every listing it could be).
+  std::optional<SeedRead> listing_search;
   std::vector<Listing> listings;
 
   // The runs of one factor's batch, in order.

@@ -147,18 +147,24 @@ json isolate_json(const protocol::IsolateReport& report) {
   auto site_json = [](const protocol::CallSite& site) {
     return nlohmann::json{{"caller", site.caller}, {"location", site.location}, {"line", site.line}};
   };
-  nlohmann::json reads = nlohmann::json::array();
-  for (const protocol::SeedRead& read : report.seed_reads) {
-    reads.push_back({{"factor", read.factor},
+  auto read_json = [&](const protocol::SeedRead& read) {
+    return nlohmann::json{{"factor", read.factor},
                      {"reads", read.reads},
                      {"runs", read.runs},
                      {"found", read.found},
                      {"ordinal", read.ordinal},
                      {"source", read.source},
                      {"site", site_json(read.site)},
-                     {"note", read.note}});
+                     {"note", read.note}};
+  };
+  nlohmann::json reads = nlohmann::json::array();
+  for (const protocol::SeedRead& read : report.seed_reads) {
+    reads.push_back(read_json(read));
   }
   document["seed_reads"] = reads;
+  if (report.listing_search) {
+    document["listing_search"] = read_json(*report.listing_search);
+  }
   nlohmann::json listings = nlohmann::json::array();
   for (const protocol::Listing& listing : report.listings) {
     listings.push_back({{"api", listing.api},

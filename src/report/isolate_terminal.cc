@@ -323,8 +323,23 @@ void print_listings(const protocol::IsolateReport& report, std::FILE* out) {
   if (report.listings.empty()) {
     return;
   }
-  std::fprintf(out, "  %s:\n", report.listings.size() == 1 ? "the listing"
-                                                            : "the listings it could be");
+  const std::optional<protocol::SeedRead>& search = report.listing_search;
+  if (search && search->found) {
+    std::fprintf(out, "%s",
+                 wrapped("the listing that matters, found in " + std::to_string(search->runs) +
+                             " run" + (search->runs == 1 ? "" : "s") +
+                             " that reordered only some of the " + std::to_string(search->reads) +
+                             " listings:",
+                         "  ")
+                     .c_str());
+  } else {
+    std::string why = search && !search->note.empty() ? " (" + search->note + ")" : "";
+    std::fprintf(out, "%s",
+                 wrapped("no one listing was found to matter alone" + why +
+                             "; the listings it could be:",
+                         "  ")
+                     .c_str());
+  }
   for (const protocol::Listing& listing : report.listings) {
     std::fprintf(out, "%s",
                  wrapped(listing.directory + " (" + listing.api + ", " +

@@ -137,6 +137,12 @@ TEST(SeedFactors, EntropyIsJudgedByTheReadsTheLibraryServed) {
       verify("entropy", seed, kHead + "entropy\t" + seed + "\nentropy_reads\t0\nentropy_bytes\t0\n");
   EXPECT_EQ(none.verified, launch::CheckState::kNotObservable);
 
+  // The library writes the seed without its leading zeros.
+  FactorRecord short_seed =
+      verify("entropy", "0ccc32ff58ea88ef",
+             kHead + "entropy\tccc32ff58ea88ef\nentropy_reads\t1\nentropy_bytes\t8\n");
+  EXPECT_EQ(short_seed.verified, launch::CheckState::kVerified) << short_seed.observed;
+
   FactorRecord other = verify("entropy", seed, kHead + "entropy\t00000000000000bb\n");
   EXPECT_EQ(other.verified, launch::CheckState::kDiffers);
 
