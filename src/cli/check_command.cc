@@ -40,7 +40,10 @@ void progress(const protocol::RunRecord& run, int total) {
   report::print_run_progress(run, total, stderr);
 }
 
-void started(const protocol::CheckReport& report) { report::print_campaign_start(report, stderr); }
+void started(const protocol::CheckReport& report) {
+  warn_about_weakened_entropy(report.options.profile);
+  report::print_campaign_start(report, stderr);
+}
 
 }  // namespace
 

@@ -167,7 +167,6 @@ FactorSetup prepare_factors(const ControlOptions& options, int usage_status,
     throw CommandError(usage_status, profile.error().message);
   }
   setup.profile = std::move(*profile);
-  warn_about_weakened_entropy(setup.profile);
   return setup;
 }
 

@@ -53,6 +53,9 @@ protocol::IsolateReport run_isolate_campaign(protocol::IsolateOptions options, s
   InterruptGuard guard;
   options.check.interrupt = guard.flag();
   options.on_run_done = progress;
+  options.on_begin = [](const protocol::IsolateReport& begun) {
+    warn_about_weakened_entropy(begun.pinned);
+  };
   auto report = protocol::run_isolate(options);
   if (!report) {
     throw usage_error(report.error().message);
@@ -120,7 +123,6 @@ int isolate(const IsolateCliOptions& cli) {
   if (!pinned) {
     throw usage_error(pinned.error().message);
   }
-  warn_about_weakened_entropy(*pinned);
   auto system = factors::SystemSettings::apply(factors::system_writes(*pinned, setup.host));
   if (!system) {
     throw usage_error(system.error().message);

@@ -490,6 +490,7 @@ int run(const RunOptions& options) {
     std::fprintf(stderr, "memdet run: the replay writes into %s, not the recorded %s\n",
                  printable(replay_dir).c_str(), printable(recorded_dir).c_str());
   }
+  warn_about_weakened_entropy(setup.profile);
   auto result = launch::launch(spec);
   noise.stop();
   if (!replay_dir.empty()) {

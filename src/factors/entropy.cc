@@ -102,7 +102,10 @@ class Entropy final : public Factor {
     record.verified = launch::CheckState::kVerified;
     record.observed = std::to_string(reads) + " reads, " + std::to_string(bytes) + " bytes (" +
                       reads_by_source(report) + ")";
-    record.note = "cryptographic randomness is weakened in this run";
+    record.note =
+        "cryptographic randomness is weakened in this run; not seen: the kernel's AT_RANDOM "
+        "bytes, RDRAND in the program's own code, glibc malloc's tcache key, a random_device "
+        "linked in statically, raw system calls";
   }
 };
 

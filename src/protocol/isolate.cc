@@ -630,6 +630,9 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
       }
     }
   }
+  if (options.on_begin != nullptr) {
+    options.on_begin(report);
+  }
 
   std::vector<IsolateOutcome> history;
   // Makes one run and commits it to the store as it ends, so a campaign cut

@@ -25,6 +25,8 @@ struct IsolateOptions {
   bool system = false;
   // When the verdict names a cure, run the command with it applied.
   bool try_fix = false;
+  // Called once every profile's first run is planned, before any runs.
+  void (*on_begin)(const struct IsolateReport&) = nullptr;
   // Called after each run with the step it was made for.
   void (*on_run_done)(const RunRecord&, const IsolateStep&, const IsolateFindings&) = nullptr;
 };

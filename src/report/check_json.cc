@@ -274,6 +274,44 @@ json program_json(const host::ProgramRecord& program) {
   return document;
 }
 
+// What the preload library served of the missed-seed sources, each read
+// and listing with its caller: null when it served none of them.
+json seed_sources_json(const factors::PreloadReport& preload) {
+  json sources = json::object();
+  auto rows = [&](const char* key, std::vector<const char*> fields) {
+    json list = json::array();
+    for (const std::vector<std::string>& row : preload.rows_of(key)) {
+      json entry = json::object();
+      for (size_t i = 0; i < fields.size() && i < row.size(); ++i) {
+        entry[fields[i]] = row[i];
+      }
+      list.push_back(entry);
+    }
+    return list;
+  };
+  if (preload.find("entropy") != nullptr) {
+    sources["entropy"] = {{"reads", preload.number("entropy_reads", 0)},
+                          {"bytes", preload.number("entropy_bytes", 0)},
+                          {"first_reads", rows("entropy_read", {"ordinal", "source", "bytes",
+                                                                "thread", "caller"})}};
+  }
+  if (preload.find("clock") != nullptr) {
+    sources["clock"] = {
+        {"reads", preload.number("clock_reads", 0)},
+        {"deadlines", preload.number("clock_deadlines", 0)},
+        {"first_reads", rows("clock_read", {"ordinal", "function", "thread", "caller"})}};
+  }
+  if (preload.find("fileorder") != nullptr) {
+    sources["fileorder"] = {
+        {"listings", preload.number("fileorder_listings", 0)},
+        {"ordered", preload.number("fileorder_ordered", 0)},
+        {"first_listings",
+         rows("fileorder_listing", {"ordinal", "api", "entries", "directory", "caller"})},
+        {"unseen", rows("fileorder_unseen", {"api", "calls"})}};
+  }
+  return sources.empty() ? json(nullptr) : sources;
+}
+
 json factors_json(const std::vector<factors::FactorRecord>& records) {
   json list = json::array();
   for (const factors::FactorRecord& record : records) {
@@ -354,7 +392,8 @@ json run_json(const protocol::RunRecord& run) {
           {"factor", run.factor},
           {"factors", factors_json(run.factors.records)},
           {"factor_problems", run.factor_problems},
-          {"preload_report", run.preload.present ? json(run.preload.path) : json(nullptr)}};
+          {"preload_report", run.preload.present ? json(run.preload.path) : json(nullptr)},
+          {"seed_sources", seed_sources_json(run.preload)}};
 }
 
 json check_json(const protocol::CheckReport& report) {

@@ -36,8 +36,14 @@ expect_status ordered 0
 expect_json ordered.json 'd["verdict"] == "reproducible"'
 expect_json ordered.json 'd["pool"]["runs"] == 8 and d["free"]["runs"] == 5'
 expect_json ordered.json \
-    'all(f["status"] in ("no-effect-seen", "all-values-tried") for f in d["factors"])' \
+    'all(f["status"] in ("no-effect-seen", "all-values-tried", "unused") for f in d["factors"])' \
     "every factor tried without effect"
+# The canary reads no OS entropy, no wall clock and lists no directory:
+# each of those is seen unused in its one run.
+expect_json ordered.json \
+    'all(f["status"] == "unused" and f["runs"] == 1 for f in d["factors"]
+         if f["name"] in ("entropy", "clock", "fileorder"))' \
+    "the missed-seed factors unused after one run each"
 expect_json ordered.json '({"heap", "aslr", "stack", "uninit", "allocator"} <=
                            {f["name"] for f in d["factors"]})' "the layout factors were tried"
 expect_json ordered.json \
