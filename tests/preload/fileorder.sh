@@ -157,3 +157,15 @@ if [[ -x $PYTHON ]]; then
     fail "Python caller: $(grep "^fileorder_listing.*$DIR" "$REPORT")"
   echo "ok: Python listings name their frames"
 fi
+
+# fileorder_window: only the listings inside it take the keyed order.
+list readdir "$KEY_A" "$DIR"
+KEYED_A=$got
+[[ $KEYED_A != "$SORTED" ]] || fail "key A happens to give byte order; the window check needs another key"
+list readdir "$KEY_A;fileorder_window=2-2" "$DIR" "$DIR" "$DIR"
+expected=$(printf '%s\n%s\n%s' "$SORTED" "$KEYED_A" "$SORTED")
+[[ $got == "$expected" ]] || fail "window 2-2: listings 1 and 3 sorted, 2 keyed; got $(tr '\n' ' ' <<<"$got")"
+expect_report fileorder_windowed 1
+list readdir "$KEY_A;fileorder_window=4-9" "$DIR" "$DIR"
+[[ $got == "$(printf '%s\n%s' "$SORTED" "$SORTED")" ]] || fail "a window past the listings keyed one"
+echo "ok: fileorder_window keys only the listings inside it"
