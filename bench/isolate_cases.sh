@@ -15,9 +15,7 @@ trap 'rm -rf "$SCRATCH"' EXIT
 
 # What the cases' README says memdet should find: the verdict, the factors
 # named as its cause, and after "values:" those whose value the result
-# depends on. The two missed-seed cases need entropy and file-order
-# factors; until they exist they must be "not explained" and
-# "reproducible".
+# depends on.
 declare -A EXPECTED=(
     [embedding_index_mlp]="not-explained"
     [openmp_atomic_sgd]="not-explained"
@@ -26,8 +24,8 @@ declare -A EXPECTED=(
     [pointer_key_grad_map]="layout-or-timing-dependent aslr"
     [openblas_threads]="reproducible values:threads"
     [logspace_allocator]="reproducible values:allocator"
-    [unseeded_generator_init]="not-explained"
-    [scandir_split]="reproducible"
+    [unseeded_generator_init]="missed-seed entropy"
+    [scandir_split]="depends-on-directory-order values:fileorder"
 )
 
 names=("$@")
