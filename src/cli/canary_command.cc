@@ -89,6 +89,9 @@ Registered add_canary_command(CLI::App& parent) {
       "  threads    a sum cut into OMP_NUM_THREADS parts, else one per CPU (threads)\n"
       "  uninit     a sum over malloc'd memory never written (uninit)\n"
       "  allocator  a sum in the address order of malloc blocks of mixed sizes (allocator)\n"
+      "  entropy    a sum in an order drawn from an unseeded std::random_device (entropy)\n"
+      "  clock      a sum in an order drawn from a seed read off system_clock (clock)\n"
+      "  fileorder  a sum in the order a directory of value files lists (fileorder)\n"
       "  none       a fixed-order sum: repeats whatever is perturbed");
   cause->add_option("kind", options->cause, "the workload, listed below")
       ->required()

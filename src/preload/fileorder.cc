@@ -7,16 +7,19 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <fts.h>
 #include <ftw.h>
 #include <glob.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -173,7 +176,7 @@ const char* base_name(const char* path) {
 // ---------------------------------------------------------------------------
 // The report's counts and its first listings.
 
-enum class Api { kReaddir, kScandir, kGlob, kFts };
+enum class Api { kReaddir, kScandir, kGlob, kFts, kNftw, kFtw };
 
 const char* api_name(Api api) {
   switch (api) {
@@ -185,6 +188,10 @@ const char* api_name(Api api) {
       return "glob";
     case Api::kFts:
       return "fts";
+    case Api::kNftw:
+      return "nftw";
+    case Api::kFtw:
+      return "ftw";
   }
   return "?";
 }
@@ -461,8 +468,8 @@ bool fill(Snapshot* snapshot, DIR* dir) {
 
 // The snapshot of `dir`, taken now when the stream is at its start; null
 // when the stream passes through: already read past its start unordered,
-// the table full, or no memory.
-Snapshot* snapshot_of(DIR* dir, const void* caller) {
+// the table full, or no memory. `api` names the listing in the report.
+Snapshot* snapshot_of(DIR* dir, const void* caller, Api api = Api::kReaddir) {
   Snapshot* snapshot = find(dir);
   if (snapshot != nullptr) {
     return snapshot;
@@ -492,7 +499,7 @@ Snapshot* snapshot_of(DIR* dir, const void* caller) {
   for (size_t i = 0; i < snapshot->count; ++i) {
     entries += is_dot(record_at(snapshot, i)->d_name) ? 0 : 1;
   }
-  note_listing(ordinal, Api::kReaddir, entries, caller,
+  note_listing(ordinal, api, entries, caller,
                [dir](char* out, size_t capacity) { directory_of_stream(dir, out, capacity); });
   return snapshot;
 }
@@ -646,6 +653,536 @@ Entry* ordered_fts_children(Function real, Stream* stream, int options, const vo
     note_fts_children(first, caller);
   }
   return first;
+}
+
+// ---------------------------------------------------------------------------
+// nftw and ftw, walked here: glibc's walk (io/ftw.c) reads with its
+// internal readdir, which no hook sees, so the walk is done again over
+// opendir/fdopendir and the ordered snapshots, step for step as glibc's.
+
+static_assert(sizeof(struct stat) == sizeof(struct stat64));
+
+// The walker's callback in the form the caller gave it.
+struct Callback {
+  __nftw_func_t nftw = nullptr;
+  __nftw64_func_t nftw64 = nullptr;
+  __ftw_func_t ftw = nullptr;
+  __ftw64_func_t ftw64 = nullptr;
+};
+
+// One private anonymous mapping that grows with mremap; addressed by
+// offset where it may grow meanwhile, because growing may move it.
+struct Region {
+  char* base = nullptr;
+  size_t capacity = 0;
+
+  // At least `size` bytes; false (errno ENOMEM) when they cannot be mapped.
+  bool reserve(size_t size) {
+    if (size <= capacity) {
+      return true;
+    }
+    size_t wanted = capacity == 0 ? 16 * 1024 : capacity;
+    while (wanted < size) {
+      wanted *= 2;
+    }
+    void* grown = base == nullptr ? ::mmap(nullptr, wanted, PROT_READ | PROT_WRITE,
+                                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                                  : ::mremap(base, capacity, wanted, MREMAP_MAYMOVE);
+    if (grown == MAP_FAILED) {
+      errno = ENOMEM;
+      return false;
+    }
+    base = static_cast<char*>(grown);
+    capacity = wanted;
+    return true;
+  }
+
+  void drop() {
+    if (base != nullptr) {
+      ::munmap(base, capacity);
+    }
+    base = nullptr;
+    capacity = 0;
+  }
+};
+
+// A directory being walked. Its stream stays open, for fstatat, openat and
+// fchdir relative to it, until a descendant needs the descriptor.
+struct Level {
+  DIR* dir = nullptr;       // null once closed
+  int fd = -1;              // dirfd(dir) while open
+  Level* deeper = nullptr;  // the level below it on the path walked now
+};
+
+// The (device, inode) of a directory already walked, in an open-addressed
+// table; used false marks a free cell.
+struct Known {
+  dev_t device;
+  ino64_t inode;
+  bool used;
+};
+
+std::atomic<void*> g_next_open{nullptr};
+std::atomic<void*> g_next_openat{nullptr};
+std::atomic<void*> g_next_close{nullptr};
+
+struct Walk {
+  Callback callback;
+  Api api = Api::kNftw;
+  int flags = 0;
+  const void* caller = nullptr;
+  struct FTW ftw = {0, 0};
+  dev_t device = 0;  // of the starting directory, for FTW_MOUNT
+
+  // glibc keeps at most `descriptors` streams in a ring and closes the
+  // oldest to open another; the open ones are always the deepest levels on
+  // the path, so a count and the shallowest of them say the same.
+  size_t streams_allowed = 1;
+  size_t streams_open = 0;
+  Level* shallowest_open = nullptr;
+
+  Region path;   // the path of the object visited, what the callback gets
+  Region names;  // each level's names, NUL-terminated, one level above the other
+  size_t names_used = 0;
+  Region known;  // known_cells Known cells, a power of two of them
+  size_t known_cells = 0;
+  size_t known_count = 0;
+};
+
+int call(Walk& walk, const struct stat64* st, int flag) {
+  const char* path = walk.path.base;
+  const auto* plain = reinterpret_cast<const struct stat*>(st);
+  if (walk.callback.nftw != nullptr) {
+    return walk.callback.nftw(path, plain, flag, &walk.ftw);
+  }
+  if (walk.callback.nftw64 != nullptr) {
+    return walk.callback.nftw64(path, st, flag, &walk.ftw);
+  }
+  if (walk.callback.ftw != nullptr) {
+    return walk.callback.ftw(path, plain, flag);
+  }
+  return walk.callback.ftw64(path, st, flag);
+}
+
+// The typeflag an entry is given: ftw knows no FTW_SL, FTW_SLN or FTW_DP.
+int entry_flag(const Walk& walk, int flag) {
+  if (walk.api == Api::kNftw) {
+    return flag;
+  }
+  switch (flag) {
+    case FTW_SL:
+      return FTW_F;
+    case FTW_DP:
+      return FTW_D;
+    case FTW_SLN:
+      return FTW_NS;
+    default:
+      return flag;
+  }
+}
+
+size_t known_mask(const Walk& walk) { return walk.known_cells - 1; }
+
+size_t known_cell(const Walk& walk, dev_t device, ino64_t inode) {
+  return static_cast<size_t>(mix64(inode ^ mix64(device))) & known_mask(walk);
+}
+
+bool is_known(const Walk& walk, const struct stat64& st) {
+  if (walk.known_cells == 0) {
+    return false;
+  }
+  const auto* cells = reinterpret_cast<const Known*>(walk.known.base);
+  for (size_t at = known_cell(walk, st.st_dev, st.st_ino); cells[at].used;
+       at = (at + 1) & known_mask(walk)) {
+    if (cells[at].device == st.st_dev && cells[at].inode == st.st_ino) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void insert_known(Walk& walk, dev_t device, ino64_t inode) {
+  auto* cells = reinterpret_cast<Known*>(walk.known.base);
+  size_t at = known_cell(walk, device, inode);
+  while (cells[at].used) {
+    at = (at + 1) & known_mask(walk);
+  }
+  cells[at] = Known{device, inode, true};
+  ++walk.known_count;
+}
+
+// Remembers a directory walked: 0, or -1 (ENOMEM) as glibc's add_object.
+int remember(Walk& walk, const struct stat64& st) {
+  if ((walk.known_count + 1) * 2 > walk.known_cells) {
+    // Twice the cells (mapped zeroed, so all free), and everything again.
+    Region old = walk.known;
+    size_t old_cells = walk.known_cells;
+    size_t cells = old_cells == 0 ? 1024 : 2 * old_cells;
+    Region grown;
+    if (!grown.reserve(cells * sizeof(Known))) {
+      return -1;
+    }
+    walk.known = grown;
+    walk.known_cells = cells;
+    walk.known_count = 0;
+    const auto* old_known = reinterpret_cast<const Known*>(old.base);
+    for (size_t i = 0; i < old_cells; ++i) {
+      if (old_known[i].used) {
+        insert_known(walk, old_known[i].device, old_known[i].inode);
+      }
+    }
+    old.drop();
+  }
+  insert_known(walk, st.st_dev, st.st_ino);
+  return 0;
+}
+
+void close_stream(Level* level) {
+  int saved_errno = errno;
+  MEMDET_NEXT(closedir)(level->dir);
+  errno = saved_errno;
+  level->dir = nullptr;
+  level->fd = -1;
+}
+
+// Opens the stream of the directory the path names, below `parent` (null
+// for the start). Returns false with errno from the open that failed.
+bool open_level(Walk& walk, Level* parent, Level* level) {
+  if (walk.streams_open == walk.streams_allowed) {
+    Level* oldest = walk.shallowest_open;
+    close_stream(oldest);
+    --walk.streams_open;
+    walk.shallowest_open = walk.streams_open == 0 ? nullptr : oldest->deeper;
+  }
+
+  const char* name = walk.path.base + walk.ftw.base;
+  if (parent != nullptr && parent->fd != -1) {
+    int fd = MEMDET_NEXT(openat)(parent->fd, name, O_RDONLY | O_DIRECTORY | O_NDELAY);
+    if (fd != -1) {
+      level->dir = ::fdopendir(fd);
+      if (level->dir == nullptr) {
+        int saved_errno = errno;
+        MEMDET_NEXT(close)(fd);
+        errno = saved_errno;
+      }
+    }
+  } else {
+    if ((walk.flags & FTW_CHDIR) == 0) {
+      name = walk.path.base;
+    } else if (name[0] == '\0') {
+      name = ".";
+    }
+    level->dir = ::opendir(name);
+  }
+  if (level->dir == nullptr) {
+    return false;
+  }
+
+  level->fd = ::dirfd(level->dir);
+  ++walk.streams_open;
+  if (walk.streams_open == 1) {
+    walk.shallowest_open = level;
+  }
+  if (parent != nullptr) {
+    parent->deeper = level;
+  }
+  return true;
+}
+
+// The directory's names other than . and .., in the library's order, onto
+// the names stack (each NUL-terminated). The listing is one snapshot,
+// dropped at once: the stream stays open only for its descriptor.
+bool read_names(Walk& walk, DIR* dir) {
+  Snapshot* snapshot = snapshot_of(dir, walk.caller, walk.api);
+  int saved_errno = errno;
+  bool fits = true;
+  for (;;) {
+    // A stream the table had no room for is read as it comes (and counted).
+    struct dirent64* entry = snapshot != nullptr ? serve(snapshot) : MEMDET_NEXT(readdir64)(dir);
+    if (entry == nullptr) {
+      break;
+    }
+    if (is_dot(entry->d_name)) {
+      continue;
+    }
+    size_t size = prim::length(entry->d_name) + 1;
+    if (!walk.names.reserve(walk.names_used + size)) {
+      fits = false;
+      break;
+    }
+    std::memcpy(walk.names.base + walk.names_used, entry->d_name, size);
+    walk.names_used += size;
+  }
+  if (snapshot != nullptr) {
+    release(snapshot);
+  }
+  errno = fits ? saved_errno : ENOMEM;
+  return fits;
+}
+
+int walk_directory(Walk& walk, const struct stat64* st, Level* parent);
+
+// glibc's process_entry: the entry of `level` named at `name_offset` on
+// the names stack.
+int visit_entry(Walk& walk, Level* level, size_t name_offset, size_t name_length) {
+  size_t needed = static_cast<size_t>(walk.ftw.base) + name_length + 2;
+  if (walk.path.capacity < needed && !walk.path.reserve(2 * needed)) {
+    return -1;
+  }
+  char* name = walk.path.base + walk.ftw.base;
+  std::memcpy(name, walk.names.base + name_offset, name_length);
+  name[name_length] = '\0';
+
+  // Where fstatat cannot be used, the path is taken from the working
+  // directory with FTW_CHDIR, else whole.
+  const bool physical = (walk.flags & FTW_PHYS) != 0;
+  const char* stat_path = (walk.flags & FTW_CHDIR) != 0 ? name : walk.path.base;
+  struct stat64 st;
+  std::memset(&st, 0, sizeof st);
+  int status = level->fd != -1
+                   ? ::fstatat64(level->fd, name, &st, physical ? AT_SYMLINK_NOFOLLOW : 0)
+                   : (physical ? ::lstat64(stat_path, &st) : ::stat64(stat_path, &st));
+
+  int result = 0;
+  int flag = FTW_F;
+  if (status < 0) {
+    if (errno != EACCES && errno != ENOENT) {
+      result = -1;
+    } else if (physical) {
+      flag = FTW_NS;
+    } else {
+      // A dangling symbolic link: reported with what lstat says of it.
+      status = level->fd != -1 ? ::fstatat64(level->fd, name, &st, AT_SYMLINK_NOFOLLOW)
+                               : ::lstat64(stat_path, &st);
+      flag = status == 0 && S_ISLNK(st.st_mode) ? FTW_SLN : FTW_NS;
+    }
+  } else if (S_ISDIR(st.st_mode)) {
+    flag = FTW_D;
+  } else if (S_ISLNK(st.st_mode)) {
+    flag = FTW_SL;
+  }
+
+  const bool same_device = (walk.flags & FTW_MOUNT) == 0 || st.st_dev == walk.device;
+  if (result == 0 && (flag == FTW_NS || same_device)) {
+    if (flag != FTW_D) {
+      result = call(walk, &st, entry_flag(walk, flag));
+    } else if (physical) {
+      result = walk_directory(walk, &st, level);
+    } else if (!is_known(walk, st)) {
+      result = remember(walk, st);
+      if (result == 0) {
+        result = walk_directory(walk, &st, level);
+      }
+    }
+  }
+
+  if ((walk.flags & FTW_ACTIONRETVAL) != 0 && result == FTW_SKIP_SUBTREE) {
+    result = 0;
+  }
+  return result;
+}
+
+// Closes a level's stream if a descendant has not closed it already.
+void leave_level(Walk& walk, Level* level) {
+  if (level->dir == nullptr) {
+    return;
+  }
+  close_stream(level);
+  --walk.streams_open;
+  if (walk.streams_open == 0) {
+    walk.shallowest_open = nullptr;
+  }
+}
+
+// glibc's ftw_dir: the directory the path names, with `st` its stat.
+int walk_directory(Walk& walk, const struct stat64* st, Level* parent) {
+  const int previous_base = walk.ftw.base;
+  Level level;
+  if (!open_level(walk, parent, &level)) {
+    return errno == EACCES ? call(walk, st, FTW_DNR) : -1;
+  }
+
+  int result = 0;
+  if ((walk.flags & FTW_DEPTH) == 0) {
+    result = call(walk, st, FTW_D);
+    if (result != 0) {
+      leave_level(walk, &level);
+      return result;
+    }
+  }
+  if ((walk.flags & FTW_CHDIR) != 0 && ::fchdir(level.fd) < 0) {
+    leave_level(walk, &level);
+    return -1;
+  }
+
+  // The entries' paths: this one's, a slash (unless it ends in one), a name.
+  ++walk.ftw.level;
+  char* end = walk.path.base + prim::length(walk.path.base);
+  if (end[-1] != '/') {
+    *end++ = '/';
+  }
+  walk.ftw.base = static_cast<int>(end - walk.path.base);
+
+  // Read whole where glibc starts reading, then visited in order.
+  const size_t first_name = walk.names_used;
+  if (!read_names(walk, level.dir)) {
+    result = -1;
+  }
+  const size_t names_end = walk.names_used;
+  for (size_t at = first_name; at < names_end && result == 0;) {
+    size_t name_length = prim::length(walk.names.base + at);
+    result = visit_entry(walk, &level, at, name_length);
+    at += name_length + 1;
+  }
+  walk.names_used = first_name;
+  leave_level(walk, &level);
+
+  if ((walk.flags & FTW_ACTIONRETVAL) != 0 && result == FTW_SKIP_SIBLINGS) {
+    result = 0;
+  }
+  walk.path.base[walk.ftw.base - 1] = '\0';
+  --walk.ftw.level;
+  walk.ftw.base = previous_base;
+
+  if (result == 0 && (walk.flags & FTW_DEPTH) != 0) {
+    result = call(walk, st, FTW_DP);
+  }
+
+  const bool going_on =
+      result == 0 || ((walk.flags & FTW_ACTIONRETVAL) != 0 && result != -1 && result != FTW_STOP);
+  if (parent != nullptr && (walk.flags & FTW_CHDIR) != 0 && going_on) {
+    // Back to the parent: by its descriptor while it is open, else by
+    // "..", which from a directory reached through a symbolic link is not
+    // where the walk came from (as in glibc).
+    bool back = parent->dir != nullptr && ::fchdir(parent->fd) == 0;
+    if (!back && ::chdir(walk.ftw.base == 1 ? "/" : "..") < 0) {
+      result = -1;
+    }
+  }
+  return result;
+}
+
+// glibc's ftw_startup. Returns false, having changed nothing, for the one
+// case it does not walk: FTW_CHDIR with a working directory it cannot open
+// (glibc then goes back to it by name, with getcwd's malloc).
+bool walk_tree(Walk& walk, const char* start, int descriptors, int* result) {
+  if (start[0] == '\0') {
+    errno = ENOENT;
+    *result = -1;
+    return true;
+  }
+  int start_fd = -1;
+  if ((walk.flags & FTW_CHDIR) != 0) {
+    start_fd = MEMDET_NEXT(open)(".", O_RDONLY | O_DIRECTORY);
+    if (start_fd == -1) {
+      return false;
+    }
+  }
+
+  walk.streams_allowed = descriptors < 1 ? 1 : static_cast<size_t>(descriptors);
+  if (start_fd != -1 && walk.streams_allowed > 1) {
+    --walk.streams_allowed;  // the descriptor of the working directory
+  }
+  size_t start_length = prim::length(start);
+  size_t path_size = 2 * start_length > PATH_MAX ? 2 * start_length : PATH_MAX;
+  if (!walk.path.reserve(path_size + 1)) {
+    if (start_fd != -1) {
+      MEMDET_NEXT(close)(start_fd);
+    }
+    errno = ENOMEM;
+    *result = -1;
+    return true;
+  }
+
+  // The path without trailing slashes (but "/" stays), and where its last
+  // name starts.
+  char* path = walk.path.base;
+  std::memcpy(path, start, start_length + 1);
+  char* end = path + start_length;
+  while (end > path + 1 && end[-1] == '/') {
+    --end;
+  }
+  *end = '\0';
+  while (end > path && end[-1] != '/') {
+    --end;
+  }
+  walk.ftw.base = static_cast<int>(end - path);
+  walk.ftw.level = 0;
+
+  int status = 0;
+  if (start_fd != -1 && walk.ftw.base > 0) {
+    if (walk.ftw.base == 1) {
+      status = ::chdir("/");
+    } else {
+      char slash = path[walk.ftw.base - 1];
+      path[walk.ftw.base - 1] = '\0';
+      status = ::chdir(path);
+      path[walk.ftw.base - 1] = slash;
+    }
+  }
+
+  if (status == 0) {
+    const char* name = path;
+    if (start_fd != -1) {
+      name = path + walk.ftw.base;
+      name = name[0] == '\0' ? "." : name;
+    }
+    const bool physical = (walk.flags & FTW_PHYS) != 0;
+    struct stat64 st;
+    std::memset(&st, 0, sizeof st);
+    if ((physical ? ::lstat64(name, &st) : ::stat64(name, &st)) < 0) {
+      if (!physical && errno == ENOENT && ::lstat64(name, &st) == 0 && S_ISLNK(st.st_mode)) {
+        status = call(walk, &st, entry_flag(walk, FTW_SLN));
+      } else {
+        status = -1;  // nothing to tell the callback
+      }
+    } else if (S_ISDIR(st.st_mode)) {
+      walk.device = st.st_dev;
+      if (!physical) {
+        status = remember(walk, st);
+      }
+      if (status == 0) {
+        status = walk_directory(walk, &st, nullptr);
+      }
+    } else {
+      status = call(walk, &st, entry_flag(walk, S_ISLNK(st.st_mode) ? FTW_SL : FTW_F));
+    }
+    if ((walk.flags & FTW_ACTIONRETVAL) != 0 &&
+        (status == FTW_SKIP_SUBTREE || status == FTW_SKIP_SIBLINGS)) {
+      status = 0;
+    }
+  }
+
+  int saved_errno = errno;
+  if (start_fd != -1) {
+    ::fchdir(start_fd);
+    MEMDET_NEXT(close)(start_fd);
+  }
+  walk.path.drop();
+  walk.names.drop();
+  walk.known.drop();
+  errno = saved_errno;
+  *result = status;
+  return true;
+}
+
+// nftw and nftw64 reject flags glibc's default version does not know.
+constexpr int kWalkFlags = FTW_PHYS | FTW_MOUNT | FTW_CHDIR | FTW_DEPTH | FTW_ACTIONRETVAL;
+
+// Serves one walk; false when it passes through (walk_tree).
+bool ordered_walk(const char* start, const Callback& callback, Api api, int descriptors, int flags,
+                  const void* caller, int* result) {
+  if ((flags & ~kWalkFlags) != 0) {
+    errno = EINVAL;
+    *result = -1;
+    return true;
+  }
+  Walk walk;
+  walk.callback = callback;
+  walk.api = api;
+  walk.flags = flags;
+  walk.caller = caller;
+  return walk_tree(walk, start, descriptors, result);
 }
 
 }  // namespace
@@ -889,10 +1426,17 @@ MEMDET_EXPORT FTSENT64* fts64_children(FTS64* stream, int options) {
       MEMDET_NEXT(fts64_children), stream, options, __builtin_return_address(0));
 }
 
-// glibc's walks read the directories with its internal readdir, which no
-// hook sees: passed through and counted.
+// Walked by the library over its ordered snapshots (walk_tree); the one
+// case it does not walk passes through, counted.
 MEMDET_EXPORT int nftw(const char* directory, __nftw_func_t function, int descriptors, int flags) {
   if (MEMDET_UNLIKELY(ordering())) {
+    memdet::preload::Callback callback;
+    callback.nftw = function;
+    int result = 0;
+    if (memdet::preload::ordered_walk(directory, callback, memdet::preload::Api::kNftw, descriptors,
+                                      flags, __builtin_return_address(0), &result)) {
+      return result;
+    }
     memdet::preload::g_unseen_nftw.fetch_add(1, std::memory_order_relaxed);
   }
   return MEMDET_NEXT(nftw)(directory, function, descriptors, flags);
@@ -901,6 +1445,13 @@ MEMDET_EXPORT int nftw(const char* directory, __nftw_func_t function, int descri
 MEMDET_EXPORT int nftw64(const char* directory, __nftw64_func_t function, int descriptors,
                          int flags) {
   if (MEMDET_UNLIKELY(ordering())) {
+    memdet::preload::Callback callback;
+    callback.nftw64 = function;
+    int result = 0;
+    if (memdet::preload::ordered_walk(directory, callback, memdet::preload::Api::kNftw, descriptors,
+                                      flags, __builtin_return_address(0), &result)) {
+      return result;
+    }
     memdet::preload::g_unseen_nftw.fetch_add(1, std::memory_order_relaxed);
   }
   return MEMDET_NEXT(nftw64)(directory, function, descriptors, flags);
@@ -908,6 +1459,13 @@ MEMDET_EXPORT int nftw64(const char* directory, __nftw64_func_t function, int de
 
 MEMDET_EXPORT int ftw(const char* directory, __ftw_func_t function, int descriptors) {
   if (MEMDET_UNLIKELY(ordering())) {
+    memdet::preload::Callback callback;
+    callback.ftw = function;
+    int result = 0;
+    if (memdet::preload::ordered_walk(directory, callback, memdet::preload::Api::kFtw, descriptors,
+                                      0, __builtin_return_address(0), &result)) {
+      return result;
+    }
     memdet::preload::g_unseen_ftw.fetch_add(1, std::memory_order_relaxed);
   }
   return MEMDET_NEXT(ftw)(directory, function, descriptors);
@@ -915,6 +1473,13 @@ MEMDET_EXPORT int ftw(const char* directory, __ftw_func_t function, int descript
 
 MEMDET_EXPORT int ftw64(const char* directory, __ftw64_func_t function, int descriptors) {
   if (MEMDET_UNLIKELY(ordering())) {
+    memdet::preload::Callback callback;
+    callback.ftw64 = function;
+    int result = 0;
+    if (memdet::preload::ordered_walk(directory, callback, memdet::preload::Api::kFtw, descriptors,
+                                      0, __builtin_return_address(0), &result)) {
+      return result;
+    }
     memdet::preload::g_unseen_ftw.fetch_add(1, std::memory_order_relaxed);
   }
   return MEMDET_NEXT(ftw64)(directory, function, descriptors);

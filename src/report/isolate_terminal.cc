@@ -307,11 +307,14 @@ void print_seed_reads(const protocol::IsolateReport& report, std::FILE* out) {
                        .c_str());
       continue;
     }
+    const std::string runs =
+        std::to_string(read.runs) + " run" + (read.runs == 1 ? "" : "s");
     std::string line = "the " + what + " that matters: read " + std::to_string(read.ordinal) +
                        " of " + std::to_string(read.reads) +
                        (read.source.empty() ? "" : " (" + read.source + ")") + ", from " +
-                       site_text(read.site) + "; found in " + std::to_string(read.runs) +
-                       " run" + (read.runs == 1 ? "" : "s") + " that moved only some reads";
+                       site_text(read.site) + "; " +
+                       (read.reads == 1 ? "confirmed in " + runs + " that moved it alone"
+                                        : "found in " + runs + " that moved only some reads");
     if (!read.note.empty()) {
       line += " (" + read.note + ")";
     }
@@ -325,11 +328,15 @@ void print_listings(const protocol::IsolateReport& report, std::FILE* out) {
   }
   const std::optional<protocol::SeedRead>& search = report.listing_search;
   if (search && search->found) {
+    const std::string runs =
+        std::to_string(search->runs) + " run" + (search->runs == 1 ? "" : "s");
     std::fprintf(out, "%s",
-                 wrapped("the listing that matters, found in " + std::to_string(search->runs) +
-                             " run" + (search->runs == 1 ? "" : "s") +
-                             " that reordered only some of the " + std::to_string(search->reads) +
-                             " listings:",
+                 wrapped(search->reads == 1
+                             ? "the listing that matters, the program's only one, confirmed in " +
+                                   runs + ":"
+                             : "the listing that matters, found in " + runs +
+                                   " that reordered only some of the " +
+                                   std::to_string(search->reads) + " listings:",
                          "  ")
                      .c_str());
   } else {

@@ -11,7 +11,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <chrono>
+#include <fstream>
 #include <numeric>
+#include <random>
 #include <system_error>
 #include <thread>
 #include <unordered_set>
@@ -43,6 +46,9 @@ constexpr size_t kUninitStride = 256;
 // Small blocks of mixed sizes: each allocator sorts them into its own size
 // classes, so their address order is its signature.
 constexpr size_t kAllocatorBlocks = 512;
+// Values summed in an order drawn from a seed, or in a listing's order.
+constexpr size_t kSeededValues = 256;
+constexpr size_t kListedValues = 48;
 
 // splitmix64 (Steele, Lea, Flood 2014): output fixed by the algorithm, so
 // every build and standard library draws the same values.
@@ -192,13 +198,67 @@ Result<std::vector<Line>> allocator_sum() {
   return accumulator.lines();
 }
 
+// The values summed in the order a generator seeded with `seed` shuffles
+// them into.
+std::vector<Line> shuffled_sum(uint64_t seed) {
+  const std::vector<float> values = labelled_values(kSeededValues);
+  std::vector<size_t> order(values.size());
+  std::iota(order.begin(), order.end(), 0);
+  for (size_t i = order.size(); i > 1; --i) {
+    seed = mix(seed + i);
+    std::swap(order[i - 1], order[seed % i]);
+  }
+  Accumulator accumulator;
+  for (size_t i : order) accumulator.add(values[i]);
+  return accumulator.lines();
+}
+
+std::vector<Line> entropy_sum() {
+  std::random_device device;
+  const uint64_t seed = (static_cast<uint64_t>(device()) << 32) | device();
+  return shuffled_sum(seed);
+}
+
+std::vector<Line> clock_sum() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return shuffled_sum(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()));
+}
+
+// One file per value, named by its index, each holding the value's bits;
+// summed in the order the directory lists them. The same directory made the
+// same way lists the same way on one file system, and otherwise on another.
+Result<std::vector<Line>> listed_sum(const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(out_dir) / "values";
+  std::error_code error;
+  fs::remove_all(dir, error);
+  fs::create_directories(dir, error);
+  if (error) return make_error("cannot create " + dir.string() + ": " + error.message());
+  const std::vector<float> values = labelled_values(kListedValues);
+  for (size_t i = 0; i < values.size(); ++i) {
+    std::ofstream file(dir / ("v" + std::to_string(mix(kSeed + i) % 100000)));
+    file << values[i] << "\n";
+    if (!file) return make_error("cannot write into " + dir.string());
+  }
+  Accumulator accumulator;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, error)) {
+    std::ifstream file(entry.path());
+    float value = 0;
+    file >> value;
+    accumulator.add(value);
+  }
+  if (error) return make_error("cannot list " + dir.string() + ": " + error.message());
+  return accumulator.lines();
+}
+
 std::vector<Line> control_sum() {
   float sum = 0;
   for (float value : labelled_values(kHeapFloats)) sum += value;
   return {{"sum", sum}};
 }
 
-Result<std::vector<Line>> compute(Cause cause) {
+Result<std::vector<Line>> compute(Cause cause, const std::string& out_dir) {
   switch (cause) {
     case Cause::heap:
       return heap_sum();
@@ -212,6 +272,12 @@ Result<std::vector<Line>> compute(Cause cause) {
       return uninit_sum();
     case Cause::allocator:
       return allocator_sum();
+    case Cause::entropy:
+      return entropy_sum();
+    case Cause::clock:
+      return clock_sum();
+    case Cause::fileorder:
+      return listed_sum(out_dir);
     case Cause::none:
       return control_sum();
   }
@@ -256,6 +322,12 @@ const char* cause_name(Cause cause) {
       return "uninit";
     case Cause::allocator:
       return "allocator";
+    case Cause::entropy:
+      return "entropy";
+    case Cause::clock:
+      return "clock";
+    case Cause::fileorder:
+      return "fileorder";
     case Cause::none:
       return "none";
   }
@@ -330,7 +402,7 @@ Status run_labelled(Cause cause, const std::string& out_dir) {
   std::filesystem::create_directories(out_dir, error);
   if (error) return make_error("cannot create " + out_dir + ": " + error.message());
 
-  Result<std::vector<Line>> lines = compute(cause);
+  Result<std::vector<Line>> lines = compute(cause, out_dir);
   if (!lines) return lines.error();
   return write_lines((std::filesystem::path(out_dir) / "result.txt").string(), *lines);
 }

@@ -22,18 +22,24 @@ enum class Cause {
   threads,    // a partition into as many parts as the thread count
   uninit,     // a sum over memory never written
   allocator,  // a sum in the address order of blocks the allocator chose
+  entropy,    // a sum in an order drawn from std::random_device, never seeded
+  clock,      // a sum in an order drawn from a seed read off the wall clock
+  fileorder,  // a sum in the order a directory lists the files holding the values
   none,       // a fixed-order sum: the control
 };
 
 // Every cause, in the order help lists them.
-inline constexpr Cause kCauses[] = {Cause::heap,   Cause::aslr,      Cause::atomic, Cause::threads,
-                                    Cause::uninit, Cause::allocator, Cause::none};
+inline constexpr Cause kCauses[] = {Cause::heap,      Cause::aslr,    Cause::atomic,
+                                    Cause::threads,   Cause::uninit,  Cause::allocator,
+                                    Cause::entropy,   Cause::clock,   Cause::fileorder,
+                                    Cause::none};
 
 const char* cause_name(Cause cause);
 std::optional<Cause> parse_cause(std::string_view name);
 
 // Runs the workload of `cause` and writes out_dir/result.txt; out_dir is
-// created, with its parents, if missing.
+// created, with its parents, if missing. The fileorder workload also
+// writes one file per value under out_dir/values.
 Status run_labelled(Cause cause, const std::string& out_dir);
 
 // The pieces whose dependence can be checked in-process.

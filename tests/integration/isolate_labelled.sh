@@ -46,6 +46,19 @@ isolate_kind threads 1 reproducible threads value
 isolate_kind uninit 1 reads-uninitialised-memory uninit value
 isolate_kind aslr 1 layout-or-timing-dependent aslr layout-not-replayable
 isolate_kind atomic 1 not-explained "" ""
+isolate_kind entropy 1 missed-seed entropy value
+isolate_kind clock 1 missed-seed clock value
+isolate_kind fileorder 1 depends-on-directory-order fileorder value
+
+# The read that matters is named: the entropy workload's random_device
+# draws, the clock workload's system_clock read.
+expect_json entropy.json "d['seed_reads'][0]['found'] and d['seed_reads'][0]['source'] == 'random_device'" \
+    "entropy: the random_device read named"
+expect_json clock.json "d['seed_reads'][0]['found'] and 'system_clock' in d['seed_reads'][0]['source']" \
+    "clock: the system_clock read named"
+expect_json fileorder.json "d['listing_search']['found'] and d['listings'][0]['directory'].endswith('/values')" \
+    "fileorder: the listing of values/ named"
+checked "the seed reads and the listing named"
 
 # The free runs of the aslr workload differ; pinning ASLR alone was shown
 # to be enough.

@@ -4,16 +4,25 @@
 //   probe_fileorder readdir|readdir64|readdir_r|scandir|scandir64|scandirat|
 //                   scandir_compare|glob_nosort|glob_sorted|fts|filesystem DIR
 //                   DIR...
-//   probe_fileorder twice|tell|rewind|many|full|threads|walks DIR
+//   probe_fileorder twice|tell|rewind|many|full|threads DIR
+//   probe_fileorder walk nftw|nftw64|ftw|ftw64 FLAGS DESCRIPTORS DIR ACTION
+// walk prints each visit as path, typeflag, level, base and the working
+// directory, tab-separated (level and base "-" for ftw), then
+// "return R" and, when R is -1, the errno name. FLAGS: "-" or a comma
+// list of phys, mount, chdir, depth, actionretval, unknown (a flag nftw
+// rejects). ACTION: "-"; skip=NAME, FTW_SKIP_SUBTREE from the directory
+// NAME; stop=N:V, V from the N-th visit.
 #include <dirent.h>
 #include <fcntl.h>
 #include <fts.h>
 #include <ftw.h>
 #include <glob.h>
+#include <limits.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -268,8 +277,101 @@ int check_threads(const char* path) {
   return 0;
 }
 
-int count_entry(const char*, const struct stat*, int) { return 0; }
-int count_walked(const char*, const struct stat*, int, struct FTW*) { return 0; }
+// What the walk callbacks do, set from the command line.
+struct WalkAction {
+  std::string skip;  // FTW_SKIP_SUBTREE from the directory of this name
+  int stop_at = 0;   // this visit returns stop_value (0: none)
+  int stop_value = 0;
+  int visits = 0;
+};
+WalkAction g_action;
+
+int visited(const char* path, int flag, const struct FTW* ftw) {
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof cwd) == nullptr) {
+    std::strcpy(cwd, "?");
+  }
+  if (ftw != nullptr) {
+    std::printf("%s\t%d\t%d\t%d\t%s\n", path, flag, ftw->level, ftw->base, cwd);
+  } else {
+    std::printf("%s\t%d\t-\t-\t%s\n", path, flag, cwd);
+  }
+  ++g_action.visits;
+  if (g_action.visits == g_action.stop_at) {
+    return g_action.stop_value;
+  }
+  const char* name = std::strrchr(path, '/');
+  name = name == nullptr ? path : name + 1;
+  if (flag == FTW_D && !g_action.skip.empty() && g_action.skip == name) {
+    return FTW_SKIP_SUBTREE;
+  }
+  return 0;
+}
+
+int on_nftw(const char* path, const struct stat*, int flag, struct FTW* ftw) {
+  return visited(path, flag, ftw);
+}
+int on_nftw64(const char* path, const struct stat64*, int flag, struct FTW* ftw) {
+  return visited(path, flag, ftw);
+}
+int on_ftw(const char* path, const struct stat*, int flag) { return visited(path, flag, nullptr); }
+int on_ftw64(const char* path, const struct stat64*, int flag) {
+  return visited(path, flag, nullptr);
+}
+
+int walk_flags(const std::string& list) {
+  struct Named {
+    const char* name;
+    int flag;
+  };
+  static const Named kFlags[] = {{"phys", FTW_PHYS},
+                                 {"mount", FTW_MOUNT},
+                                 {"chdir", FTW_CHDIR},
+                                 {"depth", FTW_DEPTH},
+                                 {"actionretval", FTW_ACTIONRETVAL},
+                                 {"unknown", 0x4000}};
+  int flags = 0;
+  std::string rest = list == "-" ? "" : list + ",";
+  for (size_t comma; (comma = rest.find(',')) != std::string::npos; rest.erase(0, comma + 1)) {
+    std::string name = rest.substr(0, comma);
+    int flag = -1;
+    for (const Named& known : kFlags) {
+      flag = name == known.name ? known.flag : flag;
+    }
+    if (flag == -1) {
+      std::fprintf(stderr, "unknown flag %s\n", name.c_str());
+      std::exit(2);
+    }
+    flags |= flag;
+  }
+  return flags;
+}
+
+int walk(char** argv) {
+  std::string api = argv[0];
+  int flags = walk_flags(argv[1]);
+  int descriptors = std::atoi(argv[2]);
+  const char* path = argv[3];
+  std::string action = argv[4];
+  if (action.rfind("skip=", 0) == 0) {
+    g_action.skip = action.substr(5);
+  } else if (action.rfind("stop=", 0) == 0) {
+    g_action.stop_at = std::atoi(action.c_str() + 5);
+    g_action.stop_value = std::atoi(action.c_str() + action.find(':') + 1);
+  }
+  errno = 0;
+  int result = api == "nftw"     ? nftw(path, on_nftw, descriptors, flags)
+               : api == "nftw64" ? nftw64(path, on_nftw64, descriptors, flags)
+               : api == "ftw"    ? ftw(path, on_ftw, descriptors)
+                                 : ftw64(path, on_ftw64, descriptors);
+  int error = errno;
+  std::printf("return %d", result);
+  if (result == -1) {
+    std::printf(" %s", error == ENOENT ? "ENOENT" : error == EINVAL ? "EINVAL" : strerror(error));
+  }
+  std::printf("\n");
+  return 0;
+}
 
 // Names one listing mode; false for a mode that is no listing.
 bool list(const std::string& mode, const char* path, Names& names) {
@@ -360,10 +462,12 @@ int main(int argc, char** argv) {
   if (mode == "threads") {
     return check_threads(path);
   }
-  if (mode == "walks") {
-    int walked = nftw(path, count_walked, 8, FTW_PHYS) | ftw(path, count_entry, 8);
-    std::printf(walked == 0 ? "ok\n" : "walk failed\n");
-    return walked;
+  if (mode == "walk") {
+    if (argc != 7) {
+      std::fprintf(stderr, "usage: probe_fileorder walk API FLAGS DESCRIPTORS DIR ACTION\n");
+      return 2;
+    }
+    return walk(argv + 2);
   }
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;

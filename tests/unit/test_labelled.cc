@@ -95,11 +95,24 @@ std::string run_into(const testing_support::Scratch& scratch, Cause cause, const
 // their second call gets blocks the first one freed.
 TEST(Labelled, WorkloadsRepeatInOneProcess) {
   testing_support::Scratch scratch;
-  for (Cause cause : {Cause::aslr, Cause::threads, Cause::none}) {
+  for (Cause cause : {Cause::aslr, Cause::threads, Cause::fileorder, Cause::none}) {
     const std::string first = run_into(scratch, cause, "first");
     const std::string second = run_into(scratch, cause, "second");
     EXPECT_EQ(first, second) << cause_name(cause);
     EXPECT_EQ(first.rfind("sum ", 0), 0u) << cause_name(cause) << ": " << first;
+  }
+}
+
+// Unseeded, the entropy and clock workloads take a new order in nearly
+// every call.
+TEST(Labelled, UnseededWorkloadsDifferBetweenCalls) {
+  testing_support::Scratch scratch;
+  for (Cause cause : {Cause::entropy, Cause::clock}) {
+    std::set<std::string> results;
+    for (int i = 0; i < 4; ++i) {
+      results.insert(run_into(scratch, cause, "call"));
+    }
+    EXPECT_GE(results.size(), 3u) << cause_name(cause);
   }
 }
 
