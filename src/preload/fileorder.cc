@@ -2,7 +2,8 @@
 // chosen order, byte order of the names or a keyed hash of them
 // (CONTRACT.md, "File order"). A DIR* serves a snapshot of the whole
 // directory, ordered once; scandir, glob and fts reorder what libc built,
-// because their internal reads of the directory never reach our readdir.
+// because their internal reads of the directory never reach our readdir;
+// nftw and ftw are walked here, as glibc walks them, over the snapshots.
 #include "preload/fileorder.h"
 
 #include <dirent.h>
