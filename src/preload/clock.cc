@@ -247,7 +247,7 @@ int64_t virtual_read(State state, Function function, const void* caller) {
     record(ordinal, function, caller);
   }
   if (MEMDET_UNLIKELY(ordinal >= g_config.clock_window_low &&
-                      ordinal <= g_config.clock_window_high && g_config.lineage == 0 &&
+                      ordinal <= g_config.clock_window_high && launched_lineage(g_config.lineage) &&
                       !g_forked)) {
     ns += g_window_shift_ns;
     g_windowed.fetch_add(1, std::memory_order_relaxed);
@@ -293,26 +293,52 @@ timespec shifted(int64_t now, int64_t delta) {
   return split(target < 0 ? 0 : target);
 }
 
-// Counter mode: the thread's clock moves by the real time a call spent;
-// after a converted deadline has passed, it is at least that deadline.
+// Counter mode: the thread's clock moves by what the program asked for,
+// never by what the machine took, so that pinned runs repeat: a sleep that
+// ran its course moves it by the time requested; a wait or poll that timed
+// out moves it to its deadline, or by its timeout; a call that returned
+// early (an event, a signal) moves it not at all.
 class Elapsed {
  public:
-  explicit Elapsed(State state) : counting_(state == State::kCounter) {
-    if (counting_) {
-      start_ns_ = real_ns(CLOCK_MONOTONIC);
-    }
-  }
+  explicit Elapsed(State state) : counting_(state == State::kCounter) {}
   Elapsed(const Elapsed&) = delete;
   Elapsed& operator=(const Elapsed&) = delete;
 
   ~Elapsed() {
-    if (counting_) {
-      int saved_errno = errno;
-      t_elapsed_ns += real_ns(CLOCK_MONOTONIC) - start_ns_;
-      if (reached_ && t_elapsed_ns < reached_ns_) {
-        t_elapsed_ns = reached_ns_;
-      }
-      errno = saved_errno;
+    if (!counting_) {
+      return;
+    }
+    t_elapsed_ns = saturated_sum(t_elapsed_ns, slept_ns_);
+    if (reached_ && t_elapsed_ns < reached_ns_) {
+      t_elapsed_ns = reached_ns_;
+    }
+  }
+
+  // The call ran for `ns` as asked (a relative sleep or timeout).
+  void slept(int64_t ns) {
+    if (ns > 0) {
+      slept_ns_ = ns;
+    }
+  }
+  void slept(const timespec* duration) {
+    if (duration != nullptr && duration->tv_nsec >= 0 && duration->tv_nsec < kNanosPerSecond) {
+      slept(saturated_ns(*duration));
+    }
+  }
+
+  // It waited until the real CLOCK_MONOTONIC deadline `deadline`: the time
+  // asked for is that deadline less the real now at the call. The program
+  // took its now a moment before, so the difference falls a little short;
+  // it is rounded up to a multiple of 100 us, which recovers sleeps of
+  // whole multiples of that (Python's time.sleep(0.05)) exactly.
+  void slept_until_monotonic(const timespec* deadline, int64_t called_ns) {
+    if (deadline == nullptr || deadline->tv_nsec < 0 || deadline->tv_nsec >= kNanosPerSecond) {
+      return;
+    }
+    constexpr int64_t kGrid = 100 * 1000;
+    int64_t asked = saturated_sum(saturated_ns(*deadline), -called_ns);
+    if (asked > 0) {
+      slept(asked + (kGrid - asked % kGrid) % kGrid);
     }
   }
 
@@ -325,7 +351,7 @@ class Elapsed {
  private:
   bool counting_;
   bool reached_ = false;
-  int64_t start_ns_ = 0;
+  int64_t slept_ns_ = 0;
   int64_t reached_ns_ = 0;
 };
 
@@ -344,7 +370,7 @@ bool waits_on_realtime(const pthread_cond_t* cond) {
 
 void start_clock() {
   resolve_next();
-  g_epoch_ns = g_config.clock_epoch * kNanosPerSecond;
+  g_epoch_ns = g_config.clock_epoch * kNanosPerSecond + g_config.clock_epoch_ns;
   g_window_shift_ns = (g_config.clock_window_epoch - g_config.clock_epoch) * kNanosPerSecond;
   g_monotonic_start_ns = real_ns(CLOCK_MONOTONIC);
   ::pthread_atfork(nullptr, nullptr, [] {
@@ -369,6 +395,8 @@ void write_clock_report(prim::Writer& out) {
       .text(g_config.clock == ClockMode::kCounter ? "counter" : "shift")
       .tab()
       .signed_number(g_config.clock_epoch)
+      .tab()
+      .number(g_config.clock_epoch_ns)
       .end();
   uint64_t reads = g_reads.load(std::memory_order_relaxed);
   out.text("clock_reads").tab().number(reads).end();
@@ -538,7 +566,11 @@ MEMDET_EXPORT int nanosleep(const timespec* request, timespec* remaining) {
     return g_next.nanosleep(request, remaining);
   }
   Elapsed elapsed(state);
-  return g_next.nanosleep(request, remaining);
+  int result = g_next.nanosleep(request, remaining);
+  if (result == 0) {
+    elapsed.slept(request);
+  }
+  return result;
 }
 
 MEMDET_EXPORT int clock_nanosleep(clockid_t id, int flags, const timespec* request,
@@ -550,7 +582,15 @@ MEMDET_EXPORT int clock_nanosleep(clockid_t id, int flags, const timespec* reque
   }
   Elapsed elapsed(state);
   if (!absolute_wall) {
-    return g_next.clock_nanosleep(id, flags, request, remaining);
+    const bool absolute = (flags & TIMER_ABSTIME) != 0;
+    const int64_t called_ns = absolute ? real_ns(id) : 0;
+    int result = g_next.clock_nanosleep(id, flags, request, remaining);
+    if (result == 0 && !absolute) {
+      elapsed.slept(request);
+    } else if (result == 0) {
+      elapsed.slept_until_monotonic(request, called_ns);
+    }
+    return result;
   }
   // The deadline on CLOCK_MONOTONIC, which no change of the real wall clock
   // moves.
@@ -570,7 +610,11 @@ MEMDET_EXPORT int usleep(useconds_t micros) {
     return g_next.usleep(micros);
   }
   Elapsed elapsed(state);
-  return g_next.usleep(micros);
+  int result = g_next.usleep(micros);
+  if (result == 0) {
+    elapsed.slept(static_cast<int64_t>(micros) * 1000);
+  }
+  return result;
 }
 
 MEMDET_EXPORT unsigned sleep(unsigned seconds) {
@@ -579,7 +623,11 @@ MEMDET_EXPORT unsigned sleep(unsigned seconds) {
     return g_next.sleep(seconds);
   }
   Elapsed elapsed(state);
-  return g_next.sleep(seconds);
+  unsigned left = g_next.sleep(seconds);
+  if (left == 0) {
+    elapsed.slept(static_cast<int64_t>(seconds) * memdet::preload::kNanosPerSecond);
+  }
+  return left;
 }
 
 MEMDET_EXPORT int poll(pollfd* fds, nfds_t count, int timeout) {
@@ -588,7 +636,11 @@ MEMDET_EXPORT int poll(pollfd* fds, nfds_t count, int timeout) {
     return g_next.poll(fds, count, timeout);
   }
   Elapsed elapsed(state);
-  return g_next.poll(fds, count, timeout);
+  int result = g_next.poll(fds, count, timeout);
+  if (result == 0 && timeout > 0) {
+    elapsed.slept(static_cast<int64_t>(timeout) * 1000 * 1000);
+  }
+  return result;
 }
 
 MEMDET_EXPORT int ppoll(pollfd* fds, nfds_t count, const timespec* timeout, const sigset_t* mask) {
@@ -597,7 +649,11 @@ MEMDET_EXPORT int ppoll(pollfd* fds, nfds_t count, const timespec* timeout, cons
     return g_next.ppoll(fds, count, timeout, mask);
   }
   Elapsed elapsed(state);
-  return g_next.ppoll(fds, count, timeout, mask);
+  int result = g_next.ppoll(fds, count, timeout, mask);
+  if (result == 0) {
+    elapsed.slept(timeout);
+  }
+  return result;
 }
 
 MEMDET_EXPORT int select(int count, fd_set* readable, fd_set* writable, fd_set* exceptional,
@@ -607,7 +663,15 @@ MEMDET_EXPORT int select(int count, fd_set* readable, fd_set* writable, fd_set* 
     return g_next.select(count, readable, writable, exceptional, timeout);
   }
   Elapsed elapsed(state);
-  return g_next.select(count, readable, writable, exceptional, timeout);
+  // Linux writes the time left into *timeout: read the request first.
+  int64_t asked = timeout != nullptr ? static_cast<int64_t>(timeout->tv_sec) * memdet::preload::kNanosPerSecond +
+                                           static_cast<int64_t>(timeout->tv_usec) * 1000
+                                     : 0;
+  int result = g_next.select(count, readable, writable, exceptional, timeout);
+  if (result == 0) {
+    elapsed.slept(asked);
+  }
+  return result;
 }
 
 MEMDET_EXPORT int pselect(int count, fd_set* readable, fd_set* writable, fd_set* exceptional,
@@ -617,7 +681,11 @@ MEMDET_EXPORT int pselect(int count, fd_set* readable, fd_set* writable, fd_set*
     return g_next.pselect(count, readable, writable, exceptional, timeout, mask);
   }
   Elapsed elapsed(state);
-  return g_next.pselect(count, readable, writable, exceptional, timeout, mask);
+  int result = g_next.pselect(count, readable, writable, exceptional, timeout, mask);
+  if (result == 0) {
+    elapsed.slept(timeout);
+  }
+  return result;
 }
 
 MEMDET_EXPORT int epoll_wait(int epoll, epoll_event* events, int capacity, int timeout) {
@@ -626,7 +694,11 @@ MEMDET_EXPORT int epoll_wait(int epoll, epoll_event* events, int capacity, int t
     return g_next.epoll_wait(epoll, events, capacity, timeout);
   }
   Elapsed elapsed(state);
-  return g_next.epoll_wait(epoll, events, capacity, timeout);
+  int result = g_next.epoll_wait(epoll, events, capacity, timeout);
+  if (result == 0 && timeout > 0) {
+    elapsed.slept(static_cast<int64_t>(timeout) * 1000 * 1000);
+  }
+  return result;
 }
 
 // Absolute wall-clock deadlines: the real deadline as far from the real now

@@ -278,6 +278,10 @@ const char* apply_field(Span key, Span value, Config& config) {
     if (!parse_signed_decimal(value, config.clock_epoch)) {
       return "clock_epoch needs seconds since 1970: ";
     }
+  } else if (key.equals("clock_epoch_ns")) {
+    if (!parse_decimal(value, 999999999, config.clock_epoch_ns)) {
+      return "clock_epoch_ns needs nanoseconds 0..999999999: ";
+    }
   } else if (key.equals("clock_window")) {
     if (!parse_window(value, config.clock_window_low, config.clock_window_high)) {
       return "clock_window needs LO-HI (1 <= LO <= HI) or 0-0: ";

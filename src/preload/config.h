@@ -51,11 +51,14 @@ struct Config {
   uint64_t entropy_window_high = 0;
   uint64_t entropy_window_seed = 0;
   // lineage=: the process's place among the workload's processes; 0 for
-  // the image memdet launched, rewritten for exec'd descendants.
+  // the image memdet launched, rewritten for exec'd descendants. The top
+  // bit marks an image the launched process exec'd (a launcher script
+  // exec'ing the interpreter): still the process memdet watches.
   uint64_t lineage = 0;
 
   ClockMode clock = ClockMode::kUnset;
-  int64_t clock_epoch = 0;  // seconds since 1970
+  int64_t clock_epoch = 0;      // seconds since 1970
+  uint64_t clock_epoch_ns = 0;  // and nanoseconds past it, below 10^9
   // clock_window=LO-HI: the root image's wall-clock reads LO..HI read from
   // clock_window_epoch instead; 0-0: none.
   uint64_t clock_window_low = 0;
@@ -83,6 +86,14 @@ struct Config {
   }
   bool logs_threads() const { return pin_cpu_count > 0 || trace_threads; }
 };
+
+inline constexpr uint64_t kLaunchedLineageBit = 1ULL << 63;
+
+// An image of the process memdet launched, itself or after execs (never a
+// forked child's): where the read and listing windows apply.
+inline bool launched_lineage(uint64_t lineage) {
+  return lineage == 0 || (lineage & kLaunchedLineageBit) != 0;
+}
 
 enum class ParseOutcome {
   kPassive,  // absent or blank

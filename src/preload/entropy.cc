@@ -16,6 +16,7 @@
 #undef _FORTIFY_SOURCE
 #include "preload/entropy.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -34,6 +35,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+
+extern char** environ;
 
 #include "preload/caller.h"
 #include "preload/shim.h"
@@ -150,6 +153,8 @@ struct Next {
   char* (*fgets_chk)(char*, size_t, int, FILE*) = nullptr;
   SpawnFunction posix_spawn = nullptr;
   SpawnFunction posix_spawnp = nullptr;
+  int (*system)(const char*) = nullptr;
+  FILE* (*popen)(const char*, const char*) = nullptr;
 };
 
 Next g_next;
@@ -239,6 +244,8 @@ void resolve_next() {
   find(next.fgets_chk, "__fgets_chk");
   find(next.posix_spawn, "posix_spawn");
   find(next.posix_spawnp, "posix_spawnp");
+  find(next.system, "system");
+  find(next.popen, "popen");
   SyscallFunction next_syscall = nullptr;
   find(next_syscall, "syscall");
   if (next_syscall != nullptr) {
@@ -298,11 +305,14 @@ ReadRecord g_log[kLoggedReads];
 
 // A forked or exec'd process's lineage: never 0, which marks the image
 // memdet launched. The k-th fork and the k-th exec of one process get
-// different lineages.
+// different lineages. An image the launched process exec'd keeps the
+// launched bit; a forked child and everything it execs lose it.
 enum class Descent : uint64_t { kFork = 0x632be59bd9b4e019ULL, kExec = 0x8cb92ba72f3d8dd7ULL };
 
 uint64_t mix_lineage(uint64_t lineage, Descent descent, uint64_t count) {
   uint64_t mixed = mix64(lineage ^ mix64(count * kGolden + static_cast<uint64_t>(descent)));
+  const bool launched = descent == Descent::kExec && launched_lineage(lineage);
+  mixed = launched ? mixed | kLaunchedLineageBit : mixed & ~kLaunchedLineageBit;
   return mixed == 0 ? 1 : mixed;
 }
 
@@ -341,7 +351,7 @@ struct Read {
 Read begin_read() {
   uint64_t ordinal = g_reads.fetch_add(1, std::memory_order_relaxed) + 1;
   const Config& config = g_config;
-  bool windowed = g_lineage == 0 && config.entropy_window_low != 0 &&
+  bool windowed = launched_lineage(g_lineage) && config.entropy_window_low != 0 &&
                   ordinal >= config.entropy_window_low && ordinal <= config.entropy_window_high;
   if (windowed) {
     g_windowed.fetch_add(1, std::memory_order_relaxed);
@@ -741,9 +751,54 @@ bool find_lineage(char* text, char*& digits, size_t& width) {
 
 }  // namespace
 
+namespace {
+
+// Descriptors the image inherited open on a random file (`cmd <
+// /dev/urandom`, a parent that opened it before exec): found by their
+// /proc/self/fd links, read through a fixed buffer.
+void track_inherited() {
+  int directory = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (directory < 0) {
+    return;
+  }
+  alignas(8) char entries[4096];
+  for (;;) {
+    long got = ::syscall(SYS_getdents64, directory, entries, sizeof entries);
+    if (got <= 0) {
+      break;
+    }
+    for (long at = 0; at < got;) {
+      auto* entry = reinterpret_cast<struct dirent64*>(entries + at);
+      at += entry->d_reclen;
+      int fd = 0;
+      const char* digit = entry->d_name;
+      for (; *digit >= '0' && *digit <= '9' && fd < kMaxFds; ++digit) {
+        fd = fd * 10 + (*digit - '0');
+      }
+      if (*digit != '\0' || digit == entry->d_name || fd == directory || !trackable(fd)) {
+        continue;
+      }
+      char link[32] = "/proc/self/fd/";
+      size_t used = prim::length(link);
+      used += prim::decimal(static_cast<uint64_t>(fd), link + used);
+      link[used] = '\0';
+      char target[64];
+      ssize_t size = ::readlink(link, target, sizeof target - 1);
+      if (size > 0) {
+        target[size] = '\0';
+        note_open(fd, AT_FDCWD, target);
+      }
+    }
+  }
+  ::close(directory);
+}
+
+}  // namespace
+
 void start_entropy() {
   g_lineage = g_config.lineage;
   ::pthread_atfork(before_fork, nullptr, after_fork_in_child);
+  track_inherited();
 }
 
 void write_entropy_report(prim::Writer& out) {
@@ -766,7 +821,7 @@ void write_entropy_report(prim::Writer& out) {
   out.text("entropy_windowed").tab().number(g_windowed.load(std::memory_order_relaxed)).end();
 }
 
-ExecEnvironment::ExecEnvironment(char* const* envp) : envp_(envp) {
+ExecEnvironment::ExecEnvironment(char* const* envp, bool spawned) : envp_(envp) {
   if (envp == nullptr || g_source_gate.load(std::memory_order_acquire) == 0 || !serving()) {
     return;
   }
@@ -805,8 +860,10 @@ ExecEnvironment::ExecEnvironment(char* const* envp) : envp_(envp) {
   }
 
   // The width is kept: the environment's size must not change.
-  uint64_t lineage =
-      mix_lineage(g_lineage, Descent::kExec, g_execs.fetch_add(1, std::memory_order_relaxed) + 1);
+  uint64_t lineage = spawned ? mix_lineage(g_lineage, Descent::kFork,
+                                           g_forks.fetch_add(1, std::memory_order_relaxed) + 1)
+                             : mix_lineage(g_lineage, Descent::kExec,
+                                           g_execs.fetch_add(1, std::memory_order_relaxed) + 1);
   for (size_t i = width; i > 0; --i) {
     digits[i - 1] = "0123456789abcdef"[lineage & 15];
     lineage >>= 4;
@@ -854,7 +911,9 @@ bool needs_mode(int flags) { return (flags & O_CREAT) != 0 || (flags & O_TMPFILE
 
 __attribute__((noinline)) ssize_t getrandom_slow(void* buffer, size_t size, unsigned flags,
                                                  const void* caller) {
-  if (!entropy::serving() || buffer == nullptr) {
+  // Flags the kernel does not know fail as they would without the library.
+  constexpr unsigned kKnownFlags = GRND_NONBLOCK | GRND_RANDOM | 0x0004 /* GRND_INSECURE */;
+  if (!entropy::serving() || buffer == nullptr || (flags & ~kKnownFlags) != 0) {
     return g_next.getrandom(buffer, size, flags);
   }
   entropy::serve_bytes(Source::kGetrandom, buffer, size, caller);
@@ -1422,7 +1481,7 @@ MEMDET_EXPORT int posix_spawn(pid_t* pid, const char* path,
                               const posix_spawnattr_t* attributes, char* const argv[],
                               char* const envp[]) {
   entropy::resolve_next();
-  entropy::ExecEnvironment environment(envp);
+  entropy::ExecEnvironment environment(envp, true);
   return g_next.posix_spawn(pid, path, actions, attributes, argv, environment.get());
 }
 
@@ -1431,8 +1490,42 @@ MEMDET_EXPORT int posix_spawnp(pid_t* pid, const char* file,
                                const posix_spawnattr_t* attributes, char* const argv[],
                                char* const envp[]) {
   entropy::resolve_next();
-  entropy::ExecEnvironment environment(envp);
+  entropy::ExecEnvironment environment(envp, true);
   return g_next.posix_spawnp(pid, file, actions, attributes, argv, environment.get());
+}
+
+}  // extern "C"
+
+// system and popen start their shell with glibc's internal posix_spawn and
+// the process's own environment: for the call, environ is a copy with the
+// child's lineage, and put back after.
+namespace {
+
+template <typename Call>
+auto with_child_lineage(Call call) {
+  using memdet::preload::ExecEnvironment;
+  ExecEnvironment child(environ, true);
+  char** saved = environ;
+  if (child.get() != environ) {
+    environ = const_cast<char**>(child.get());
+  }
+  auto result = call();
+  environ = saved;
+  return result;
+}
+
+}  // namespace
+
+extern "C" {
+
+MEMDET_EXPORT int system(const char* command) {
+  entropy::resolve_next();
+  return with_child_lineage([&] { return g_next.system(command); });
+}
+
+MEMDET_EXPORT FILE* popen(const char* command, const char* mode) {
+  entropy::resolve_next();
+  return with_child_lineage([&] { return g_next.popen(command, mode); });
 }
 
 // std::random_device::_M_getval() and _M_getval_pretr1(): member functions

@@ -21,7 +21,10 @@ void write_entropy_report(prim::Writer& out);
 // no allocation through the hooks, and nothing leaks from a vfork child.
 class ExecEnvironment {
  public:
-  explicit ExecEnvironment(char* const* envp);
+  // `spawned`: the environment of a new process (posix_spawn, system,
+  // popen), which is no longer the process memdet launched; otherwise the
+  // image that replaces this one.
+  explicit ExecEnvironment(char* const* envp, bool spawned = false);
   ~ExecEnvironment();
   ExecEnvironment(const ExecEnvironment&) = delete;
   ExecEnvironment& operator=(const ExecEnvironment&) = delete;

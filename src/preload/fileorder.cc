@@ -131,7 +131,8 @@ bool keyed_for(uint64_t ordinal) {
   if (!window_set()) {
     return true;
   }
-  return !g_forked && g_config.lineage == 0 && ordinal >= g_config.fileorder_window_low &&
+  return !g_forked && launched_lineage(g_config.lineage) &&
+         ordinal >= g_config.fileorder_window_low &&
          ordinal <= g_config.fileorder_window_high;
 }
 

@@ -138,3 +138,26 @@ done
 expect_report clock_windowed 1
 expect_report clock_reads 5
 echo "ok: clock_window moves only read 3"
+
+# In counter mode the clock moves by what the program asked for, not by what
+# the machine took: a sleep, a timed-out poll and a sub-second epoch repeat
+# to the nanosecond.
+cat >"$WORK/clock_sleeps.py" <<'PY'
+import select, time
+time.sleep(0.05)
+a = time.time_ns()
+select.select([], [], [], 0.02)
+b = time.time_ns()
+print(a, b)
+PY
+run_shim glibc "$COUNTER;clock_epoch_ns=123456789" "$WORK/s1" "$PYTHON" "$WORK/clock_sleeps.py" ||
+  fail "the sleeping program failed"
+run_shim glibc "$COUNTER;clock_epoch_ns=123456789" "$WORK/s2" "$PYTHON" "$WORK/clock_sleeps.py" ||
+  fail "the sleeping program failed"
+cmp -s "$WORK/s1" "$WORK/s2" || fail "sleeps moved the pinned clock differently: $(cat "$WORK/s1") / $(cat "$WORK/s2")"
+read -r first second <"$WORK/s1"
+(( first >= EPOCH * 1000000000 + 123456789 + 50000000 && first < EPOCH * 1000000000 + 123456789 + 51000000 )) ||
+  fail "after a 0.05 s sleep the clock reads $first"
+(( second - first >= 20000000 && second - first < 21000000 )) ||
+  fail "a 0.02 s select moved the clock by $((second - first)) ns"
+echo "ok: sleeps and timeouts move the pinned clock by what was asked ($(cat "$WORK/s1"))"

@@ -163,6 +163,32 @@ grep -qF "|py:$WORK/entropy_frames.py:3;$WORK/entropy_frames.py:4" "$REPORT" ||
   fail "no Python frames in the callers: $(grep ^entropy_read "$REPORT")"
 echo "ok: Python frames"
 
+# A descriptor the image inherited open on /dev/urandom (a shell's
+# redirection) is served too.
+probe "entropy=a1;$ROOT" "$WORK/i1" sh -c 'head -c 8 </dev/urandom | od -An -tx1'
+probe "entropy=a1;$ROOT" "$WORK/i2" sh -c 'head -c 8 </dev/urandom | od -An -tx1'
+cmp -s "$WORK/i1" "$WORK/i2" || fail "an inherited /dev/urandom differs under one seed"
+echo "ok: inherited descriptors"
+
+# Children started by system() get streams of their own, the same in every
+# run; flags getrandom does not know fail as they would without the library.
+cat >"$WORK/entropy_system.py" <<'EOF'
+import os, sys
+for _ in range(2):
+    os.system(sys.executable + " -c 'import os; print(os.urandom(8).hex())'")
+EOF
+probe "entropy=a1;$ROOT" "$WORK/y1" "$PYTHON" "$WORK/entropy_system.py"
+probe "entropy=a1;$ROOT" "$WORK/y2" "$PYTHON" "$WORK/entropy_system.py"
+cmp -s "$WORK/y1" "$WORK/y2" || fail "system() children differ between runs under one seed"
+[[ $(sort -u "$WORK/y1" | wc -l) == 2 ]] || fail "two system() children drew the same bytes: $(cat "$WORK/y1")"
+probe "entropy=a1;$ROOT" "$WORK/g" "$PYTHON" -c '
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+buffer = ctypes.create_string_buffer(8)
+print(libc.getrandom(buffer, 8, 0xff), ctypes.get_errno())'
+[[ $(cat "$WORK/g") == "-1 22" ]] || fail "getrandom with unknown flags: $(cat "$WORK/g"), expected -1 EINVAL"
+echo "ok: system() children, getrandom's unknown flags"
+
 if timeout 60 "$PYTHON" -c 'import numpy' 2>/dev/null; then
   python_check numpy 'import numpy as np; print(np.random.default_rng().random())'
 else
