@@ -501,13 +501,15 @@ int run(const RunOptions& options) {
     throw CommandError(125, result.error().message);
   }
   factors::PreloadReport preload;
+  std::vector<factors::PreloadReport> descendants;
   if (factors.plan.needs_preload) {
     preload = factors::read_preload_report(use.report_prefix, result->pid);
+    descendants = factors::read_descendant_reports(use.report_prefix, result->pid);
   }
   if (!fingerprint.dir.empty()) {
     print_fingerprint_line(measure::read_run_fingerprint(fingerprint.dir, result->pid));
   }
-  factors::Observation seen{&*result, &preload, &spec.argv, &setup.host};
+  factors::Observation seen{&*result, &preload, &spec.argv, &setup.host, &descendants};
   factors::verify_run(setup.profile, seen, factors);
   noise.record(factors);
 

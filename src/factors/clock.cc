@@ -16,42 +16,64 @@ namespace {
 
 constexpr long long kDefaultEpoch = 946684800;  // 2000-01-01T00:00:00Z
 constexpr long long kDay = 86400;
+constexpr long long kNanos = 1000000000;
+// Nanoseconds since 1970 fit an int64 until 2262; a perturbation may add
+// ten years, so epochs stop at 2200-01-01.
+constexpr long long kLatestEpoch = 7258118400;
 
 struct ClockValue {
   std::string mode;
-  long long epoch = 0;
+  long long epoch = 0;       // seconds since 1970
+  long long nanoseconds = 0;  // past them
 };
 
 std::string value_text(const ClockValue& value) {
-  return value.mode + "@" + std::to_string(value.epoch);
+  std::string text = value.mode + "@" + std::to_string(value.epoch);
+  if (value.nanoseconds != 0) {
+    char digits[16];
+    std::snprintf(digits, sizeof digits, ".%09lld", value.nanoseconds);
+    text += digits;
+  }
+  return text;
 }
 
-// Seconds since 1970, or a date YYYY-MM-DD (midnight UTC).
-bool parse_epoch(const std::string& text, long long& epoch) {
-  if (text.empty()) {
-    return false;
-  }
-  int year = 0;
-  int month = 0;
-  int day = 0;
-  char tail = 0;
-  if (text.size() == 10 &&
-      std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &year, &month, &day, &tail) == 3 &&
-      month >= 1 && month <= 12 && day >= 1 && day <= 31 && year >= 1970) {
+// Seconds since 1970 with up to nine decimals, or a date YYYY-MM-DD
+// (midnight UTC) that exists, from 1970-01-01 to 2199-12-31.
+bool parse_epoch(const std::string& text, long long& epoch, long long& nanoseconds) {
+  nanoseconds = 0;
+  if (text.size() == 10 && text[4] == '-' && text[7] == '-') {
+    int year = 0;
+    int month = 0;
+    int day = 0;
+    char tail = 0;
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &year, &month, &day, &tail) != 3 ||
+        text.find_first_not_of("0123456789-") != std::string::npos) {
+      return false;
+    }
     std::tm date{};
     date.tm_year = year - 1900;
     date.tm_mon = month - 1;
     date.tm_mday = day;
     epoch = static_cast<long long>(timegm(&date));
-    return true;
+    // timegm rolls 2024-02-30 over into March: a date that does not exist
+    // does not come back unchanged.
+    return date.tm_year == year - 1900 && date.tm_mon == month - 1 && date.tm_mday == day &&
+           epoch >= 0 && epoch < kLatestEpoch;
   }
-  size_t start = text[0] == '-' ? 1 : 0;
-  if (start == text.size() || text.size() > 15 ||
-      text.find_first_not_of("0123456789", start) != std::string::npos) {
+  size_t dot = text.find('.');
+  std::string whole = text.substr(0, dot);
+  std::string fraction = dot == std::string::npos ? "" : text.substr(dot + 1);
+  if (whole.empty() || whole.size() > 10 ||
+      whole.find_first_not_of("0123456789") != std::string::npos ||
+      (dot != std::string::npos &&
+       (fraction.empty() || fraction.size() > 9 ||
+        fraction.find_first_not_of("0123456789") != std::string::npos))) {
     return false;
   }
-  epoch = std::strtoll(text.c_str(), nullptr, 10);
-  return true;
+  epoch = std::strtoll(whole.c_str(), nullptr, 10);
+  fraction.resize(9, '0');
+  nanoseconds = std::strtoll(fraction.c_str(), nullptr, 10);
+  return epoch <= kLatestEpoch;
 }
 
 bool parse(const std::string& text, ClockValue& value) {
@@ -62,7 +84,8 @@ bool parse(const std::string& text, ClockValue& value) {
     return false;
   }
   value.epoch = kDefaultEpoch;
-  return at == std::string::npos || parse_epoch(text.substr(at + 1), value.epoch);
+  value.nanoseconds = 0;
+  return at == std::string::npos || parse_epoch(text.substr(at + 1), value.epoch, value.nanoseconds);
 }
 
 class Clock final : public Factor {
@@ -83,8 +106,9 @@ class Clock final : public Factor {
     ClockValue parsed;
     if (!parse(value, parsed)) {
       return bad_request("unknown value '" + value +
-                         "' (counter, shift, counter@EPOCH or shift@EPOCH, EPOCH in seconds "
-                         "since 1970 or YYYY-MM-DD)");
+                         "' (counter, shift, counter@EPOCH or shift@EPOCH; EPOCH is seconds "
+                         "since 1970, with up to 9 decimals, or a date YYYY-MM-DD, from 1970 to "
+                         "2199)");
     }
     return resolved(value_text(parsed));
   }
@@ -95,9 +119,15 @@ class Clock final : public Factor {
     if (!parse(reference, parsed)) {
       return {};
     }
-    // 1 to 3650 days away, never the reference's own epoch.
-    parsed.epoch += kDay * static_cast<long long>(1 + mix_seed(seed, static_cast<uint64_t>(k)) %
-                                                          3650);
+    // 1 to 3650 days away, at another time of day and another fraction of
+    // a second: a seed taken from the hour or the microseconds moves too.
+    const uint64_t draw = mix_seed(seed, static_cast<uint64_t>(k));
+    const long long shift_ns =
+        static_cast<long long>(1 + draw % 3650) * kDay * kNanos +
+        static_cast<long long>(mix_seed(draw, 1) % static_cast<uint64_t>(kDay * kNanos));
+    const long long total = parsed.nanoseconds + shift_ns;
+    parsed.epoch += total / kNanos;
+    parsed.nanoseconds = total % kNanos;
     return value_text(parsed);
   }
 
@@ -106,6 +136,7 @@ class Clock final : public Factor {
     parse(value, parsed);
     plan.preload["clock"] = parsed.mode;
     plan.preload["clock_epoch"] = std::to_string(parsed.epoch);
+    plan.preload["clock_epoch_ns"] = std::to_string(parsed.nanoseconds);
     plan.needs_preload = true;
   }
 
@@ -117,9 +148,11 @@ class Clock final : public Factor {
     ClockValue parsed;
     parse(value, parsed);
     const PreloadReport& report = *seen.preload;
-    record.measured = "epoch " + std::to_string(parsed.epoch) + " (" + parsed.mode + ")";
+    record.measured = "epoch " + value_text(parsed).substr(parsed.mode.size() + 1) + " (" +
+                      parsed.mode + ")";
     const auto& served = report.rows_of("clock");
-    std::vector<std::string> expected = {parsed.mode, std::to_string(parsed.epoch)};
+    std::vector<std::string> expected = {parsed.mode, std::to_string(parsed.epoch),
+                                         std::to_string(parsed.nanoseconds)};
     if (served.empty() || served[0] != expected) {
       record.verified = launch::CheckState::kDiffers;
       record.observed =
@@ -128,8 +161,10 @@ class Clock final : public Factor {
                                                   : served[0][0] + " from " + served[0][1]);
       return;
     }
-    long long reads = report.number("clock_reads", 0);
-    long long deadlines = report.number("clock_deadlines", 0);
+    int children = 0;
+    long long reads = count_in_all(seen, "clock_reads", &children);
+    int waiting = 0;
+    long long deadlines = count_in_all(seen, "clock_deadlines", &waiting);
     if (reads <= 0 && deadlines <= 0) {
       record.verified = launch::CheckState::kNotObservable;
       record.observed = "the program read no wall clock the library could see";
@@ -138,7 +173,10 @@ class Clock final : public Factor {
     record.verified = launch::CheckState::kVerified;
     record.observed = std::to_string(reads) + " wall-clock reads" +
                       (deadlines > 0 ? ", " + std::to_string(deadlines) + " deadlines converted"
-                                     : "");
+                                     : "") +
+                      (children > 0 ? ", in this process and " + std::to_string(children) +
+                                          " child process" + (children == 1 ? "" : "es")
+                                    : "");
   }
 };
 

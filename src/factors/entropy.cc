@@ -20,12 +20,20 @@ std::string seed_text(uint64_t seed) {
   return text;
 }
 
-// Reads by source, from the report's first reads: "getrandom 3, urandom 1".
-std::string reads_by_source(const PreloadReport& report) {
+// Reads by source, from the reports' first reads: "getrandom 3, urandom 1".
+std::string reads_by_source(const Observation& seen) {
   std::map<std::string, int> counts;
-  for (const std::vector<std::string>& row : report.rows_of("entropy_read")) {
-    if (row.size() >= 2) {
-      ++counts[row[1]];
+  auto add = [&](const PreloadReport& report) {
+    for (const std::vector<std::string>& row : report.rows_of("entropy_read")) {
+      if (row.size() >= 2) {
+        ++counts[row[1]];
+      }
+    }
+  };
+  add(*seen.preload);
+  if (seen.descendants != nullptr) {
+    for (const PreloadReport& report : *seen.descendants) {
+      add(report);
     }
   }
   std::string text;
@@ -92,8 +100,9 @@ class Entropy final : public Factor {
       record.observed = "the library served seed " + (served != nullptr ? *served : "none");
       return;
     }
-    long long reads = report.number("entropy_reads", 0);
-    long long bytes = report.number("entropy_bytes", 0);
+    int children = 0;
+    long long reads = count_in_all(seen, "entropy_reads", &children);
+    long long bytes = count_in_all(seen, "entropy_bytes", &children);
     if (reads <= 0) {
       record.verified = launch::CheckState::kNotObservable;
       record.observed = "the program read no OS entropy the library could see";
@@ -101,11 +110,16 @@ class Entropy final : public Factor {
     }
     record.verified = launch::CheckState::kVerified;
     record.observed = std::to_string(reads) + " reads, " + std::to_string(bytes) + " bytes (" +
-                      reads_by_source(report) + ")";
+                      reads_by_source(seen) + ")";
+    if (children > 0) {
+      record.observed += ", " + std::to_string(reads - report.number("entropy_reads", 0)) +
+                         " of them in " + std::to_string(children) + " child process" +
+                         (children == 1 ? "" : "es");
+    }
     record.note =
-        "cryptographic randomness is weakened in this run; not seen: the kernel's AT_RANDOM "
-        "bytes, RDRAND in the program's own code, glibc malloc's tcache key, a random_device "
-        "linked in statically, raw system calls";
+        "not seen: the kernel's AT_RANDOM bytes, RDRAND in the program's own code, glibc "
+        "malloc's tcache key, a random_device linked in statically, raw system calls, stdio "
+        "reads other than fread, fgetc, getc and fgets";
   }
 };
 

@@ -25,4 +25,19 @@ bool preload_report_read(const Observation& seen, FactorRecord& record) {
   return false;
 }
 
+long long count_in_all(const Observation& seen, const std::string& key, int* processes) {
+  long long total = seen.preload != nullptr ? seen.preload->number(key, 0) : 0;
+  *processes = 0;
+  if (seen.descendants != nullptr) {
+    for (const PreloadReport& report : *seen.descendants) {
+      long long count = report.number(key, 0);
+      if (count > 0) {
+        total += count;
+        ++*processes;
+      }
+    }
+  }
+  return total;
+}
+
 }  // namespace memdet::factors

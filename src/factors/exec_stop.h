@@ -15,4 +15,9 @@ bool exec_stop_read(const Observation& seen, FactorRecord& record);
 // record unread with the reason.
 bool preload_report_read(const Observation& seen, FactorRecord& record);
 
+// A count the preload library reports, summed over the launched process
+// and the processes it started; `processes` gets how many of those (the
+// launched one left out) counted any.
+long long count_in_all(const Observation& seen, const std::string& key, int* processes);
+
 }  // namespace memdet::factors

@@ -49,6 +49,8 @@ struct Observation {
   const PreloadReport* preload = nullptr;  // never null; may be empty
   const std::vector<std::string>* argv = nullptr;
   const Host* host = nullptr;  // as read before the first run
+  // The reports of the processes the launched one started; may be null.
+  const std::vector<PreloadReport>* descendants = nullptr;
 };
 
 enum class Applied {

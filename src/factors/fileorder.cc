@@ -13,9 +13,20 @@
 namespace memdet::factors {
 namespace {
 
-bool valid_key(const std::string& key) {
-  return !key.empty() && key.size() <= 16 &&
-         key.find_first_not_of("0123456789abcdef") == std::string::npos;
+// A key of 1 to 16 hex digits, either case, with or without 0x, written
+// back as 16 lower-case digits; empty when it is not one.
+std::string key_text(std::string key) {
+  if (key.rfind("0x", 0) == 0 || key.rfind("0X", 0) == 0) {
+    key = key.substr(2);
+  }
+  if (key.empty() || key.size() > 16 ||
+      key.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    return {};
+  }
+  char text[20];
+  std::snprintf(text, sizeof text, "%016llx",
+                static_cast<unsigned long long>(std::strtoull(key.c_str(), nullptr, 16)));
+  return text;
 }
 
 class FileOrder final : public Factor {
@@ -32,8 +43,8 @@ class FileOrder final : public Factor {
     if (value.empty() || value == "sorted") {
       return resolved("sorted");
     }
-    if (value.rfind("keyed:", 0) == 0 && valid_key(value.substr(6))) {
-      return resolved(value);
+    if (value.rfind("keyed:", 0) == 0 && !key_text(value.substr(6)).empty()) {
+      return resolved("keyed:" + key_text(value.substr(6)));
     }
     return bad_request("unknown value '" + value + "' (sorted or keyed:HEX)");
   }
@@ -74,8 +85,9 @@ class FileOrder final : public Factor {
       record.observed = "the library served " + (served != nullptr ? *served : "no order");
       return;
     }
-    long long listings = report.number("fileorder_listings", 0);
-    long long ordered = report.number("fileorder_ordered", 0);
+    int children = 0;
+    long long listings = count_in_all(seen, "fileorder_listings", &children);
+    long long ordered = count_in_all(seen, "fileorder_ordered", &children);
     std::string unseen;
     for (const std::vector<std::string>& row : report.rows_of("fileorder_unseen")) {
       if (row.size() >= 2 && row[1] != "0") {
@@ -86,7 +98,10 @@ class FileOrder final : public Factor {
       record.note = "listings the library could not order: " + unseen;
     }
     record.observed = std::to_string(listings) + " listings, " + std::to_string(ordered) +
-                      " of two entries or more";
+                      " of two entries or more" +
+                      (children > 0 ? ", in this process and " + std::to_string(children) +
+                                          " child process" + (children == 1 ? "" : "es")
+                                    : "");
     if (ordered <= 0) {
       record.verified = launch::CheckState::kNotObservable;
       record.observed = "not applicable: " +

@@ -1,6 +1,8 @@
 #include "factors/preload_report.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 
 #include "core/sys.h"
 
@@ -102,6 +104,31 @@ PreloadReport parse_preload_report(const std::string& text) {
     report.error = "not a memdet preload report";
   }
   return report;
+}
+
+std::vector<PreloadReport> read_descendant_reports(const std::string& prefix, int pid) {
+  namespace fs = std::filesystem;
+  const fs::path base(prefix);
+  const std::string stem = base.filename().string() + ".";
+  std::vector<std::pair<long, std::string>> found;
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(base.parent_path(), error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(stem, 0) != 0 || name.size() == stem.size() ||
+        name.find_first_not_of("0123456789", stem.size()) != std::string::npos) {
+      continue;
+    }
+    const long other = std::strtol(name.c_str() + stem.size(), nullptr, 10);
+    if (other != pid) {
+      found.emplace_back(other, entry.path().string());
+    }
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<PreloadReport> reports;
+  for (const auto& [other, path] : found) {
+    reports.push_back(read_preload_report(prefix, static_cast<int>(other)));
+  }
+  return reports;
 }
 
 PreloadReport read_preload_report(const std::string& prefix, int pid) {

@@ -50,5 +50,8 @@ struct PreloadReport {
 PreloadReport parse_preload_report(const std::string& text);
 // Reads <prefix>.<pid>.
 PreloadReport read_preload_report(const std::string& prefix, int pid);
+// Reads every other <prefix>.<N>: the reports of the processes the
+// launched one started (forked workers, subprocesses), in pid order.
+std::vector<PreloadReport> read_descendant_reports(const std::string& prefix, int pid);
 
 }  // namespace memdet::factors

@@ -371,7 +371,9 @@ bool waits_on_realtime(const pthread_cond_t* cond) {
 void start_clock() {
   resolve_next();
   g_epoch_ns = g_config.clock_epoch * kNanosPerSecond + g_config.clock_epoch_ns;
-  g_window_shift_ns = (g_config.clock_window_epoch - g_config.clock_epoch) * kNanosPerSecond;
+  g_window_shift_ns = (g_config.clock_window_epoch - g_config.clock_epoch) * kNanosPerSecond +
+                      static_cast<int64_t>(g_config.clock_window_epoch_ns) -
+                      static_cast<int64_t>(g_config.clock_epoch_ns);
   g_monotonic_start_ns = real_ns(CLOCK_MONOTONIC);
   ::pthread_atfork(nullptr, nullptr, [] {
     g_forked = true;

@@ -290,6 +290,10 @@ const char* apply_field(Span key, Span value, Config& config) {
     if (!parse_signed_decimal(value, config.clock_window_epoch)) {
       return "clock_window_epoch needs seconds since 1970: ";
     }
+  } else if (key.equals("clock_window_epoch_ns")) {
+    if (!parse_decimal(value, 999999999, config.clock_window_epoch_ns)) {
+      return "clock_window_epoch_ns needs nanoseconds 0..999999999: ";
+    }
   } else if (key.equals("fileorder")) {
     if (value.equals("sorted")) {
       config.fileorder = FileOrder::kSorted;

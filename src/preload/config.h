@@ -64,6 +64,7 @@ struct Config {
   uint64_t clock_window_low = 0;
   uint64_t clock_window_high = 0;
   int64_t clock_window_epoch = 0;
+  uint64_t clock_window_epoch_ns = 0;
 
   FileOrder fileorder = FileOrder::kUnset;
   uint64_t fileorder_key = 0;

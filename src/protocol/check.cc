@@ -948,8 +948,11 @@ Result<const RunRecord*> Campaign::run(const RunRequest& request) {
   if (run.factors.plan.needs_preload) {
     run.preload =
         factors::read_preload_report(run.dir + "/" + kPreloadReportPrefix, run.launch.pid);
+    run.descendant_preloads =
+        factors::read_descendant_reports(run.dir + "/" + kPreloadReportPrefix, run.launch.pid);
   }
-  factors::Observation seen{&run.launch, &run.preload, &run.argv, &options.host};
+  factors::Observation seen{&run.launch, &run.preload, &run.argv, &options.host,
+                            &run.descendant_preloads};
   factors::verify_run(*request.profile, seen, run.factors);
   noise.record(run.factors);
   const size_t reference = request.reference_run > 0    ? static_cast<size_t>(request.reference_run)

@@ -100,6 +100,8 @@ struct RunRecord {
   std::string factor;  // the factor perturbed, if any
   factors::RunFactors factors;
   factors::PreloadReport preload;
+  // The reports of the processes the launched one started.
+  std::vector<factors::PreloadReport> descendant_preloads;
   // Factors whose measured quantity did not move as the profile says
   // relative to the reference run.
   std::vector<std::string> factor_problems;

@@ -296,8 +296,13 @@ std::map<std::string, std::string> read_window(const std::string& factor,
             {"fileorder_key", value.substr(value.find(':') + 1)},
             {"fileorder_window", window}};
   }
-  // clock values are "mode@epoch".
-  return {{"clock_window", window}, {"clock_window_epoch", value.substr(value.find('@') + 1)}};
+  // clock values are "mode@seconds[.nanoseconds]".
+  const std::string epoch = value.substr(value.find('@') + 1);
+  const size_t dot = epoch.find('.');
+  return {{"clock_window", window},
+          {"clock_window_epoch", epoch.substr(0, dot)},
+          {"clock_window_epoch_ns",
+           dot == std::string::npos ? "0" : std::to_string(std::stoll(epoch.substr(dot + 1)))}};
 }
 
 template <typename Make>
