@@ -169,8 +169,9 @@ Registered add_isolate_command(CLI::App& parent) {
       ->capture_default_str()
       ->check(CLI::Range(2, 999));
   app->add_option("--factors", options->factors,
-                  "the factors to try, comma-separated: uninit, heap, aslr, stack, allocator, "
-                  "threads, cpu, env, thp, hugepages, numa, mlock, numa-balancing, noise "
+                  "the factors to try, comma-separated: entropy, clock, uninit, heap, aslr, "
+                  "stack, allocator, threads, fileorder, cpu, env, thp, hugepages, numa, mlock, "
+                  "numa-balancing, noise "
                   "(default: every one --pin all applies on this host; mlock and noise only when "
                   "named)")
       ->allow_extra_args(false);

@@ -20,8 +20,15 @@ bool preload_report_read(const Observation& seen, FactorRecord& record) {
     return true;
   }
   record.verified = launch::CheckState::kUnread;
-  record.observed =
-      seen.preload == nullptr ? "the preload library was not loaded" : seen.preload->error;
+  const launch::LaunchResult* launch = seen.launch;
+  if (seen.preload == nullptr) {
+    record.observed = "the preload library was not loaded";
+  } else if (launch != nullptr && (launch->outcome == launch::Outcome::kTimedOut ||
+                                   launch->outcome == launch::Outcome::kSignaled)) {
+    record.observed = "the workload was killed before the preload library could report";
+  } else {
+    record.observed = seen.preload->error;
+  }
   return false;
 }
 

@@ -134,7 +134,10 @@ const char* base_name(const char* path) {
 }
 
 // The calling thread's Python frames, innermost first, walked while this
-// thread holds the interpreter's lock.
+// thread holds the interpreter's lock: at most 8 written, out of the first
+// 64. The import machinery's frozen frames ("<frozen importlib...>") are
+// passed over, so that a read made while a module is imported reaches the
+// program's own `import` line.
 void walk_frames(const Python* p, Out& out) {
   void* frame = p->current_frame();  // borrowed
   if (frame == nullptr) {
@@ -142,18 +145,23 @@ void walk_frames(const Python* p, Out& out) {
   }
   out.text("|py:");
   void* owned = nullptr;  // the reference PyFrame_GetBack gave us
-  for (int depth = 0; frame != nullptr && depth < 8; ++depth) {
+  int written = 0;
+  for (int depth = 0; frame != nullptr && depth < 64 && written < 8; ++depth) {
     void* code = p->frame_code(frame);
     if (code != nullptr) {
       void* name = p->get_attribute(code, "co_filename");
       const char* file = name != nullptr ? p->utf8(name) : nullptr;
-      if (depth > 0) {
-        out.character(';');
+      const bool frozen = file != nullptr && prim::starts_with(file, "<frozen");
+      if (!frozen) {
+        if (written > 0) {
+          out.character(';');
+        }
+        out.text(file != nullptr ? file : "?");
+        out.character(':');
+        int line = p->frame_line(frame);
+        out.number(line > 0 ? static_cast<uint64_t>(line) : 0);
+        ++written;
       }
-      out.text(file != nullptr ? file : "?");
-      out.character(':');
-      int line = p->frame_line(frame);
-      out.number(line > 0 ? static_cast<uint64_t>(line) : 0);
       if (name != nullptr) {
         p->release(name);
       }

@@ -1,6 +1,9 @@
 #include "report/isolate_terminal.h"
 
+#include <cxxabi.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -28,16 +31,65 @@ std::string join(const std::vector<std::string>& items, const char* separator = 
   return text;
 }
 
-// The pinned values of every factor but `except`, as the pool held them.
+std::string wrapped(const std::string& text, const std::string& indent);
+
+// Why the pool's runs did not hold `name`: the first reason a pool run's
+// record gives (refused, or unread), or empty when every run held it.
+std::string not_held_in_pool(const protocol::IsolateReport& report, const std::string& name) {
+  for (size_t i = 0; i < report.campaign.runs.size() && i < report.steps.size(); ++i) {
+    if (report.steps[i].phase != protocol::IsolatePhase::kPinned) {
+      continue;
+    }
+    for (const factors::FactorRecord& record : report.campaign.runs[i].factors.records) {
+      if (record.name != name) {
+        continue;
+      }
+      if (record.applied == factors::Applied::kRefused) {
+        return record.reason;
+      }
+      if (record.verified == launch::CheckState::kUnread) {
+        return record.observed;
+      }
+    }
+  }
+  return {};
+}
+
+// The pinned values of every factor but `except`, as the pool held them;
+// one the pool's runs could not hold is named apart.
 std::string pinned_values(const protocol::IsolateReport& report, const std::string& except) {
   std::vector<std::string> values;
+  std::vector<std::string> not_held;
   for (const factors::ProfileEntry& entry : report.pinned.entries) {
     if (entry.mode == factors::Mode::kPin && entry.applied == factors::Applied::kApplied &&
         except != entry.factor->name()) {
-      values.push_back(std::string(entry.factor->name()) + "=" + entry.reference);
+      if (not_held_in_pool(report, entry.factor->name()).empty()) {
+        values.push_back(std::string(entry.factor->name()) + "=" + entry.reference);
+      } else {
+        not_held.push_back(entry.factor->name());
+      }
     }
   }
-  return join(values);
+  return join(values) + (not_held.empty() ? "" : "; NOT held: " + join(not_held));
+}
+
+// One line per factor the pool's runs could not hold, with why.
+void print_not_held(const protocol::IsolateReport& report, std::FILE* out) {
+  for (const factors::ProfileEntry& entry : report.pinned.entries) {
+    if (entry.mode != factors::Mode::kPin || entry.applied != factors::Applied::kApplied) {
+      continue;
+    }
+    const std::string why = not_held_in_pool(report, entry.factor->name());
+    if (!why.empty()) {
+      std::fprintf(out, "%s",
+                   wrapped(std::string(entry.factor->name()) +
+                               " could not be pinned in the pool's runs, so it may be the "
+                               "cause: " +
+                               why,
+                           "  ")
+                       .c_str());
+    }
+  }
 }
 
 // `text` broken at spaces into lines of at most 78 columns, each after
@@ -287,13 +339,59 @@ void print_cure(const protocol::IsolateReport& report, std::FILE* out) {
   std::fprintf(out, "%s", wrapped(line, "").c_str());
 }
 
-// "train.py:12 `rng = np.random.default_rng()`", or the native caller.
+// "train.py:12 `rng = np.random.default_rng()`", or the native caller
+// with its symbol demangled.
 std::string site_text(const protocol::CallSite& site) {
   if (!site.location.empty()) {
     return site.location + (site.line.empty() ? "" : " `" + site.line + "`");
   }
   std::string native = site.caller.substr(0, site.caller.find("|py:"));
-  return native.empty() ? "an unknown caller" : native;
+  if (native.empty()) {
+    return "an unknown caller";
+  }
+  const size_t colon = native.find(':');
+  if (colon != std::string::npos) {
+    int status = 0;
+    char* plain = abi::__cxa_demangle(native.c_str() + colon + 1, nullptr, nullptr, &status);
+    if (status == 0 && plain != nullptr) {
+      native = native.substr(0, colon) + " (" + plain + ")";
+    }
+    std::free(plain);
+  }
+  return native;
+}
+
+// The cure for a missed seed, in the terms of the read that mattered.
+std::string seed_cure(const protocol::IsolateReport& report) {
+  bool python = false;
+  bool native = false;
+  bool torch = false;
+  bool random_device = false;
+  bool clock = false;
+  for (const protocol::SeedRead& read : report.seed_reads) {
+    clock = clock || read.factor == "clock";
+    random_device = random_device || read.source == "random_device";
+    torch = torch || read.site.caller.find("libc10") != std::string::npos;
+    python = python || read.site.caller.find("|py:") != std::string::npos;
+    native = native || (read.found && read.site.caller.find("|py:") == std::string::npos);
+  }
+  std::string cure = "pass an explicit, fixed seed to the generator that missed it";
+  if (torch) {
+    cure += ": torch.manual_seed(SEED) before torch draws";
+  } else if (python) {
+    cure += ": for numpy np.random.default_rng(SEED), for Python's random random.seed(SEED)";
+  } else if (random_device) {
+    cure += ": seed the engine with a fixed value (std::mt19937 engine(SEED)) instead of "
+            "std::random_device";
+  } else if (!native) {
+    cure += ": for numpy np.random.default_rng(SEED), for torch torch.manual_seed(SEED), for "
+            "Python's random random.seed(SEED)";
+  }
+  if (clock) {
+    cure += "; never a seed taken from the clock. If the program only prints the time, "
+            "--mask the timestamps instead";
+  }
+  return cure + ".";
 }
 
 void print_seed_reads(const protocol::IsolateReport& report, std::FILE* out) {
@@ -393,13 +491,17 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
       std::fprintf(out,
                    "verdict: NOT EXPLAINED by any factor memdet pins: with every factor pinned\n"
                    "%s"
-                   "  %d runs gave %d different outcomes. What varies is inside the program:\n"
-                   "  scheduling (atomics, work stealing, timing-based autotuning,\n"
-                   "  non-deterministic kernels). For PyTorch try\n"
+                   "  %d runs gave %d different outcomes. What varies is something memdet\n"
+                   "  does not hold: most often scheduling inside the program (atomics, work\n"
+                   "  stealing, timing-based autotuning, non-deterministic kernels), or a\n"
+                   "  value it reads that memdet does not pin (the process id, the monotonic\n"
+                   "  clock or the CPU's cycle counter, a seed drawn in a way the preload\n"
+                   "  library cannot see). For PyTorch try\n"
                    "  torch.use_deterministic_algorithms(True); for TensorFlow\n"
                    "  TF_DETERMINISTIC_OPS=1; elsewhere, reductions in a fixed order.\n",
                    wrapped("(" + pinned_values(report, "") + ")", "  ").c_str(), found.pool_runs,
                    found.pool_outcomes);
+      print_not_held(report, out);
       return;
     case IsolateVerdict::kUninitialised: {
       const FactorFinding* uninit = found.find("uninit");
@@ -449,22 +551,17 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                            .c_str());
         }
       }
-      std::fprintf(out, "%s",
-                   wrapped("cure: pass an explicit seed to the generator that missed it: for "
-                           "numpy np.random.default_rng(SEED), for torch torch.manual_seed(SEED), "
-                           "for Python's random random.seed(SEED); never a seed from the clock.",
-                           "  ")
-                       .c_str());
+      std::fprintf(out, "%s", wrapped("cure: " + seed_cure(report), "  ").c_str());
       break;
     }
     case IsolateVerdict::kDirectoryOrder:
       std::fprintf(out, "%s",
                    wrapped("verdict: REPRODUCIBLE AS RUN, BUT DEPENDS ON DIRECTORY ORDER: " +
                                std::to_string(found.free_runs) +
-                               " free runs agreed, and each other order of a directory listing "
-                               "gave another result that repeats. Another machine or file "
-                               "system lists in another order, so the result will differ "
-                               "there.",
+                               " free runs agreed, but another order of a directory listing "
+                               "gave another result, and its replays repeated it. Another "
+                               "machine or file system lists in another order, so the result "
+                               "will differ there.",
                            "")
                        .c_str());
       print_listings(report, out);
@@ -586,8 +683,9 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
       }
       std::string how = enough.pinned.empty()
                             ? "the " + std::to_string(enough.runs) + " pinned runs agreed"
-                            : std::to_string(enough.runs) + " runs with it pinned and the rest " +
-                                  "free agreed" + price;
+                            : std::to_string(enough.runs) + " runs with " +
+                                  (enough.pinned.size() == 1 ? "it" : "them") +
+                                  " pinned and the rest free agreed" + price;
       std::fprintf(out, "%s",
                    wrapped("pinning " + what + (enough.pinned.empty() ? " together" : "") +
                                " is enough: " + how + ".",
