@@ -1,9 +1,9 @@
 // clock: what a seed taken from the wall clock reads. Pinned (counter): each
 // thread's wall clock starts at a fixed epoch and moves 1 µs per read plus
-// the time it sleeps; shift: real speed from a fixed epoch, which repeats
+// the sleeps it asks for; shift: real speed from a fixed epoch, which repeats
 // seeds taken in seconds but not in nanoseconds. Absolute wall-clock
 // deadlines become real waits as long as the virtual ones. Perturbed:
-// another epoch per run, days apart. Monotonic and CPU clocks stay real.
+// another epoch per run, days apart and at another time of day. Monotonic and CPU clocks stay real.
 // Verified by the reads the preload library served.
 #include <cstdio>
 #include <cstdlib>
@@ -93,11 +93,13 @@ class Clock final : public Factor {
   const char* name() const override { return "clock"; }
   const char* summary() const override {
     return "the wall clock a seed or a file name may come from: pin counter (each thread's "
-           "clock starts at a fixed epoch and moves 1 us per read plus its sleeps) or shift "
-           "(real speed from the epoch), clock=counter|shift@SECONDS|@YYYY-MM-DD; perturb moves "
-           "the epoch by days. Progress rates (tqdm) show virtual time, TLS certificate checks "
-           "may fail against the epoch, wall times compared across processes may misbehave; "
-           "verified by the reads the preload library served";
+           "clock starts at a fixed epoch and moves 1 us per read plus the sleeps it asks for) "
+           "or shift (real speed from the epoch), clock=counter|shift@SECONDS[.NANOS] or "
+           "@YYYY-MM-DD; perturb moves the epoch by days, to another time of day. Loops timed "
+           "by the wall clock run longer, progress rates (tqdm) show virtual time, TLS "
+           "certificate checks may fail against the epoch, wall times compared across threads "
+           "or processes or with file times may misbehave; verified by the reads the preload "
+           "library served";
   }
   bool needs_preload() const override { return true; }
   bool varies_when_free() const override { return true; }
