@@ -505,6 +505,37 @@ std::vector<std::string> IsolateReport::unproven(const std::string& name) const 
   return reasons;
 }
 
+std::string IsolateReport::not_held(const std::string& name) const {
+  for (size_t i = 0; i < campaign.runs.size() && i < steps.size(); ++i) {
+    if (steps[i].phase != IsolatePhase::kPinned) {
+      continue;
+    }
+    for (const factors::FactorRecord& record : campaign.runs[i].factors.records) {
+      if (record.name != name) {
+        continue;
+      }
+      if (record.applied == factors::Applied::kRefused) {
+        return record.reason;
+      }
+      if (record.verified == launch::CheckState::kUnread) {
+        return record.observed;
+      }
+    }
+  }
+  return {};
+}
+
+bool IsolateReport::seed_sources_held() const {
+  for (const char* name : {"entropy", "clock"}) {
+    const factors::ProfileEntry* entry = pinned.find(name);
+    if (entry == nullptr || entry->mode != factors::Mode::kPin ||
+        entry->applied != factors::Applied::kApplied || !not_held(name).empty()) {
+      return false;
+    }
+  }
+  return true;
+}
+
 int IsolateReport::exit_status() const {
   if (!input_error.empty()) {
     return 2;

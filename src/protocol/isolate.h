@@ -133,6 +133,12 @@ struct IsolateReport {
   // the program overrode the value, or the run measured the same as the
   // pool's. One entry per such run.
   std::vector<std::string> unproven(const std::string& name) const;
+  // Why the pool's runs did not hold `name` at its pinned value (refused,
+  // or never reported on), or empty when every one of them held it.
+  std::string not_held(const std::string& name) const;
+  // OS entropy and the wall clock were pinned and held in every pool run:
+  // a pool that still differs cannot be following a missed seed.
+  bool seed_sources_held() const;
   int exit_status() const;
 };
 

@@ -162,6 +162,7 @@ json isolate_json(const protocol::IsolateReport& report) {
     reads.push_back(read_json(read));
   }
   document["seed_reads"] = reads;
+  document["seed_sources_held"] = report.seed_sources_held();
   if (report.listing_search) {
     document["listing_search"] = read_json(*report.listing_search);
   }

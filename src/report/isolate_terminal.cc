@@ -33,28 +33,6 @@ std::string join(const std::vector<std::string>& items, const char* separator = 
 
 std::string wrapped(const std::string& text, const std::string& indent);
 
-// Why the pool's runs did not hold `name`: the first reason a pool run's
-// record gives (refused, or unread), or empty when every run held it.
-std::string not_held_in_pool(const protocol::IsolateReport& report, const std::string& name) {
-  for (size_t i = 0; i < report.campaign.runs.size() && i < report.steps.size(); ++i) {
-    if (report.steps[i].phase != protocol::IsolatePhase::kPinned) {
-      continue;
-    }
-    for (const factors::FactorRecord& record : report.campaign.runs[i].factors.records) {
-      if (record.name != name) {
-        continue;
-      }
-      if (record.applied == factors::Applied::kRefused) {
-        return record.reason;
-      }
-      if (record.verified == launch::CheckState::kUnread) {
-        return record.observed;
-      }
-    }
-  }
-  return {};
-}
-
 // The pinned values of every factor but `except`, as the pool held them;
 // one the pool's runs could not hold is named apart.
 std::string pinned_values(const protocol::IsolateReport& report, const std::string& except) {
@@ -63,7 +41,7 @@ std::string pinned_values(const protocol::IsolateReport& report, const std::stri
   for (const factors::ProfileEntry& entry : report.pinned.entries) {
     if (entry.mode == factors::Mode::kPin && entry.applied == factors::Applied::kApplied &&
         except != entry.factor->name()) {
-      if (not_held_in_pool(report, entry.factor->name()).empty()) {
+      if (report.not_held(entry.factor->name()).empty()) {
         values.push_back(std::string(entry.factor->name()) + "=" + entry.reference);
       } else {
         not_held.push_back(entry.factor->name());
@@ -79,7 +57,7 @@ void print_not_held(const protocol::IsolateReport& report, std::FILE* out) {
     if (entry.mode != factors::Mode::kPin || entry.applied != factors::Applied::kApplied) {
       continue;
     }
-    const std::string why = not_held_in_pool(report, entry.factor->name());
+    const std::string why = report.not_held(entry.factor->name());
     if (!why.empty()) {
       std::fprintf(out, "%s",
                    wrapped(std::string(entry.factor->name()) +
@@ -488,6 +466,22 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
       }
       return;
     case IsolateVerdict::kNotExplained:
+      if (report.seed_sources_held()) {
+        std::fprintf(out,
+                     "verdict: NOT MEMORY: SCHEDULING INSIDE THE PROGRAM: with every factor\n"
+                     "  pinned, OS entropy and the wall clock included\n"
+                     "%s"
+                     "  %d runs gave %d different outcomes. What varies is the order in which\n"
+                     "  the program's threads or kernels do their work (atomics, work\n"
+                     "  stealing, timing-based autotuning, non-deterministic kernels), or a\n"
+                     "  value memdet cannot pin (the process id, the monotonic clock or the\n"
+                     "  CPU's cycle counter). For PyTorch try\n"
+                     "  torch.use_deterministic_algorithms(True); for TensorFlow\n"
+                     "  TF_DETERMINISTIC_OPS=1; elsewhere, reductions in a fixed order.\n",
+                     wrapped("(" + pinned_values(report, "") + ")", "  ").c_str(),
+                     found.pool_runs, found.pool_outcomes);
+        return;
+      }
       std::fprintf(out,
                    "verdict: NOT EXPLAINED by any factor memdet pins: with every factor pinned\n"
                    "%s"
