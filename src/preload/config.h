@@ -76,6 +76,11 @@ struct Config {
 
   bool fingerprints() const { return fingerprint_dir[0] != '\0'; }
 
+  // Some feature works through the allocation hooks.
+  bool shapes_allocation() const {
+    return shapes_heap() || uninit >= 0 || hugepages != Hugepages::kUnset || fingerprints();
+  }
+
   // Headers in front of every block: the layout itself is perturbed.
   bool shapes_heap() const { return heap_class >= 0 || heap_random; }
   // Threads go through the start trampoline: pinned, logged, or given an

@@ -43,7 +43,8 @@
 extern char** environ;
 
 using memdet::preload::AllocKind;
-using memdet::preload::current_mode;
+using memdet::preload::alloc_mode;
+using memdet::preload::alloc_passive;
 using memdet::preload::Fill;
 using memdet::preload::fingerprint_free;
 using memdet::preload::fingerprint_note;
@@ -63,7 +64,7 @@ __attribute__((noinline)) void* allocate_slow(size_t size, size_t alignment, Fil
     return memdet::preload::bootstrap_allocate(size, alignment);
   }
   void* pointer = nullptr;
-  if (is_passive()) {
+  if (alloc_passive()) {
     if (fill == Fill::kZero) {
       pointer = g_lower.calloc(1, size);
     } else if (alignment == 0) {
@@ -91,7 +92,7 @@ __attribute__((noinline)) void free_slow(void* pointer) {
   if (memdet::preload::start() == Start::kBootstrap) {
     return;  // cannot be ours to free yet: nothing was handed out but bootstrap
   }
-  if (is_passive()) {
+  if (alloc_passive()) {
     g_lower.free(pointer);
   } else {
     memdet::preload::heap_free(pointer);
@@ -101,7 +102,7 @@ __attribute__((noinline)) void free_slow(void* pointer) {
 __attribute__((noinline)) void* reallocate_slow(void* pointer, size_t size) {
   using memdet::preload::bootstrap_size;
   using memdet::preload::in_bootstrap;
-  if (memdet::preload::start() == Start::kBootstrap || (is_passive() && in_bootstrap(pointer))) {
+  if (memdet::preload::start() == Start::kBootstrap || (alloc_passive() && in_bootstrap(pointer))) {
     // Out of the bootstrap buffer, into a fresh block.
     if (pointer != nullptr && size == 0) {
       return nullptr;
@@ -113,7 +114,7 @@ __attribute__((noinline)) void* reallocate_slow(void* pointer, size_t size) {
     }
     return fresh;
   }
-  if (is_passive()) {
+  if (alloc_passive()) {
     return g_lower.realloc(pointer, size);
   }
   void* moved = memdet::preload::heap_reallocate(pointer, size);
@@ -138,7 +139,7 @@ size_t round_alignment(size_t alignment) {
 }
 
 void* allocate_aligned(size_t alignment, size_t size, const void* caller) {
-  if (MEMDET_LIKELY(is_passive())) {
+  if (MEMDET_LIKELY(alloc_passive())) {
     void* pointer = nullptr;
     int result = g_lower.posix_memalign(&pointer, alignment, size);
     if (result != 0) {
@@ -187,7 +188,7 @@ inline void* new_fast(size_t size, const void* caller) {
   if (size == 0) {
     size = 1;
   }
-  Mode mode = current_mode();
+  Mode mode = alloc_mode();
   void* pointer = nullptr;
   if (MEMDET_LIKELY(mode == Mode::kPassive)) {
     pointer = g_lower.malloc(size);
@@ -213,7 +214,7 @@ inline void* new_aligned(size_t size, std::align_val_t alignment, OnFailure on_f
 }
 
 inline void delete_fast(void* pointer) {
-  Mode mode = current_mode();
+  Mode mode = alloc_mode();
   if (MEMDET_LIKELY(mode == Mode::kPassive && !memdet::preload::in_bootstrap(pointer))) {
     g_lower.free(pointer);
     return;
@@ -266,7 +267,7 @@ int after_exec(int result) {
 extern "C" {
 
 MEMDET_EXPORT void* malloc(size_t size) noexcept {
-  Mode mode = current_mode();
+  Mode mode = alloc_mode();
   if (MEMDET_LIKELY(mode == Mode::kPassive)) {
     return g_lower.malloc(size);
   }
@@ -279,7 +280,7 @@ MEMDET_EXPORT void* malloc(size_t size) noexcept {
 MEMDET_EXPORT void free(void* pointer) noexcept { delete_fast(pointer); }
 
 MEMDET_EXPORT void* calloc(size_t count, size_t size) noexcept {
-  if (MEMDET_LIKELY(is_passive())) {
+  if (MEMDET_LIKELY(alloc_passive())) {
     return g_lower.calloc(count, size);
   }
   size_t total = 0;
@@ -293,7 +294,7 @@ MEMDET_EXPORT void* calloc(size_t count, size_t size) noexcept {
 }
 
 MEMDET_EXPORT void* realloc(void* pointer, size_t size) noexcept {
-  Mode mode = current_mode();
+  Mode mode = alloc_mode();
   if (MEMDET_LIKELY(mode == Mode::kPassive && !memdet::preload::in_bootstrap(pointer))) {
     return g_lower.realloc(pointer, size);
   }
@@ -317,7 +318,7 @@ MEMDET_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) noex
   if (!valid_alignment(alignment)) {
     return EINVAL;
   }
-  if (MEMDET_LIKELY(is_passive())) {
+  if (MEMDET_LIKELY(alloc_passive())) {
     return g_lower.posix_memalign(out, alignment, size);
   }
   int saved = errno;
@@ -358,7 +359,7 @@ MEMDET_EXPORT void* pvalloc(size_t size) noexcept {
 }
 
 MEMDET_EXPORT size_t malloc_usable_size(void* pointer) noexcept {
-  if (MEMDET_LIKELY(is_passive() && !memdet::preload::in_bootstrap(pointer))) {
+  if (MEMDET_LIKELY(alloc_passive() && !memdet::preload::in_bootstrap(pointer))) {
     return g_lower.malloc_usable_size != nullptr ? g_lower.malloc_usable_size(pointer) : 0;
   }
   if (memdet::preload::start() == Start::kBootstrap && !memdet::preload::in_bootstrap(pointer)) {
@@ -370,7 +371,7 @@ MEMDET_EXPORT size_t malloc_usable_size(void* pointer) noexcept {
 // numpy advises MADV_HUGEPAGE on its large arrays itself; hugepages=small
 // must win over that.
 MEMDET_EXPORT int madvise(void* address, size_t length, int advice) noexcept {
-  if (advice == MADV_HUGEPAGE && !is_passive() && memdet::preload::start() == Start::kReady &&
+  if (advice == MADV_HUGEPAGE && !alloc_passive() && memdet::preload::start() == Start::kReady &&
       memdet::preload::is_active() &&
       memdet::preload::g_config.hugepages == memdet::preload::Hugepages::kSmall) {
     memdet::preload::g_counters.madvise_suppressed.fetch_add(1, std::memory_order_relaxed);

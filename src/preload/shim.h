@@ -47,10 +47,18 @@ enum class Mode : int { kUnset, kStarting, kPassive, kActive };
 extern Lower g_lower;
 extern Config g_config;
 extern std::atomic<Mode> g_mode;
+// What the allocation hooks do: active only when a feature works through
+// them (heap offsets, fill, huge pages, the fingerprint); the missed-seed
+// sources alone leave allocation at the passive cost. Set with g_mode.
+extern std::atomic<Mode> g_alloc_mode;
 
 inline Mode current_mode() { return g_mode.load(std::memory_order_acquire); }
 inline bool is_passive() { return g_mode.load(std::memory_order_acquire) == Mode::kPassive; }
 inline bool is_active() { return g_mode.load(std::memory_order_acquire) == Mode::kActive; }
+inline Mode alloc_mode() { return g_alloc_mode.load(std::memory_order_acquire); }
+inline bool alloc_passive() {
+  return g_alloc_mode.load(std::memory_order_acquire) == Mode::kPassive;
+}
 
 enum class Start {
   kReady,      // g_lower is resolved; the mode is passive or active

@@ -28,6 +28,7 @@ using prim::warn;
 Lower g_lower;
 Config g_config;
 std::atomic<Mode> g_mode{Mode::kUnset};
+std::atomic<Mode> g_alloc_mode{Mode::kUnset};
 Counters g_counters;
 __thread ThreadSelf t_self __attribute__((tls_model("initial-exec"))) = {
     0, nullptr, 0, kMainOrdinalHash, nullptr, -1, 0, false, false, "0", nullptr};
@@ -207,6 +208,8 @@ Start start() {
   }
   t_self.starting = false;
   errno = saved_errno;
+  g_alloc_mode.store(active && g_config.shapes_allocation() ? Mode::kActive : Mode::kPassive,
+                     std::memory_order_release);
   g_mode.store(active ? Mode::kActive : Mode::kPassive, std::memory_order_release);
   return Start::kReady;
 }
