@@ -23,7 +23,7 @@ constexpr long long kLatestEpoch = 7258118400;
 
 struct ClockValue {
   std::string mode;
-  long long epoch = 0;       // seconds since 1970
+  long long epoch = 0;        // seconds since 1970
   long long nanoseconds = 0;  // past them
 };
 
@@ -85,7 +85,8 @@ bool parse(const std::string& text, ClockValue& value) {
   }
   value.epoch = kDefaultEpoch;
   value.nanoseconds = 0;
-  return at == std::string::npos || parse_epoch(text.substr(at + 1), value.epoch, value.nanoseconds);
+  return at == std::string::npos ||
+         parse_epoch(text.substr(at + 1), value.epoch, value.nanoseconds);
 }
 
 class Clock final : public Factor {
@@ -150,17 +151,16 @@ class Clock final : public Factor {
     ClockValue parsed;
     parse(value, parsed);
     const PreloadReport& report = *seen.preload;
-    record.measured = "epoch " + value_text(parsed).substr(parsed.mode.size() + 1) + " (" +
-                      parsed.mode + ")";
+    record.measured =
+        "epoch " + value_text(parsed).substr(parsed.mode.size() + 1) + " (" + parsed.mode + ")";
     const auto& served = report.rows_of("clock");
     std::vector<std::string> expected = {parsed.mode, std::to_string(parsed.epoch),
                                          std::to_string(parsed.nanoseconds)};
     if (served.empty() || served[0] != expected) {
       record.verified = launch::CheckState::kDiffers;
-      record.observed =
-          "the library served " +
-          (served.empty() || served[0].size() < 2 ? std::string("no clock")
-                                                  : served[0][0] + " from " + served[0][1]);
+      record.observed = "the library served " + (served.empty() || served[0].size() < 2
+                                                     ? std::string("no clock")
+                                                     : served[0][0] + " from " + served[0][1]);
       return;
     }
     int children = 0;
@@ -173,12 +173,12 @@ class Clock final : public Factor {
       return;
     }
     record.verified = launch::CheckState::kVerified;
-    record.observed = std::to_string(reads) + " wall-clock reads" +
-                      (deadlines > 0 ? ", " + std::to_string(deadlines) + " deadlines converted"
-                                     : "") +
-                      (children > 0 ? ", in this process and " + std::to_string(children) +
-                                          " child process" + (children == 1 ? "" : "es")
-                                    : "");
+    record.observed =
+        std::to_string(reads) + " wall-clock reads" +
+        (deadlines > 0 ? ", " + std::to_string(deadlines) + " deadlines converted" : "") +
+        (children > 0 ? ", in this process and " + std::to_string(children) + " child process" +
+                            (children == 1 ? "" : "es")
+                      : "");
   }
 };
 

@@ -104,9 +104,9 @@ class FileOrder final : public Factor {
                                     : "");
     if (ordered <= 0) {
       record.verified = launch::CheckState::kNotObservable;
-      record.observed = "not applicable: " +
-                        std::string(listings > 0 ? "no listing had two entries or more"
-                                                 : "the program listed no directory");
+      record.observed =
+          "not applicable: " + std::string(listings > 0 ? "no listing had two entries or more"
+                                                        : "the program listed no directory");
       return;
     }
     record.verified = launch::CheckState::kVerified;

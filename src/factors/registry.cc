@@ -26,11 +26,11 @@ const Factor& fileorder_factor();
 
 const std::vector<const Factor*>& all_factors() {
   static const std::vector<const Factor*> factors = {
-      &aslr_factor(),      &stack_factor(),   &heap_factor(),
-      &allocator_factor(), &mlock_factor(),   &hugepages_factor(),
-      &thp_factor(),       &numa_factor(),    &numa_balancing_factor(),
-      &cpu_factor(),       &threads_factor(), &noise_factor(),
-      &env_factor(),       &uninit_factor(),  &entropy_factor(),
+      &aslr_factor(),      &stack_factor(),     &heap_factor(),
+      &allocator_factor(), &mlock_factor(),     &hugepages_factor(),
+      &thp_factor(),       &numa_factor(),      &numa_balancing_factor(),
+      &cpu_factor(),       &threads_factor(),   &noise_factor(),
+      &env_factor(),       &uninit_factor(),    &entropy_factor(),
       &clock_factor(),     &fileorder_factor(),
   };
   return factors;

@@ -666,9 +666,10 @@ MEMDET_EXPORT int select(int count, fd_set* readable, fd_set* writable, fd_set* 
   }
   Elapsed elapsed(state);
   // Linux writes the time left into *timeout: read the request first.
-  int64_t asked = timeout != nullptr ? static_cast<int64_t>(timeout->tv_sec) * memdet::preload::kNanosPerSecond +
-                                           static_cast<int64_t>(timeout->tv_usec) * 1000
-                                     : 0;
+  int64_t asked = timeout != nullptr
+                      ? static_cast<int64_t>(timeout->tv_sec) * memdet::preload::kNanosPerSecond +
+                            static_cast<int64_t>(timeout->tv_usec) * 1000
+                      : 0;
   int result = g_next.select(count, readable, writable, exceptional, timeout);
   if (result == 0) {
     elapsed.slept(asked);

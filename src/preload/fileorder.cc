@@ -132,8 +132,7 @@ bool keyed_for(uint64_t ordinal) {
     return true;
   }
   return !g_forked && launched_lineage(g_config.lineage) &&
-         ordinal >= g_config.fileorder_window_low &&
-         ordinal <= g_config.fileorder_window_high;
+         ordinal >= g_config.fileorder_window_low && ordinal <= g_config.fileorder_window_high;
 }
 
 // Negative, zero or positive as `a` comes before, with or after `b`.

@@ -42,9 +42,9 @@
 
 extern char** environ;
 
-using memdet::preload::AllocKind;
 using memdet::preload::alloc_mode;
 using memdet::preload::alloc_passive;
+using memdet::preload::AllocKind;
 using memdet::preload::Fill;
 using memdet::preload::fingerprint_free;
 using memdet::preload::fingerprint_note;

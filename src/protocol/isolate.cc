@@ -281,11 +281,10 @@ std::vector<CounterChange> compare_counters(const IsolateReport& report) {
   return changes;
 }
 
-
 // The fields of a read search's run: the reads (or listings) LO..HI of the
 // launched process take the perturbed value, every other one the pinned.
-std::map<std::string, std::string> read_window(const std::string& factor,
-                                               const std::string& value, int low, int high) {
+std::map<std::string, std::string> read_window(const std::string& factor, const std::string& value,
+                                               int low, int high) {
   const std::string window = std::to_string(low) + "-" + std::to_string(high);
   if (factor == "entropy") {
     return {{"entropy_window", window}, {"entropy_window_seed", value}};
@@ -341,8 +340,9 @@ SeedRead search_read(const std::string& factor, const FactorFinding& finding,
     return read;
   }
   if (reads <= 0) {
-    read.note = "the launched process made no read the library saw: the reads that matter are "
-                "in a child process";
+    read.note =
+        "the launched process made no read the library saw: the reads that matter are "
+        "in a child process";
     return read;
   }
   // Runs with one window moved; true when the outcome left the pool's.
@@ -428,8 +428,7 @@ CallSite call_site(const std::string& caller, const std::string& cwd) {
       continue;
     }
     std::string file = frame.substr(0, colon);
-    const bool library = file.empty() || file[0] == '<' ||
-                         file.find("/usr/lib/python3") == 0 ||
+    const bool library = file.empty() || file[0] == '<' || file.find("/usr/lib/python3") == 0 ||
                          file.find("/usr/local/lib/python3") == 0 ||
                          file.find("/site-packages/") != std::string::npos ||
                          file.find("/dist-packages/") != std::string::npos;
@@ -454,8 +453,9 @@ CallSite call_site(const std::string& caller, const std::string& cwd) {
 
 const std::vector<std::string>& isolate_factor_order() {
   static const std::vector<std::string> order = {
-      "entropy", "clock", "uninit",    "heap", "aslr",  "stack",          "allocator", "threads",
-      "fileorder", "cpu", "env", "thp", "hugepages", "numa", "mlock", "numa-balancing", "noise",
+      "entropy", "clock",          "uninit", "heap", "aslr", "stack",     "allocator",
+      "threads", "fileorder",      "cpu",    "env",  "thp",  "hugepages", "numa",
+      "mlock",   "numa-balancing", "noise",
   };
   return order;
 }
@@ -734,13 +734,16 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
         !report.input_error.empty() || report.pool_run <= 0) {
       continue;
     }
-    SeedRead read = search_read(source, *finding, report, campaign, [&](const RunRequest& request) {
-      if (report.settings.budget > 0 &&
-          static_cast<int>(history.size()) >= report.settings.budget) {
-        return Result<const RunRecord*>(make_error("the budget ran out"));
-      }
-      return make({IsolatePhase::kRead, source, 0, false, {}}, request);
-    }, *request_for({IsolatePhase::kRead, source, 0, false, {}}));
+    SeedRead read = search_read(
+        source, *finding, report, campaign,
+        [&](const RunRequest& request) {
+          if (report.settings.budget > 0 &&
+              static_cast<int>(history.size()) >= report.settings.budget) {
+            return Result<const RunRecord*>(make_error("the budget ran out"));
+          }
+          return make({IsolatePhase::kRead, source, 0, false, {}}, request);
+        },
+        *request_for({IsolatePhase::kRead, source, 0, false, {}}));
     report.seed_reads.push_back(read);
   }
   // The listing that matters, found the same way over the launched
@@ -748,8 +751,8 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
   // entries or more is named.
   if (const FactorFinding* order = report.findings.find("fileorder");
       order != nullptr && order->status == FactorFinding::Status::kChanges &&
-      order->cause == FactorFinding::Cause::kValue && report.pool_run > 0 &&
-      !campaign.stopped() && report.input_error.empty()) {
+      order->cause == FactorFinding::Cause::kValue && report.pool_run > 0 && !campaign.stopped() &&
+      report.input_error.empty()) {
     SeedRead found = search_read(
         "fileorder", *order, report, campaign,
         [&](const RunRequest& request) {

@@ -87,8 +87,8 @@ struct SeedRead {
   int reads = 0;       // reads of the pool's reference run, in the launched process
   int runs = 0;        // runs the search made
   bool found = false;
-  int ordinal = 0;     // the read, from 1
-  std::string source;  // getrandom, urandom, random_device...; the clock function
+  int ordinal = 0;               // the read, from 1
+  std::string source;            // getrandom, urandom, random_device...; the clock function
   std::vector<std::string> row;  // the library's line for it, after the key
   CallSite site;
   std::string note;  // why none was named

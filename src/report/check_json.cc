@@ -290,10 +290,10 @@ json seed_sources_json(const factors::PreloadReport& preload) {
     return list;
   };
   if (preload.find("entropy") != nullptr) {
-    sources["entropy"] = {{"reads", preload.number("entropy_reads", 0)},
-                          {"bytes", preload.number("entropy_bytes", 0)},
-                          {"first_reads", rows("entropy_read", {"ordinal", "source", "bytes",
-                                                                "thread", "caller"})}};
+    sources["entropy"] = {
+        {"reads", preload.number("entropy_reads", 0)},
+        {"bytes", preload.number("entropy_bytes", 0)},
+        {"first_reads", rows("entropy_read", {"ordinal", "source", "bytes", "thread", "caller"})}};
   }
   if (preload.find("clock") != nullptr) {
     sources["clock"] = {

@@ -145,17 +145,14 @@ json isolate_json(const protocol::IsolateReport& report) {
   }
   document["counter_changes"] = counters;
   auto site_json = [](const protocol::CallSite& site) {
-    return nlohmann::json{{"caller", site.caller}, {"location", site.location}, {"line", site.line}};
+    return nlohmann::json{
+        {"caller", site.caller}, {"location", site.location}, {"line", site.line}};
   };
   auto read_json = [&](const protocol::SeedRead& read) {
-    return nlohmann::json{{"factor", read.factor},
-                     {"reads", read.reads},
-                     {"runs", read.runs},
-                     {"found", read.found},
-                     {"ordinal", read.ordinal},
-                     {"source", read.source},
-                     {"site", site_json(read.site)},
-                     {"note", read.note}};
+    return nlohmann::json{
+        {"factor", read.factor},        {"reads", read.reads},     {"runs", read.runs},
+        {"found", read.found},          {"ordinal", read.ordinal}, {"source", read.source},
+        {"site", site_json(read.site)}, {"note", read.note}};
   };
   nlohmann::json reads = nlohmann::json::array();
   for (const protocol::SeedRead& read : report.seed_reads) {

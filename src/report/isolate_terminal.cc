@@ -254,8 +254,8 @@ void print_factor_table(const protocol::IsolateReport& report, std::FILE* out) {
       for (const protocol::RunRecord* run : report.factor_runs(finding.name)) {
         for (const factors::FactorRecord& record : run->factors.records) {
           if (record.name == finding.name && untested.size() < 64) {
-            untested.push_back(finding.name + ": unused, so not tried further (" +
-                               record.observed + ")");
+            untested.push_back(finding.name + ": unused, so not tried further (" + record.observed +
+                               ")");
           }
         }
         break;
@@ -359,15 +359,18 @@ std::string seed_cure(const protocol::IsolateReport& report) {
   } else if (python) {
     cure += ": for numpy np.random.default_rng(SEED), for Python's random random.seed(SEED)";
   } else if (random_device) {
-    cure += ": seed the engine with a fixed value (std::mt19937 engine(SEED)) instead of "
-            "std::random_device";
+    cure +=
+        ": seed the engine with a fixed value (std::mt19937 engine(SEED)) instead of "
+        "std::random_device";
   } else if (!native) {
-    cure += ": for numpy np.random.default_rng(SEED), for torch torch.manual_seed(SEED), for "
-            "Python's random random.seed(SEED)";
+    cure +=
+        ": for numpy np.random.default_rng(SEED), for torch torch.manual_seed(SEED), for "
+        "Python's random random.seed(SEED)";
   }
   if (clock) {
-    cure += "; never a seed taken from the clock. If the program only prints the time, "
-            "--mask the timestamps instead";
+    cure +=
+        "; never a seed taken from the clock. If the program only prints the time, "
+        "--mask the timestamps instead";
   }
   return cure + ".";
 }
@@ -383,8 +386,7 @@ void print_seed_reads(const protocol::IsolateReport& report, std::FILE* out) {
                        .c_str());
       continue;
     }
-    const std::string runs =
-        std::to_string(read.runs) + " run" + (read.runs == 1 ? "" : "s");
+    const std::string runs = std::to_string(read.runs) + " run" + (read.runs == 1 ? "" : "s");
     std::string line = "the " + what + " that matters: read " + std::to_string(read.ordinal) +
                        " of " + std::to_string(read.reads) +
                        (read.source.empty() ? "" : " (" + read.source + ")") + ", from " +
@@ -404,32 +406,31 @@ void print_listings(const protocol::IsolateReport& report, std::FILE* out) {
   }
   const std::optional<protocol::SeedRead>& search = report.listing_search;
   if (search && search->found) {
-    const std::string runs =
-        std::to_string(search->runs) + " run" + (search->runs == 1 ? "" : "s");
-    std::fprintf(out, "%s",
-                 wrapped(search->reads == 1
-                             ? "the listing that matters, the program's only one, confirmed in " +
-                                   runs + ":"
-                             : "the listing that matters, found in " + runs +
-                                   " that reordered only some of the " +
-                                   std::to_string(search->reads) + " listings:",
-                         "  ")
-                     .c_str());
+    const std::string runs = std::to_string(search->runs) + " run" + (search->runs == 1 ? "" : "s");
+    std::fprintf(
+        out, "%s",
+        wrapped(search->reads == 1
+                    ? "the listing that matters, the program's only one, confirmed in " + runs + ":"
+                    : "the listing that matters, found in " + runs +
+                          " that reordered only some of the " + std::to_string(search->reads) +
+                          " listings:",
+                "  ")
+            .c_str());
   } else {
     std::string why = search && !search->note.empty() ? " (" + search->note + ")" : "";
-    std::fprintf(out, "%s",
-                 wrapped("no one listing was found to matter alone" + why +
-                             "; the listings it could be:",
-                         "  ")
-                     .c_str());
+    std::fprintf(
+        out, "%s",
+        wrapped("no one listing was found to matter alone" + why + "; the listings it could be:",
+                "  ")
+            .c_str());
   }
   for (const protocol::Listing& listing : report.listings) {
-    std::fprintf(out, "%s",
-                 wrapped(listing.directory + " (" + listing.api + ", " +
-                             std::to_string(listing.entries) + " entries), from " +
-                             site_text(listing.site),
-                         "    ")
-                     .c_str());
+    std::fprintf(
+        out, "%s",
+        wrapped(listing.directory + " (" + listing.api + ", " + std::to_string(listing.entries) +
+                    " entries), from " + site_text(listing.site),
+                "    ")
+            .c_str());
   }
 }
 
@@ -478,8 +479,8 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                      "  CPU's cycle counter). For PyTorch try\n"
                      "  torch.use_deterministic_algorithms(True); for TensorFlow\n"
                      "  TF_DETERMINISTIC_OPS=1; elsewhere, reductions in a fixed order.\n",
-                     wrapped("(" + pinned_values(report, "") + ")", "  ").c_str(),
-                     found.pool_runs, found.pool_outcomes);
+                     wrapped("(" + pinned_values(report, "") + ")", "  ").c_str(), found.pool_runs,
+                     found.pool_outcomes);
         return;
       }
       std::fprintf(out,
@@ -527,22 +528,19 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
           sources.push_back("the wall clock");
         }
       }
-      std::fprintf(out, "%s",
-                   wrapped("verdict: MISSED SEED: the result follows " +
-                               join(sources, " and ") +
-                               ". With every factor pinned the runs agree; another " +
-                               join(blamed, " or ") +
-                               " value gives another result, and its replays repeat it.",
-                           "")
-                       .c_str());
+      std::fprintf(
+          out, "%s",
+          wrapped("verdict: MISSED SEED: the result follows " + join(sources, " and ") +
+                      ". With every factor pinned the runs agree; another " + join(blamed, " or ") +
+                      " value gives another result, and its replays repeat it.",
+                  "")
+              .c_str());
       print_seed_reads(report, out);
       for (const std::string& name : blamed) {
         if (name != "entropy" && name != "clock") {
-          std::fprintf(out, "%s",
-                       wrapped("also: " + name + " " +
-                                   cause_text(report, *found.find(name)),
-                               "  ")
-                           .c_str());
+          std::fprintf(
+              out, "%s",
+              wrapped("also: " + name + " " + cause_text(report, *found.find(name)), "  ").c_str());
         }
       }
       std::fprintf(out, "%s", wrapped("cure: " + seed_cure(report), "  ").c_str());

@@ -5,13 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <chrono>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -221,8 +221,8 @@ std::vector<Line> entropy_sum() {
 
 std::vector<Line> clock_sum() {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
-  return shuffled_sum(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()));
+  return shuffled_sum(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()));
 }
 
 // One file per value, named by its index, each holding the value's bits;

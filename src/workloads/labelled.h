@@ -29,10 +29,9 @@ enum class Cause {
 };
 
 // Every cause, in the order help lists them.
-inline constexpr Cause kCauses[] = {Cause::heap,      Cause::aslr,    Cause::atomic,
-                                    Cause::threads,   Cause::uninit,  Cause::allocator,
-                                    Cause::entropy,   Cause::clock,   Cause::fileorder,
-                                    Cause::none};
+inline constexpr Cause kCauses[] = {
+    Cause::heap,      Cause::aslr,    Cause::atomic, Cause::threads,   Cause::uninit,
+    Cause::allocator, Cause::entropy, Cause::clock,  Cause::fileorder, Cause::none};
 
 const char* cause_name(Cause cause);
 std::optional<Cause> parse_cause(std::string_view name);

@@ -135,19 +135,18 @@ TEST(SeedFactors, EntropyKeepsPythonsHashSeedFixed) {
 
 TEST(SeedFactors, EntropyIsJudgedByTheReadsTheLibraryServed) {
   const std::string seed = "00000000000000aa";
-  FactorRecord served =
-      verify("entropy", seed,
-             kHead + "entropy\t" + seed +
-                 "\nentropy_reads\t2\nentropy_bytes\t40\n"
-                 "entropy_read\t1\tgetrandom\t32\t0\tlibc.so.6+0x1\n"
-                 "entropy_read\t2\turandom\t8\t0\tlibc10.so+0x2\n");
+  FactorRecord served = verify("entropy", seed,
+                               kHead + "entropy\t" + seed +
+                                   "\nentropy_reads\t2\nentropy_bytes\t40\n"
+                                   "entropy_read\t1\tgetrandom\t32\t0\tlibc.so.6+0x1\n"
+                                   "entropy_read\t2\turandom\t8\t0\tlibc10.so+0x2\n");
   EXPECT_EQ(served.verified, launch::CheckState::kVerified) << served.observed;
   EXPECT_EQ(served.observed, "2 reads, 40 bytes (getrandom 1, urandom 1)");
   EXPECT_EQ(served.measured, "seed " + seed);
   EXPECT_NE(served.note.find("not seen"), std::string::npos);
 
-  FactorRecord none =
-      verify("entropy", seed, kHead + "entropy\t" + seed + "\nentropy_reads\t0\nentropy_bytes\t0\n");
+  FactorRecord none = verify("entropy", seed,
+                             kHead + "entropy\t" + seed + "\nentropy_reads\t0\nentropy_bytes\t0\n");
   EXPECT_EQ(none.verified, launch::CheckState::kNotObservable);
 
   // The library writes the seed without its leading zeros.
@@ -165,36 +164,39 @@ TEST(SeedFactors, EntropyIsJudgedByTheReadsTheLibraryServed) {
 }
 
 TEST(SeedFactors, ClockIsJudgedByItsModeEpochAndReads) {
-  FactorRecord fraction = verify("clock", "counter@5.000000250",
-                                 kHead + "clock\tcounter\t5\t250\nclock_reads\t1\n");
+  FactorRecord fraction =
+      verify("clock", "counter@5.000000250", kHead + "clock\tcounter\t5\t250\nclock_reads\t1\n");
   EXPECT_EQ(fraction.verified, launch::CheckState::kVerified) << fraction.observed;
   FactorRecord whole =
       verify("clock", "counter@5.000000250", kHead + "clock\tcounter\t5\t0\nclock_reads\t1\n");
   EXPECT_EQ(whole.verified, launch::CheckState::kDiffers);
   FactorRecord served = verify("clock", "counter@946684800",
-                               kHead + "clock\tcounter\t946684800\t0\nclock_reads\t12\n"
-                                       "clock_deadlines\t1\n");
+                               kHead +
+                                   "clock\tcounter\t946684800\t0\nclock_reads\t12\n"
+                                   "clock_deadlines\t1\n");
   EXPECT_EQ(served.verified, launch::CheckState::kVerified) << served.observed;
   EXPECT_EQ(served.observed, "12 wall-clock reads, 1 deadlines converted");
   FactorRecord moved =
       verify("clock", "counter@946684800", kHead + "clock\tcounter\t1\t0\nclock_reads\t12\n");
   EXPECT_EQ(moved.verified, launch::CheckState::kDiffers);
-  FactorRecord unread =
-      verify("clock", "shift@0", kHead + "clock\tshift\t0\t0\nclock_reads\t0\nclock_deadlines\t0\n");
+  FactorRecord unread = verify("clock", "shift@0",
+                               kHead + "clock\tshift\t0\t0\nclock_reads\t0\nclock_deadlines\t0\n");
   EXPECT_EQ(unread.verified, launch::CheckState::kNotObservable);
 }
 
 TEST(SeedFactors, FileOrderNeedsAListingOfTwoEntries) {
   FactorRecord ordered = verify("fileorder", "keyed:00000000000000ff",
-                                kHead + "fileorder\tkeyed\nfileorder_listings\t3\n"
-                                        "fileorder_ordered\t1\n"
-                                        "fileorder_unseen\tnftw\t2\n");
+                                kHead +
+                                    "fileorder\tkeyed\nfileorder_listings\t3\n"
+                                    "fileorder_ordered\t1\n"
+                                    "fileorder_unseen\tnftw\t2\n");
   EXPECT_EQ(ordered.verified, launch::CheckState::kVerified) << ordered.observed;
   EXPECT_EQ(ordered.measured, "order keyed:00000000000000ff");
   EXPECT_NE(ordered.note.find("nftw 2"), std::string::npos) << ordered.note;
   FactorRecord single = verify("fileorder", "sorted",
-                               kHead + "fileorder\tsorted\nfileorder_listings\t2\n"
-                                       "fileorder_ordered\t0\n");
+                               kHead +
+                                   "fileorder\tsorted\nfileorder_listings\t2\n"
+                                   "fileorder_ordered\t0\n");
   EXPECT_EQ(single.verified, launch::CheckState::kNotObservable);
   EXPECT_NE(single.observed.find("not applicable"), std::string::npos);
   FactorRecord wrong = verify("fileorder", "sorted", kHead + "fileorder\tkeyed\n");
