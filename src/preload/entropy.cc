@@ -1415,34 +1415,27 @@ MEMDET_EXPORT size_t __fread_chk(void* buffer, size_t buffer_size, size_t size, 
       [=] { return g_next.fread_chk(buffer, buffer_size, size, count, file); });
 }
 
-MEMDET_EXPORT int fgetc(FILE* file) {
+// fgetc, getc and getc_unlocked: one character, from the stream when the
+// FILE is tracked.
+static inline int character_hook(int (*next)(FILE*), FILE* file, const void* caller) {
   if (MEMDET_LIKELY(files_passive())) {
-    return g_next.fgetc(file);
+    return next(file);
   }
-  const void* caller = __builtin_return_address(0);
   return file_slow(
       file, [=](TrackedFile& tracked) { return entropy::serve_getc(tracked, file, caller); },
-      [=] { return g_next.fgetc(file); });
+      [=] { return next(file); });
+}
+
+MEMDET_EXPORT int fgetc(FILE* file) {
+  return character_hook(g_next.fgetc, file, __builtin_return_address(0));
 }
 
 MEMDET_EXPORT int getc(FILE* file) {
-  if (MEMDET_LIKELY(files_passive())) {
-    return g_next.getc(file);
-  }
-  const void* caller = __builtin_return_address(0);
-  return file_slow(
-      file, [=](TrackedFile& tracked) { return entropy::serve_getc(tracked, file, caller); },
-      [=] { return g_next.getc(file); });
+  return character_hook(g_next.getc, file, __builtin_return_address(0));
 }
 
 MEMDET_EXPORT int getc_unlocked(FILE* file) {
-  if (MEMDET_LIKELY(files_passive())) {
-    return g_next.getc_unlocked(file);
-  }
-  const void* caller = __builtin_return_address(0);
-  return file_slow(
-      file, [=](TrackedFile& tracked) { return entropy::serve_getc(tracked, file, caller); },
-      [=] { return g_next.getc_unlocked(file); });
+  return character_hook(g_next.getc_unlocked, file, __builtin_return_address(0));
 }
 
 MEMDET_EXPORT char* fgets(char* buffer, int size, FILE* file) {

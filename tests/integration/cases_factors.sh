@@ -10,19 +10,8 @@ CASES=$SOURCE_DIR/../shared/cases
 [ -d "$CASES" ] || skip "$CASES is missing"
 "$PYTHON" -c 'import numpy' 2>/dev/null || skip "$PYTHON has no numpy (scripts/install-deps.sh installs it)"
 
-# in_case CASE NAME ARGS...: memdet check in a fresh copy of CASE's folder,
-# on the case's own command and artifacts.
-in_case() {
-    local case=$1 name=$2
-    shift 2
-    rm -rf "$SCRATCH/$name.dir"
-    cp -r "$CASES/$case" "$SCRATCH/$name.dir"
-    local command
-    mapfile -t command < <("$PYTHON" -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["command"]))' "$CASES/$case/case.json")
-    (cd "$SCRATCH/$name.dir" && timeout "$LIMIT_SECONDS" "$MEMDET" check --json "$SCRATCH/$name.json" \
-        --artifact out.npy "$@" -- "${command[@]}" >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err")
-    status=$?
-}
+# in_case CASE NAME ARGS...: memdet check in a fresh copy of CASE's folder.
+in_case() { memdet_in_case check "$@"; }
 
 # outcomes NAME: distinct outcomes of the campaign.
 outcomes() { json_value "$1.json" 'len(d["outcomes"])'; }

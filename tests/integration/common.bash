@@ -113,3 +113,20 @@ expect_one_memdet_line() {
         fail "$name: the memdet line on stderr does not mention '$text'"
     fi
 }
+
+# memdet_in_case SUBCOMMAND CASE NAME ARGS...: memdet SUBCOMMAND in a fresh
+# copy of $CASES/CASE's folder, on the case's own command, with --json
+# NAME.json --artifact out.npy ARGS; stdout and stderr to NAME.out and
+# NAME.err in the scratch directory, the exit status in $status.
+memdet_in_case() {
+    local subcommand=$1 case=$2 name=$3
+    shift 3
+    rm -rf "$SCRATCH/$name.dir"
+    cp -r "$CASES/$case" "$SCRATCH/$name.dir"
+    local command
+    mapfile -t command < <("$PYTHON" -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["command"]))' "$CASES/$case/case.json")
+    (cd "$SCRATCH/$name.dir" && timeout "$LIMIT_SECONDS" "$MEMDET" "$subcommand" \
+        --json "$SCRATCH/$name.json" --artifact out.npy "$@" -- "${command[@]}" \
+        >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err")
+    status=$?
+}

@@ -14,21 +14,13 @@ CASES=$SOURCE_DIR/../shared/cases
 "$PYTHON" -c 'import numpy' 2>/dev/null || skip "$PYTHON has no numpy (scripts/install-deps.sh installs it)"
 
 # isolate_case CASE NAME ARGS...: memdet isolate in a fresh copy of CASE's
-# folder, on the case's own command.
+# folder, its campaign in NAME.campaign.
 isolate_case() {
     local case=$1 name=$2
     shift 2
-    rm -rf "$SCRATCH/$name.dir"
-    cp -r "$CASES/$case" "$SCRATCH/$name.dir"
-    local command
-    mapfile -t command < <("$PYTHON" -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["command"]))' "$CASES/$case/case.json")
-    (cd "$SCRATCH/$name.dir" && timeout "$LIMIT_SECONDS" "$MEMDET" isolate --json "$SCRATCH/$name.json" \
-        --out "$SCRATCH/$name.campaign" --artifact out.npy "$@" -- "${command[@]}" \
-        >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err")
-    status=$?
+    memdet_in_case isolate "$case" "$name" --out "$SCRATCH/$name.campaign" "$@"
 }
 
-blamed() { json_value "$1.json" "[f['name'] for f in d['factors'] if f['status'] == 'changes-result']"; }
 
 # A control: it reads OS entropy and the wall clock, but writes neither.
 cat >control.py <<'PY'
