@@ -727,42 +727,36 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
   // The read that matters, for each seed source whose value was shown to
   // change the result: halve a window of the launched process's reads,
   // moved to the perturbed value that differed, until one read is left.
-  for (const char* source : {"entropy", "clock"}) {
-    const FactorFinding* finding = report.findings.find(source);
+  // None when the value was not shown to change it.
+  auto search = [&](const char* name) -> std::optional<SeedRead> {
+    const FactorFinding* finding = report.findings.find(name);
     if (finding == nullptr || finding->status != FactorFinding::Status::kChanges ||
         finding->cause != FactorFinding::Cause::kValue || campaign.stopped() ||
         !report.input_error.empty() || report.pool_run <= 0) {
-      continue;
+      return std::nullopt;
     }
-    SeedRead read = search_read(
-        source, *finding, report, campaign,
+    const IsolateStep step{IsolatePhase::kRead, name, 0, false, {}};
+    return search_read(
+        name, *finding, report, campaign,
         [&](const RunRequest& request) {
           if (report.settings.budget > 0 &&
               static_cast<int>(history.size()) >= report.settings.budget) {
             return Result<const RunRecord*>(make_error("the budget ran out"));
           }
-          return make({IsolatePhase::kRead, source, 0, false, {}}, request);
+          return make(step, request);
         },
-        *request_for({IsolatePhase::kRead, source, 0, false, {}}));
-    report.seed_reads.push_back(read);
+        *request_for(step));
+  };
+  for (const char* source : {"entropy", "clock"}) {
+    if (std::optional<SeedRead> read = search(source)) {
+      report.seed_reads.push_back(*read);
+    }
   }
   // The listing that matters, found the same way over the launched
   // process's listings; when none is found alone, every listing of two
   // entries or more is named.
-  if (const FactorFinding* order = report.findings.find("fileorder");
-      order != nullptr && order->status == FactorFinding::Status::kChanges &&
-      order->cause == FactorFinding::Cause::kValue && report.pool_run > 0 && !campaign.stopped() &&
-      report.input_error.empty()) {
-    SeedRead found = search_read(
-        "fileorder", *order, report, campaign,
-        [&](const RunRequest& request) {
-          if (report.settings.budget > 0 &&
-              static_cast<int>(history.size()) >= report.settings.budget) {
-            return Result<const RunRecord*>(make_error("the budget ran out"));
-          }
-          return make({IsolatePhase::kRead, "fileorder", 0, false, {}}, request);
-        },
-        *request_for({IsolatePhase::kRead, "fileorder", 0, false, {}}));
+  if (std::optional<SeedRead> searched = search("fileorder")) {
+    const SeedRead& found = *searched;
     report.listing_search = found;
     const RunRecord& reference = campaign.report().runs[report.pool_run - 1];
     for (const auto& row : reference.preload.rows_of("fileorder_listing")) {
