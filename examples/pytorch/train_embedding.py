@@ -26,6 +26,7 @@ one loss per step, printed with repr() so that every bit of it shows.
 
 import argparse
 import os
+import sys
 
 import numpy as np
 import torch
@@ -54,6 +55,12 @@ def parse_args():
         "--deterministic",
         action="store_true",
         help="call torch.use_deterministic_algorithms(True)",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="write memdet-trace.jsonl into --out with python/memdet_trace.py: every step's "
+        "digests, and the operators of step 0 with their outputs",
     )
     return parser.parse_args()
 
@@ -106,6 +113,12 @@ def main():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
 
     os.makedirs(args.out, exist_ok=True)
+    trace = None
+    if args.trace:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+        import memdet_trace
+
+        trace = memdet_trace.Trace(model, path=args.out, ops=range(0, 1), save=range(0, 1))
     batches = SAMPLES // BATCH
     with open(os.path.join(args.out, "loss.txt"), "w") as log:
         for step in range(args.steps):
@@ -119,6 +132,8 @@ def main():
             optimizer.step()
 
             log.write(f"{step} {loss.item()!r}\n")
+            if trace is not None:
+                trace.step(loss)
 
     for name, param in model.named_parameters():
         array = param.detach().numpy()

@@ -21,7 +21,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "compare/finding_report.h"
 #include "compare/tensor_diff.h"
+#include "compare/trace.h"
 #include "core/error.h"
 #include "core/text.h"
 #include "measure/fingerprint.h"
@@ -44,45 +46,6 @@ struct DiffOptions {
   bool json = false;
 };
 
-std::string number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.9g", value);
-  return text;
-}
-
-std::string index_text(const std::vector<uint64_t>& index) {
-  std::string text = "[";
-  for (size_t i = 0; i < index.size(); ++i) text += (i > 0 ? ", " : "") + std::to_string(index[i]);
-  return text + "]";
-}
-
-// "weights.safetensors: layer.0.weight", or whichever part there is.
-std::string finding_name(const TensorFinding& finding) {
-  if (finding.file.empty()) return finding.tensor.empty() ? "the array" : finding.tensor;
-  if (finding.tensor.empty()) return finding.file;
-  return finding.file + ": " + finding.tensor;
-}
-
-std::string_view kind_word(FindingKind kind) {
-  switch (kind) {
-    case FindingKind::kIdentical:
-      return "identical";
-    case FindingKind::kWithinTolerance:
-      return "within_tolerance";
-    case FindingKind::kDiffers:
-      return "differs";
-    case FindingKind::kDtypeMismatch:
-      return "dtype_mismatch";
-    case FindingKind::kShapeMismatch:
-      return "shape_mismatch";
-    case FindingKind::kOnlyInA:
-      return "only_in_a";
-    case FindingKind::kOnlyInB:
-      break;
-  }
-  return "only_in_b";
-}
-
 std::string_view verdict_word(Verdict verdict) {
   switch (verdict) {
     case Verdict::kIdentical:
@@ -96,51 +59,12 @@ std::string_view verdict_word(Verdict verdict) {
 }
 
 std::string tolerance_text(const compare::Tolerance& tolerance) {
-  return "atol " + number(tolerance.atol) + ", rtol " + number(tolerance.rtol) + ", max-ulp " +
+  return "atol " + compare::number_text(tolerance.atol) + ", rtol " + compare::number_text(tolerance.rtol) + ", max-ulp " +
          std::to_string(tolerance.max_ulp) + (tolerance.equal_nan ? ", NaNs equal" : "");
 }
 
-void print_figures(const TensorFinding& finding) {
-  const compare::TensorDiff& diff = finding.diff;
-  const std::string name = printable(finding_name(finding));
-  const std::string what = finding.bytes_only ? "bytes" : "elements";
-  std::printf("  %s  %s %s: %llu of %llu %s differ", name.c_str(), finding.dtype_a.c_str(),
-              compare::shape_text(finding.shape_a).c_str(),
-              static_cast<unsigned long long>(diff.bitwise_differing),
-              static_cast<unsigned long long>(diff.elements), what.c_str());
-  if (finding.kind == FindingKind::kWithinTolerance) {
-    std::printf(" in their bits, all within tolerance\n");
-  } else {
-    std::printf(", %llu outside the tolerance\n", static_cast<unsigned long long>(diff.differing));
-  }
-
-  if (!finding.bytes_only) {
-    std::printf("      max abs %s, max rel %s, max ulp %llu\n", number(diff.max_abs).c_str(),
-                number(diff.max_rel).c_str(), static_cast<unsigned long long>(diff.max_ulp));
-    std::string histogram;
-    for (size_t bucket = 0; bucket < compare::kUlpBuckets; ++bucket) {
-      if (diff.ulp_histogram[bucket] == 0) continue;
-      histogram += std::string(histogram.empty() ? "" : ", ") +
-                   std::string(compare::ulp_bucket_name(bucket)) + ": " +
-                   std::to_string(diff.ulp_histogram[bucket]);
-    }
-    if (!histogram.empty()) std::printf("      ulp histogram: %s\n", histogram.c_str());
-    if (diff.nan_payload > 0) {
-      std::printf("      %llu NaN pairs differ only in their payload bits\n",
-                  static_cast<unsigned long long>(diff.nan_payload));
-    }
-    if (diff.nan_mismatch > 0) {
-      std::printf("      %llu pairs are NaN on one side only\n",
-                  static_cast<unsigned long long>(diff.nan_mismatch));
-    }
-  }
-  if (diff.has_first) {
-    std::printf("      first at %s: %s vs %s\n", index_text(diff.first_index).c_str(),
-                printable(diff.first_a).c_str(), printable(diff.first_b).c_str());
-  }
-}
-
-void print_text(const DiffReport& report) {
+// The headline counts tensors and, when there are any, traces.
+void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>& traces) {
   size_t differ = 0;
   size_t within = 0;
   for (const TensorFinding& finding : report.findings) {
@@ -149,12 +73,25 @@ void print_text(const DiffReport& report) {
       ++differ;
     }
   }
+  size_t traces_differ = 0;
+  for (const compare::TraceDiff& trace : traces) traces_differ += trace.identical ? 0 : 1;
   const size_t total = report.findings.size();
+  std::string counted = std::to_string(total) + " compared";
+  if (!traces.empty()) {
+    counted = std::to_string(total) + " tensors and " + std::to_string(traces.size()) +
+              (traces.size() == 1 ? " trace" : " traces") + " compared";
+  }
+  std::string trace_part;
+  if (!traces.empty()) {
+    trace_part = ", " + std::to_string(traces_differ) + " of " + std::to_string(traces.size()) +
+                 (traces.size() == 1 ? " trace differs" : " traces differ");
+  }
   const std::string pair = printable(report.path_a) + " and " + printable(report.path_b);
-  switch (report.verdict) {
+  Verdict verdict = traces_differ > 0 ? Verdict::kDiffer : report.verdict;
+  switch (verdict) {
     case Verdict::kIdentical:
-      std::printf("memdet diff: identical: %s are bitwise identical (%zu compared)\n", pair.c_str(),
-                  total);
+      std::printf("memdet diff: identical: %s are bitwise identical (%s)\n", pair.c_str(),
+                  counted.c_str());
       break;
     case Verdict::kWithinTolerance:
       std::printf(
@@ -162,79 +99,33 @@ void print_text(const DiffReport& report) {
           pair.c_str(), within, total, tolerance_text(report.tolerance).c_str());
       break;
     case Verdict::kDiffer:
-      std::printf("memdet diff: differ: %s (%zu of %zu tensors differ; %s)\n", pair.c_str(), differ,
-                  total, tolerance_text(report.tolerance).c_str());
+      if (total == 0 && !traces.empty()) {
+        std::printf("memdet diff: differ: %s (%s)\n", pair.c_str(), trace_part.c_str() + 2);
+        break;
+      }
+      std::printf("memdet diff: differ: %s (%zu of %zu tensors differ%s; %s)\n", pair.c_str(),
+                  differ, total, trace_part.c_str(), tolerance_text(report.tolerance).c_str());
       break;
   }
 
   for (const TensorFinding& finding : report.findings) {
-    const std::string name = printable(finding_name(finding));
-    switch (finding.kind) {
-      case FindingKind::kIdentical:
-        break;
-      case FindingKind::kWithinTolerance:
-      case FindingKind::kDiffers:
-        print_figures(finding);
-        break;
-      case FindingKind::kDtypeMismatch:
-        std::printf("  %s  dtype differs: %s vs %s\n", name.c_str(), finding.dtype_a.c_str(),
-                    finding.dtype_b.c_str());
-        break;
-      case FindingKind::kShapeMismatch:
-        std::printf("  %s  shape differs: %s vs %s\n", name.c_str(),
-                    compare::shape_text(finding.shape_a).c_str(),
-                    compare::shape_text(finding.shape_b).c_str());
-        break;
-      case FindingKind::kOnlyInA:
-        std::printf("  %s  only in %s\n", name.c_str(), printable(report.path_a).c_str());
-        break;
-      case FindingKind::kOnlyInB:
-        std::printf("  %s  only in %s\n", name.c_str(), printable(report.path_b).c_str());
-        break;
+    for (const std::string& line : compare::describe_finding(finding, report, 2)) {
+      std::printf("%s\n", line.c_str());
     }
   }
-}
-
-// Infinities have no JSON spelling; they are written as the string "inf".
-nlohmann::json json_number(double value) {
-  if (std::isinf(value)) return "inf";
-  return value;
+  for (const compare::TraceDiff& trace : traces) {
+    std::printf("memdet diff: trace %s and %s %s\n", printable(trace.path_a).c_str(),
+                printable(trace.path_b).c_str(), trace.identical ? "identical" : "differ");
+    for (const std::string& line : compare::describe_trace_diff(trace)) {
+      std::printf("%s\n", line.c_str());
+    }
+  }
 }
 
 nlohmann::json render_json(const DiffReport& report) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const TensorFinding& finding : report.findings) {
-    nlohmann::json entry = {
-        {"file", finding.file},
-        {"tensor", finding.tensor},
-        {"status", kind_word(finding.kind)},
-        {"bytes_only", finding.bytes_only},
-        {"dtype_a", finding.dtype_a},
-        {"dtype_b", finding.dtype_b},
-        {"shape_a", finding.shape_a},
-        {"shape_b", finding.shape_b},
-    };
-    if (finding.kind == FindingKind::kIdentical || finding.kind == FindingKind::kWithinTolerance ||
-        finding.kind == FindingKind::kDiffers) {
-      const compare::TensorDiff& diff = finding.diff;
-      nlohmann::json histogram = nlohmann::json::object();
-      for (size_t bucket = 0; bucket < compare::kUlpBuckets; ++bucket) {
-        histogram[std::string(compare::ulp_bucket_name(bucket))] = diff.ulp_histogram[bucket];
-      }
-      entry["elements"] = diff.elements;
-      entry["bitwise_differing"] = diff.bitwise_differing;
-      entry["differing"] = diff.differing;
-      entry["nan_payload"] = diff.nan_payload;
-      entry["nan_mismatch"] = diff.nan_mismatch;
-      entry["max_abs"] = json_number(diff.max_abs);
-      entry["max_rel"] = json_number(diff.max_rel);
-      entry["max_ulp"] = diff.max_ulp;
-      entry["ulp_histogram"] = histogram;
-      entry["first_index"] = diff.has_first ? nlohmann::json(diff.first_index) : nullptr;
-      entry["first_a"] = diff.has_first ? nlohmann::json(diff.first_a) : nullptr;
-      entry["first_b"] = diff.has_first ? nlohmann::json(diff.first_b) : nullptr;
-    }
-    tensors.push_back(std::move(entry));
+    tensors.push_back(compare::finding_json(finding));
   }
   return {
       {"schema", "memdet.diff/1"},
@@ -272,10 +163,64 @@ bool holds_fingerprints(const std::string& path) {
   return std::filesystem::is_directory(path, error) && measure::has_fingerprints(path);
 }
 
+bool is_regular_file(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::is_regular_file(path, error);
+}
+
+std::string join_path(const std::string& folder, const std::string& relative) {
+  return (std::filesystem::path(folder) / relative).string();
+}
+
+bool is_trace_name(const std::string& relative) {
+  return std::filesystem::path(relative).filename() == compare::kTraceFileName;
+}
+
+// Reads and compares two traces; a lying trace is bad input.
+compare::TraceDiff diff_trace_files(const std::string& a, const std::string& b,
+                                    const compare::Tolerance& tolerance) {
+  auto trace_a = compare::read_trace(a);
+  if (!trace_a) throw usage_error(trace_a.error().message);
+  auto trace_b = compare::read_trace(b);
+  if (!trace_b) throw usage_error(trace_b.error().message);
+  return compare::compare_traces(*trace_a, *trace_b, tolerance);
+}
+
+// In two folders, each pair of traces is compared as traces, and the
+// tensors they saved beside them are left to the trace report, which
+// compares the ones that matter: the first divergent step's and operator's.
+std::vector<compare::TraceDiff> take_traces(DiffReport& report,
+                                            const compare::Tolerance& tolerance) {
+  std::vector<compare::TraceDiff> traces;
+  std::vector<std::string> saved_dirs;
+  for (const TensorFinding& finding : report.findings) {
+    if (finding.file.empty() || !is_trace_name(finding.file)) continue;
+    if (finding.kind == FindingKind::kOnlyInA || finding.kind == FindingKind::kOnlyInB) continue;
+    const std::string a = join_path(report.path_a, finding.file);
+    const std::string b = join_path(report.path_b, finding.file);
+    if (!compare::looks_like_trace(a) || !compare::looks_like_trace(b)) continue;
+    traces.push_back(diff_trace_files(a, b, tolerance));
+    std::filesystem::path folder = std::filesystem::path(finding.file).parent_path();
+    saved_dirs.push_back((folder / compare::kTraceTensorDir).string() + "/");
+  }
+  std::erase_if(report.findings, [&](const TensorFinding& finding) {
+    if (is_trace_name(finding.file)) {
+      for (const compare::TraceDiff& trace : traces) {
+        if (trace.path_a == join_path(report.path_a, finding.file)) return true;
+      }
+    }
+    for (const std::string& dir : saved_dirs) {
+      if (finding.file.rfind(dir, 0) == 0) return true;
+    }
+    return false;
+  });
+  return traces;
+}
+
 int diff(const DiffOptions& options) {
   for (const auto& [flag, value] : {std::pair{"--atol", options.atol}, {"--rtol", options.rtol}}) {
     if (!std::isfinite(value) || value < 0) {
-      throw usage_error(std::string(flag) + " " + number(value) +
+      throw usage_error(std::string(flag) + " " + compare::number_text(value) +
                         ": must be a finite number of at least 0");
     }
   }
@@ -285,8 +230,24 @@ int diff(const DiffOptions& options) {
   tolerance.max_ulp = options.max_ulp;
   tolerance.equal_nan = options.equal_nan;
 
-  auto report = compare::diff_paths(options.a, options.b, tolerance);
-  if (!report) throw usage_error(report.error().message);
+  std::vector<compare::TraceDiff> traces;
+  std::optional<DiffReport> report;
+  if (is_regular_file(options.a) && is_regular_file(options.b) &&
+      compare::looks_like_trace(options.a) && compare::looks_like_trace(options.b)) {
+    traces.push_back(diff_trace_files(options.a, options.b, tolerance));
+    report.emplace();
+    report->path_a = options.a;
+    report->path_b = options.b;
+    report->tolerance = tolerance;
+  } else {
+    auto compared = compare::diff_paths(options.a, options.b, tolerance);
+    if (!compared) throw usage_error(compared.error().message);
+    report = std::move(*compared);
+    traces = take_traces(*report, tolerance);
+    report->verdict = verdict_of(report->findings);
+  }
+  bool traces_differ = false;
+  for (const compare::TraceDiff& trace : traces) traces_differ |= !trace.identical;
 
   std::optional<measure::FingerprintComparison> fingerprints;
   if (holds_fingerprints(options.a) && holds_fingerprints(options.b)) {
@@ -299,12 +260,16 @@ int diff(const DiffOptions& options) {
   if (options.json) {
     nlohmann::json document = render_json(*report);
     if (fingerprints) document["fingerprint"] = measure::comparison_json(*fingerprints);
+    nlohmann::json trace_list = nlohmann::json::array();
+    for (const compare::TraceDiff& trace : traces) trace_list.push_back(compare::trace_diff_json(trace));
+    document["traces"] = trace_list;
+    if (traces_differ) document["verdict"] = "differ";
     // Names from files may hold bytes that are not UTF-8; they are replaced
     // rather than refused, since the report is still worth having.
     std::printf("%s\n",
                 document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    print_text(*report);
+    print_text(*report, traces);
     if (fingerprints) {
       std::printf("memdet diff: fingerprints %s\n", fingerprints->equal ? "equal" : "differ");
       for (const std::string& line : measure::describe_comparison(*fingerprints)) {
@@ -313,7 +278,8 @@ int diff(const DiffOptions& options) {
     }
   }
   std::fflush(stdout);
-  bool differs = report->verdict == Verdict::kDiffer || (fingerprints && !fingerprints->equal);
+  bool differs = report->verdict == Verdict::kDiffer || (fingerprints && !fingerprints->equal) ||
+                 traces_differ;
   return differs ? static_cast<int>(Exit::kDiffers) : static_cast<int>(Exit::kNoDifference);
 }
 

@@ -443,6 +443,16 @@ Status keep_copies(RunRecord& run) {
                         code.message());
     }
     artifact.kept = copy;
+    // A trace's saved tensors travel with it: the trace report reads them.
+    fs::path tensors = fs::path(artifact.written).parent_path() / compare::kTraceTensorDir;
+    if (fs::path(artifact.written).filename() == compare::kTraceFileName &&
+        fs::is_directory(tensors, code)) {
+      fs::copy(tensors, fs::path(copy).parent_path() / compare::kTraceTensorDir,
+               fs::copy_options::recursive | fs::copy_options::overwrite_existing, code);
+      if (code) {
+        return make_error("cannot keep a copy of " + tensors.string() + ": " + code.message());
+      }
+    }
   }
   return {};
 }
@@ -508,7 +518,16 @@ ArtifactComparison compare_artifact(const ArtifactRecord* reference, const Artif
     return comparison;
   }
   comparison.kind = ArtifactComparison::Kind::kDigestDiffers;
-  if (reference->text && other->text) {
+  if (compare::looks_like_trace(reference->kept) && compare::looks_like_trace(other->kept)) {
+    auto trace_a = compare::read_trace(reference->kept);
+    auto trace_b = trace_a ? compare::read_trace(other->kept) : trace_a;
+    if (!trace_a || !trace_b) {
+      input_error = (!trace_a ? trace_a : trace_b).error().message;
+    } else {
+      comparison.kind = ArtifactComparison::Kind::kTrace;
+      comparison.trace = compare::compare_traces(*trace_a, *trace_b, compare::Tolerance{});
+    }
+  } else if (reference->text && other->text) {
     // Only the captured stdout names its run directory by design; an
     // artifact's text is taken as written.
     bool is_stdout = key == "stdout";

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include "compare/npy.h"
 #include "compare/text.h"
+#include "compare/trace.h"
 #include "factors/profile.h"
 #include "host/host_info.h"
 #include "host/loaded_libraries.h"
@@ -112,9 +113,10 @@ struct RunRecord {
 
 struct ArtifactComparison {
   std::string key;
-  enum class Kind { kSame, kDigestDiffers, kNumeric, kText, kMissing } kind = Kind::kSame;
+  enum class Kind { kSame, kDigestDiffers, kNumeric, kText, kTrace, kMissing } kind = Kind::kSame;
   std::optional<compare::NumericDiff> numeric;
   std::optional<compare::TextDiff> text;
+  std::optional<compare::TraceDiff> trace;  // two traces of python/memdet_trace.py
   std::string reference_path;
   std::string other_path;
   std::string note;

@@ -39,6 +39,8 @@ const char* comparison_kind(protocol::ArtifactComparison::Kind kind) {
       return "numeric";
     case protocol::ArtifactComparison::Kind::kText:
       return "text";
+    case protocol::ArtifactComparison::Kind::kTrace:
+      return "trace";
     case protocol::ArtifactComparison::Kind::kMissing:
       return "missing";
   }
@@ -412,6 +414,9 @@ json check_json(const protocol::CheckReport& report) {
       }
       if (comparison.text) {
         entry["text"] = text_json(*comparison.text);
+      }
+      if (comparison.trace) {
+        entry["trace"] = compare::trace_diff_json(*comparison.trace);
       }
       if (!comparison.note.empty()) {
         entry["note"] = comparison.note;

@@ -111,7 +111,10 @@ void print_text_comparison(const protocol::ArtifactComparison& comparison, std::
   }
 }
 
-void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE* out) {
+// Traces name their two sides; an outcome's letters, where known.
+void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE* out,
+                      std::string_view reference = "the reference",
+                      std::string_view other = "this run") {
   using Kind = protocol::ArtifactComparison::Kind;
   switch (comparison.kind) {
     case Kind::kSame:
@@ -125,6 +128,13 @@ void print_comparison(const protocol::ArtifactComparison& comparison, std::FILE*
       return;
     case Kind::kText:
       print_text_comparison(comparison, out);
+      return;
+    case Kind::kTrace:
+      std::fprintf(out, "    %s: traces differ\n", comparison.key.c_str());
+      for (const std::string& line :
+           compare::describe_trace_diff(*comparison.trace, reference, other)) {
+        std::fprintf(out, "    %s\n", line.c_str());
+      }
       return;
     case Kind::kNumeric:
       break;
@@ -595,7 +605,8 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
         identical += (identical.empty() ? "" : ", ") + comparison.key;
         continue;
       }
-      print_comparison(comparison, out);
+      print_comparison(comparison, out, outcome_letter(report.reference),
+                       outcome_letter(static_cast<int>(i)));
     }
     if (!identical.empty()) {
       std::fprintf(out, "    identical: %s\n", identical.c_str());
