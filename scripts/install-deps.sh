@@ -8,6 +8,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libxxhash-dev libre2-dev libpfm4-dev libhwloc-dev libzip-dev libsqlite3-dev libgtest-dev libgmock-dev
   python3 python3-numpy python3-torch
   libopenblas0-pthread libjemalloc2 libtcmalloc-minimal4
+  clang libclang-rt-14-dev
 )
 
 sudo_cmd=()

@@ -5,8 +5,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
+#include <istream>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "compare/finding_report.h"
@@ -136,6 +139,7 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
   trace.grads = grads != nullptr && grads->get<bool>();
   const json* params = line.field("params");
   if (params == nullptr || !params->is_array()) return line.error("\"params\" must be a list");
+  std::set<std::string> names;
   for (const json& entry : *params) {
     if (!entry.is_object()) return line.error("each of \"params\" must be an object");
     LineReader param(trace.path, 1, entry);
@@ -148,6 +152,9 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
     if (shape == nullptr) return line.error("a parameter has no \"shape\"");
     auto sizes = param.shape(*shape, "\"shape\"");
     if (!sizes) return sizes.error();
+    if (!names.insert(*name).second) {
+      return line.error("parameter " + printable(*name) + " is named twice");
+    }
     value.name = std::move(*name);
     value.dtype = std::move(*dtype);
     value.shape = std::move(*sizes);
@@ -650,6 +657,10 @@ Result<Trace> read_trace(const std::string& path) {
   if (fs::is_directory(path, error)) return make_error(path + ": is a folder, not a trace");
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(path + ": cannot open: " + std::string(std::strerror(errno)));
+  return parse_trace(in, path);
+}
+
+Result<Trace> parse_trace(std::istream& in, const std::string& path) {
   Trace trace;
   trace.path = path;
   std::string text;

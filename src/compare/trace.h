@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,6 +86,9 @@ bool looks_like_trace(const std::string& path);
 
 // Reads a whole trace. Errors name the file and line.
 Result<Trace> read_trace(const std::string& path);
+
+// The same over a stream, which path names in errors.
+Result<Trace> parse_trace(std::istream& in, const std::string& path);
 
 // One step in the table of how the difference grows.
 struct TraceGrowthRow {
