@@ -254,6 +254,7 @@ class Trace:
         self.param_module = {}
         self.hooks = []
         self.pending = []
+        self.garbage = set()
         self.phase = "forward"
         for name, module in model.named_modules():
             for param_name, param in module.named_parameters(recurse=False):
@@ -408,7 +409,7 @@ class Trace:
             return func(*args, **kwargs)
 
         schema = func._schema
-        inputs, texts = [], []
+        inputs, texts, read_storages, whole_writes = [], [], set(), set()
         named = list(zip(schema.arguments, args)) + [
             (argument, kwargs[argument.name])
             for argument in schema.arguments
@@ -431,10 +432,13 @@ class Trace:
                 )
                 if tensor is None:
                     inputs.append([label, None, None])
-                else:
-                    inputs.append(
-                        [label, None if overwritten else digest(tensor), list(tensor.shape)]
-                    )
+                    continue
+                storage = _storage_key(tensor)
+                read_storages.add(storage)
+                if overwritten:
+                    whole_writes.add(storage)
+                unread = overwritten or storage in self.garbage
+                inputs.append([label, None if unread else digest(tensor), list(tensor.shape)])
 
         rng = None
         if packet in _RANDOM:
@@ -442,14 +446,15 @@ class Trace:
 
         outputs = func(*args, **kwargs)
 
-        produced = []
+        produced, kept = [], []
         for index, tensor in enumerate(_tensors_in(outputs) or []):
             if tensor is None:
                 continue
-            garbage = packet in _GARBAGE_OUTPUT
-            produced.append(
-                ["out%d" % index, None if garbage else digest(tensor), list(tensor.shape)]
-            )
+            if self._garbage_output(packet, tensor, read_storages, whole_writes):
+                produced.append(["out%d" % index, None, list(tensor.shape)])
+            else:
+                produced.append(["out%d" % index, digest(tensor), list(tensor.shape)])
+                kept.append(("out%d" % index, tensor))
 
         record = {
             "op": self.call,
@@ -463,12 +468,9 @@ class Trace:
         }
         if rng is not None:
             record["rng"] = rng
-        if self.current in self.save and produced:
+        if self.current in self.save and kept:
             name = "op-%06d.safetensors" % self.call
-            self._save(
-                name,
-                [("out%d" % i, t) for i, t in enumerate(_tensors_in(outputs) or []) if t is not None],
-            )
+            self._save(name, kept)
             record["saved"] = name
         self.call += 1
         if self.phase == "backward":
@@ -477,6 +479,24 @@ class Trace:
             record["module"] = self._module_path()
             self._write(record)
         return outputs
+
+    def _garbage_output(self, packet, tensor, read_storages, whole_writes):
+        """Whether an output holds uninitialised memory, and so is not compared.
+
+        The storages that empty* made stay garbage through views and partial
+        writes until an operator overwrites them whole. A fresh output at an
+        address a freed garbage storage had is not garbage.
+        """
+        storage = _storage_key(tensor)
+        if packet in _GARBAGE_OUTPUT:
+            self.garbage.add(storage)
+            return True
+        if storage not in self.garbage:
+            return False
+        if storage in whole_writes or storage not in read_storages:
+            self.garbage.discard(storage)
+            return False
+        return True
 
     def _rng_digest(self, generator, args):
         if generator is None:
@@ -491,6 +511,13 @@ class Trace:
         else:
             state = generator.get_state()
         return "%08x" % zlib.crc32(state.numpy().tobytes())
+
+
+def _storage_key(tensor):
+    """Where a tensor's storage starts, which its views share."""
+    if tensor.layout != torch.strided:
+        return (tensor.device.type, id(tensor))
+    return (tensor.device.type, tensor.data_ptr() - tensor.storage_offset() * tensor.element_size())
 
 
 def _tensors_in(value):

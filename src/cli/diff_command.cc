@@ -64,7 +64,8 @@ std::string tolerance_text(const compare::Tolerance& tolerance) {
 }
 
 // The headline counts tensors and, when there are any, traces.
-void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>& traces) {
+void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>& traces,
+                const std::vector<TensorFinding>& saved) {
   size_t differ = 0;
   size_t within = 0;
   for (const TensorFinding& finding : report.findings) {
@@ -75,11 +76,17 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
   }
   size_t traces_differ = 0;
   for (const compare::TraceDiff& trace : traces) traces_differ += trace.identical ? 0 : 1;
+  size_t saved_differ = 0;
+  for (const TensorFinding& finding : saved) {
+    if (finding.kind != FindingKind::kIdentical) ++saved_differ;
+  }
   const size_t total = report.findings.size();
   std::string counted = std::to_string(total) + " compared";
   if (!traces.empty()) {
-    counted = std::to_string(total) + " tensors and " + std::to_string(traces.size()) +
-              (traces.size() == 1 ? " trace" : " traces") + " compared";
+    counted = std::to_string(total) + " tensors and " + std::to_string(saved.size()) +
+              " saved files bitwise identical, " + std::to_string(traces.size()) +
+              (traces.size() == 1 ? " trace" : " traces") +
+              " the same in every loss, digest and operator";
   }
   std::string trace_part;
   if (!traces.empty()) {
@@ -90,8 +97,12 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
   Verdict verdict = traces_differ > 0 ? Verdict::kDiffer : report.verdict;
   switch (verdict) {
     case Verdict::kIdentical:
-      std::printf("memdet diff: identical: %s are bitwise identical (%s)\n", pair.c_str(),
-                  counted.c_str());
+      if (traces.empty()) {
+        std::printf("memdet diff: identical: %s are bitwise identical (%s)\n", pair.c_str(),
+                    counted.c_str());
+      } else {
+        std::printf("memdet diff: identical: %s (%s)\n", pair.c_str(), counted.c_str());
+      }
       break;
     case Verdict::kWithinTolerance:
       std::printf(
@@ -112,6 +123,11 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
     for (const std::string& line : compare::describe_finding(finding, report, 2)) {
       std::printf("%s\n", line.c_str());
     }
+  }
+  if (saved_differ > 0) {
+    std::printf("  %zu of the %zu tensor files the traces saved differ or are on one side only "
+                "(--json lists each)\n",
+                saved_differ, saved.size());
   }
   for (const compare::TraceDiff& trace : traces) {
     std::printf("memdet diff: trace %s and %s %s\n", printable(trace.path_a).c_str(),
@@ -186,11 +202,24 @@ compare::TraceDiff diff_trace_files(const std::string& a, const std::string& b,
   return compare::compare_traces(*trace_a, *trace_b, tolerance);
 }
 
-// In two folders, each pair of traces is compared as traces, and the
-// tensors they saved beside them are left to the trace report, which
-// compares the ones that matter: the first divergent step's and operator's.
-std::vector<compare::TraceDiff> take_traces(DiffReport& report,
-                                            const compare::Tolerance& tolerance) {
+// Two files are compared as traces when either is one by its first line or
+// its name; a trace against anything else is bad input.
+bool trace_pair(const std::string& a, const std::string& b) {
+  const bool trace_a = compare::looks_like_trace(a);
+  const bool trace_b = compare::looks_like_trace(b);
+  if (trace_a != trace_b) {
+    throw usage_error((trace_a ? b : a) + ": not a memdet trace, while " + (trace_a ? a : b) +
+                      " is one");
+  }
+  return trace_a || is_trace_name(a) || is_trace_name(b);
+}
+
+// In two folders, each pair of traces is compared as traces. The tensors
+// they saved beside them move to `saved`: they still count in the verdict
+// and the JSON, but the text shows them through the trace report, which
+// names the ones that matter, the first divergent step's and operator's.
+std::vector<compare::TraceDiff> take_traces(DiffReport& report, const compare::Tolerance& tolerance,
+                                            std::vector<TensorFinding>& saved) {
   std::vector<compare::TraceDiff> traces;
   std::vector<std::string> saved_dirs;
   for (const TensorFinding& finding : report.findings) {
@@ -198,7 +227,7 @@ std::vector<compare::TraceDiff> take_traces(DiffReport& report,
     if (finding.kind == FindingKind::kOnlyInA || finding.kind == FindingKind::kOnlyInB) continue;
     const std::string a = join_path(report.path_a, finding.file);
     const std::string b = join_path(report.path_b, finding.file);
-    if (!compare::looks_like_trace(a) || !compare::looks_like_trace(b)) continue;
+    if (!trace_pair(a, b)) continue;
     traces.push_back(diff_trace_files(a, b, tolerance));
     std::filesystem::path folder = std::filesystem::path(finding.file).parent_path();
     saved_dirs.push_back((folder / compare::kTraceTensorDir).string() + "/");
@@ -210,7 +239,10 @@ std::vector<compare::TraceDiff> take_traces(DiffReport& report,
       }
     }
     for (const std::string& dir : saved_dirs) {
-      if (finding.file.rfind(dir, 0) == 0) return true;
+      if (finding.file.rfind(dir, 0) == 0) {
+        saved.push_back(finding);
+        return true;
+      }
     }
     return false;
   });
@@ -232,8 +264,9 @@ int diff(const DiffOptions& options) {
 
   std::vector<compare::TraceDiff> traces;
   std::optional<DiffReport> report;
+  std::vector<TensorFinding> saved;
   if (is_regular_file(options.a) && is_regular_file(options.b) &&
-      compare::looks_like_trace(options.a) && compare::looks_like_trace(options.b)) {
+      trace_pair(options.a, options.b)) {
     traces.push_back(diff_trace_files(options.a, options.b, tolerance));
     report.emplace();
     report->path_a = options.a;
@@ -243,8 +276,7 @@ int diff(const DiffOptions& options) {
     auto compared = compare::diff_paths(options.a, options.b, tolerance);
     if (!compared) throw usage_error(compared.error().message);
     report = std::move(*compared);
-    traces = take_traces(*report, tolerance);
-    report->verdict = verdict_of(report->findings);
+    traces = take_traces(*report, tolerance, saved);
   }
   bool traces_differ = false;
   for (const compare::TraceDiff& trace : traces) traces_differ |= !trace.identical;
@@ -252,13 +284,19 @@ int diff(const DiffOptions& options) {
   std::optional<measure::FingerprintComparison> fingerprints;
   if (holds_fingerprints(options.a) && holds_fingerprints(options.b)) {
     std::erase_if(report->findings, is_fingerprint_file);
-    report->verdict = verdict_of(report->findings);
     fingerprints = measure::compare_fingerprints(measure::read_run_fingerprint(options.a),
                                                  measure::read_run_fingerprint(options.b));
   }
 
+  std::vector<TensorFinding> all = report->findings;
+  all.insert(all.end(), saved.begin(), saved.end());
+  report->verdict = verdict_of(all);
+
   if (options.json) {
     nlohmann::json document = render_json(*report);
+    for (const TensorFinding& finding : saved) {
+      document["tensors"].push_back(compare::finding_json(finding));
+    }
     if (fingerprints) document["fingerprint"] = measure::comparison_json(*fingerprints);
     nlohmann::json trace_list = nlohmann::json::array();
     for (const compare::TraceDiff& trace : traces) trace_list.push_back(compare::trace_diff_json(trace));
@@ -269,7 +307,7 @@ int diff(const DiffOptions& options) {
     std::printf("%s\n",
                 document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    print_text(*report, traces);
+    print_text(*report, traces, saved);
     if (fingerprints) {
       std::printf("memdet diff: fingerprints %s\n", fingerprints->equal ? "equal" : "differ");
       for (const std::string& line : measure::describe_comparison(*fingerprints)) {

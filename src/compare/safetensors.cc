@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compare/strict_json.h"
+
 namespace memdet::compare {
 
 namespace {
@@ -42,52 +44,21 @@ constexpr std::string_view kSubByteDtypes[] = {"F4", "F6_E2M3", "F6_E3M2"};
 
 std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
 
-// Thrown from inside the JSON parser's callback, which has no other way to
-// stop the parse, and caught in parse_header.
-struct HeaderRefused {
-  std::string message;
-};
-
 // Parses the header, refusing duplicate keys at any level (nlohmann keeps
 // the last one silently) and nesting deeper than the format uses.
 Result<json> parse_header(std::string_view text) {
-  std::vector<std::set<std::string>> keys;
-  const json::parser_callback_t check = [&keys](int depth, json::parse_event_t event,
-                                                json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= kMaxDepth) throw HeaderRefused{"header nests deeper than the format allows"};
-        keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        keys.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!keys.back().insert(parsed.get<std::string>()).second) {
-          throw HeaderRefused{"duplicate key " + in_quotes(parsed.get<std::string>()) +
-                              " in the header"};
-        }
-        break;
-      case json::parse_event_t::value:
-        break;
-    }
-    return true;
-  };
-
-  try {
-    return json::parse(text.begin(), text.end(), check);
-  } catch (const HeaderRefused& refused) {
-    return make_error(refused.message);
-  } catch (const json::exception& error) {
-    // nlohmann's messages start with "[json.exception.parse_error.101] "; a number
-    // too large for a double is its out_of_range.406.
-    std::string what = error.what();
-    const size_t bracket = what.find("] ");
-    if (what.starts_with("[json.") && bracket != std::string::npos) what.erase(0, bracket + 2);
-    return make_error("header is not valid JSON: " + what);
+  StrictJsonError error;
+  auto parsed = parse_strict_json(text, kMaxDepth, error);
+  if (parsed) return parsed;
+  switch (error.kind) {
+    case StrictJsonError::Kind::kDuplicateKey:
+      return make_error("duplicate key " + in_quotes(error.detail) + " in the header");
+    case StrictJsonError::Kind::kTooDeep:
+      return make_error("header nests deeper than the format allows");
+    case StrictJsonError::Kind::kInvalid:
+      break;
   }
+  return make_error("header is not valid JSON: " + error.detail);
 }
 
 Result<DType> parse_dtype(const std::string& name) {

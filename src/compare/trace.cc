@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include <utility>
 
 #include "compare/finding_report.h"
+#include "compare/strict_json.h"
 #include "core/text.h"
 
 namespace memdet::compare {
@@ -25,6 +27,12 @@ using json = nlohmann::json;
 constexpr std::string_view kHeaderStart = "{\"memdet_trace\":";
 // Digests are 8 hex digits; a little room is left for longer ones.
 constexpr size_t kLongestDigest = 64;
+// A line holds one step or one operator. Parsed JSON takes about 25 times
+// its text in memory, so a longer line is refused rather than parsed.
+constexpr size_t kLongestLine = size_t{16} << 20;
+// Header: object, params, a parameter, its shape. Operator: object, inputs,
+// an input, its shape.
+constexpr int kMaxDepth = 5;
 
 // Reads one line's fields, naming the file and line in every error.
 class LineReader {
@@ -55,12 +63,14 @@ class LineReader {
     return std::optional<std::string>(value->get<std::string>());
   }
 
-  Result<int64_t> integer(const char* name) const {
+  // A whole number from 0 to 2^63 - 1.
+  Result<int64_t> count(const char* name) const {
     const json* value = field(name);
-    if (value == nullptr || !value->is_number_integer()) {
-      return error(std::string("\"") + name + "\" must be a whole number");
+    if (value == nullptr || !value->is_number_unsigned() ||
+        value->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      return error(std::string("\"") + name + "\" must be a whole number from 0 to 2^63 - 1");
     }
-    return value->get<int64_t>();
+    return static_cast<int64_t>(value->get<uint64_t>());
   }
 
   Result<std::optional<std::string>> digest(const json& value, const std::string& what) const {
@@ -137,6 +147,12 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
   const json* grads = line.field("grads");
   if (grads != nullptr && !grads->is_boolean()) return line.error("\"grads\" must be true or false");
   trace.grads = grads != nullptr && grads->get<bool>();
+  const json* ops = line.field("ops");
+  if (ops != nullptr && !ops->is_null() &&
+      !(ops->is_array() && ops->size() == 2 && (*ops)[0].is_number_unsigned() &&
+        (*ops)[1].is_number_unsigned())) {
+    return line.error("\"ops\" must be null or [first step, stop step]");
+  }
   const json* params = line.field("params");
   if (params == nullptr || !params->is_array()) return line.error("\"params\" must be a list");
   std::set<std::string> names;
@@ -148,6 +164,7 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
     if (!name) return name.error();
     auto dtype = param.string("dtype");
     if (!dtype) return dtype.error();
+    if (name->empty() || dtype->empty()) return line.error("a parameter's name and dtype must not be empty");
     const json* shape = param.field("shape");
     if (shape == nullptr) return line.error("a parameter has no \"shape\"");
     auto sizes = param.shape(*shape, "\"shape\"");
@@ -166,7 +183,7 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
 
 Status read_step(const LineReader& line, Trace& trace) {
   TraceStep step;
-  auto number = line.integer("step");
+  auto number = line.count("step");
   if (!number) return number.error();
   step.step = *number;
   if (!trace.steps.empty() && step.step <= trace.steps.back().step) {
@@ -207,14 +224,14 @@ Status read_step(const LineReader& line, Trace& trace) {
 
 Status read_op(const LineReader& line, Trace& trace) {
   TraceOp op;
-  auto call = line.integer("op");
+  auto call = line.count("op");
   if (!call) return call.error();
   op.call = *call;
   if (!trace.ops.empty() && op.call <= trace.ops.back().call) {
     return line.error("operator " + std::to_string(op.call) + " comes after operator " +
                       std::to_string(trace.ops.back().call));
   }
-  auto step = line.integer("step");
+  auto step = line.count("step");
   if (!step) return step.error();
   op.step = *step;
   for (auto [name, target] : {std::pair{"name", &op.name}, {"phase", &op.phase},
@@ -252,6 +269,25 @@ std::string tensor_dir(const std::string& trace_path) {
   return (fs::path(trace_path).parent_path() / kTraceTensorDir).string();
 }
 
+// A saved file is read only when it and its folder are what the helper
+// writes: a plain file in a plain folder, never a link that could lead
+// outside the trace's folder.
+std::optional<std::string> saved_file_problem(const std::string& file) {
+  std::error_code error;
+  const fs::path path(file);
+  fs::file_status folder = fs::symlink_status(path.parent_path(), error);
+  if (error || !fs::is_directory(folder)) {
+    return path.parent_path().string() + " is not a folder" +
+           (fs::is_symlink(folder) ? " but a link" : "");
+  }
+  fs::file_status status = fs::symlink_status(path, error);
+  if (error || !fs::exists(status)) return file + ": no such file";
+  if (!fs::is_regular_file(status)) {
+    return file + " is not a plain file" + (fs::is_symlink(status) ? " but a link" : "");
+  }
+  return std::nullopt;
+}
+
 // The saved files of both sides, compared; a note instead when either is
 // missing or unreadable.
 void compare_saved(const std::string& path_a, const std::string& saved_a,
@@ -265,6 +301,12 @@ void compare_saved(const std::string& path_a, const std::string& saved_a,
   }
   const std::string file_a = tensor_dir(path_a) + "/" + saved_a;
   const std::string file_b = tensor_dir(path_b) + "/" + saved_b;
+  for (const std::string& file : {file_a, file_b}) {
+    if (auto problem = saved_file_problem(file)) {
+      note = "saved tensors not compared: " + *problem;
+      return;
+    }
+  }
   auto compared = diff_paths(file_a, file_b, tolerance);
   if (!compared) {
     note = "saved tensors not compared: " + compared.error().message;
@@ -402,7 +444,7 @@ std::vector<std::string> differing_labels(const std::vector<TraceTensor>& a,
 }
 
 bool same_signature(const TraceOp& a, const TraceOp& b) {
-  if (a.name != b.name || a.phase != b.phase || a.inputs.size() != b.inputs.size() ||
+  if (a.call != b.call || a.name != b.name || a.phase != b.phase || a.inputs.size() != b.inputs.size() ||
       a.outputs.size() != b.outputs.size()) {
     return false;
   }
@@ -668,9 +710,24 @@ Result<Trace> parse_trace(std::istream& in, const std::string& path) {
   while (std::getline(in, text)) {
     ++number;
     if (text.empty()) continue;
-    json object = json::parse(text, nullptr, false);
+    const std::string where = path + ":" + std::to_string(number) + ": ";
+    if (text.size() > kLongestLine) return make_error(where + "a line longer than 16 MiB");
+    StrictJsonError problem;
+    auto parsed = parse_strict_json(text, kMaxDepth, problem);
+    if (!parsed) {
+      switch (problem.kind) {
+        case StrictJsonError::Kind::kDuplicateKey:
+          return make_error(where + "key \"" + printable(problem.detail) + "\" appears twice");
+        case StrictJsonError::Kind::kTooDeep:
+          return make_error(where + "nests deeper than a trace does");
+        case StrictJsonError::Kind::kInvalid:
+          break;
+      }
+      return make_error(where + "not JSON: " + problem.detail);
+    }
+    const json& object = *parsed;
     LineReader line(path, number, object);
-    if (object.is_discarded() || !object.is_object()) return line.error("not a JSON object");
+    if (!object.is_object()) return line.error("not a JSON object");
     Status status;
     if (number == 1) {
       status = read_header(line, object, trace);
