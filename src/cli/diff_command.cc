@@ -21,12 +21,17 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "compare/digest.h"
 #include "compare/finding_report.h"
 #include "compare/tensor_diff.h"
+#include "compare/text.h"
 #include "compare/trace.h"
 #include "core/error.h"
 #include "core/text.h"
 #include "measure/fingerprint.h"
+#include "protocol/check.h"
+#include "report/check_json.h"
+#include "report/check_terminal.h"
 
 namespace memdet::cli {
 namespace {
@@ -44,7 +49,50 @@ struct DiffOptions {
   uint64_t max_ulp = 0;
   bool equal_nan = false;
   bool json = false;
+  std::vector<std::string> masks;
+  std::string step_regex;
 };
+
+// Two text files, a training log above all, compared line by line and
+// number by number as check compares its text artifacts.
+struct TextResult {
+  TensorFinding finding;  // the file's byte finding, which the text replaces
+  compare::TextDiff diff;
+};
+
+bool text_equal(const compare::TextDiff& diff) {
+  return diff.differing_lines == 0 && diff.extra_lines == 0 && !diff.final_newline_differs;
+}
+
+bool same_bytes(const std::string& a, const std::string& b) {
+  auto digest_a = compare::digest_file(a);
+  auto digest_b = compare::digest_file(b);
+  return digest_a && digest_b && *digest_a == *digest_b;
+}
+
+bool tensor_named(const std::string& path) {
+  return path.ends_with(".npy") || path.ends_with(".npz") || path.ends_with(".safetensors");
+}
+
+bool text_pair(const std::string& a, const std::string& b) {
+  return !tensor_named(a) && !tensor_named(b) && compare::looks_like_text(a) &&
+         compare::looks_like_text(b);
+}
+
+compare::TextDiff diff_text_files(const std::string& a, const std::string& b,
+                                  const compare::TextOptions& options) {
+  auto text = compare::compare_text(a, b, options, "", "");
+  if (!text) throw usage_error(text.error().message);
+  return *text;
+}
+
+void print_text_result(const TextResult& result) {
+  protocol::ArtifactComparison comparison;
+  comparison.key = printable(compare::finding_name(result.finding));
+  comparison.kind = protocol::ArtifactComparison::Kind::kText;
+  comparison.text = result.diff;
+  report::print_artifact_comparison(comparison, stdout);
+}
 
 std::string_view verdict_word(Verdict verdict) {
   switch (verdict) {
@@ -65,10 +113,12 @@ std::string tolerance_text(const compare::Tolerance& tolerance) {
 
 // The headline counts tensors and, when there are any, traces.
 void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>& traces,
-                const std::vector<TensorFinding>& saved) {
+                const std::vector<TensorFinding>& saved, const std::vector<TextResult>& texts) {
   size_t differ = 0;
   size_t within = 0;
-  for (const TensorFinding& finding : report.findings) {
+  std::vector<TensorFinding> counted_findings = report.findings;
+  for (const TextResult& text : texts) counted_findings.push_back(text.finding);
+  for (const TensorFinding& finding : counted_findings) {
     if (finding.kind == FindingKind::kWithinTolerance) ++within;
     if (finding.kind != FindingKind::kIdentical && finding.kind != FindingKind::kWithinTolerance) {
       ++differ;
@@ -80,7 +130,10 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
   for (const TensorFinding& finding : saved) {
     if (finding.kind != FindingKind::kIdentical) ++saved_differ;
   }
-  const size_t total = report.findings.size();
+  const size_t total = counted_findings.size();
+  const std::string noun = texts.empty()                    ? "tensors"
+                           : texts.size() == total          ? "text files"
+                                                            : "tensors and text files";
   std::string counted = std::to_string(total) + " compared";
   if (!traces.empty()) {
     counted = std::to_string(total) + " tensors and " + std::to_string(saved.size()) +
@@ -106,16 +159,17 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
       break;
     case Verdict::kWithinTolerance:
       std::printf(
-          "memdet diff: equal within tolerance: %s (%zu of %zu tensors differ in their bits; %s)\n",
-          pair.c_str(), within, total, tolerance_text(report.tolerance).c_str());
+          "memdet diff: equal within tolerance: %s (%zu of %zu %s differ in their bits%s; %s)\n",
+          pair.c_str(), within, total, noun.c_str(),
+          texts.empty() ? "" : " or only in masked text", tolerance_text(report.tolerance).c_str());
       break;
     case Verdict::kDiffer:
       if (total == 0 && !traces.empty()) {
         std::printf("memdet diff: differ: %s (%s)\n", pair.c_str(), trace_part.c_str() + 2);
         break;
       }
-      std::printf("memdet diff: differ: %s (%zu of %zu tensors differ%s; %s)\n", pair.c_str(),
-                  differ, total, trace_part.c_str(), tolerance_text(report.tolerance).c_str());
+      std::printf("memdet diff: differ: %s (%zu of %zu %s differ%s; %s)\n", pair.c_str(), differ,
+                  total, noun.c_str(), trace_part.c_str(), tolerance_text(report.tolerance).c_str());
       break;
   }
 
@@ -123,6 +177,9 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
     for (const std::string& line : compare::describe_finding(finding, report, 2)) {
       std::printf("%s\n", line.c_str());
     }
+  }
+  for (const TextResult& text : texts) {
+    if (text.finding.kind != FindingKind::kIdentical) print_text_result(text);
   }
   if (saved_differ > 0) {
     std::printf("  %zu of the %zu tensor files the traces saved differ or are on one side only "
@@ -264,19 +321,60 @@ int diff(const DiffOptions& options) {
 
   std::vector<compare::TraceDiff> traces;
   std::optional<DiffReport> report;
+  compare::TextOptions text_options;
+  text_options.masks = options.masks;
+  text_options.step_regex = options.step_regex;
+  if (auto masks = compare::compile_masks(options.masks); !masks) {
+    throw usage_error("--mask: " + masks.error().message);
+  }
+  if (!options.step_regex.empty()) {
+    if (auto step = compare::compile_step_regex(options.step_regex); !step) {
+      throw usage_error("--step-regex: " + step.error().message);
+    }
+  }
+
   std::vector<TensorFinding> saved;
-  if (is_regular_file(options.a) && is_regular_file(options.b) &&
-      trace_pair(options.a, options.b)) {
+  std::vector<TextResult> texts;
+  const bool two_files = is_regular_file(options.a) && is_regular_file(options.b);
+  if (two_files && trace_pair(options.a, options.b)) {
     traces.push_back(diff_trace_files(options.a, options.b, tolerance));
     report.emplace();
     report->path_a = options.a;
     report->path_b = options.b;
     report->tolerance = tolerance;
+  } else if (two_files && text_pair(options.a, options.b)) {
+    report.emplace();
+    report->path_a = options.a;
+    report->path_b = options.b;
+    report->tolerance = tolerance;
+    TextResult text;
+    text.finding.file = std::string(base_name(options.a));
+    text.diff = diff_text_files(options.a, options.b, text_options);
+    if (same_bytes(options.a, options.b)) {
+      text.finding.kind = FindingKind::kIdentical;
+    } else {
+      text.finding.kind =
+          text_equal(text.diff) ? FindingKind::kWithinTolerance : FindingKind::kDiffers;
+    }
+    texts.push_back(std::move(text));
   } else {
     auto compared = compare::diff_paths(options.a, options.b, tolerance);
     if (!compared) throw usage_error(compared.error().message);
     report = std::move(*compared);
     traces = take_traces(*report, tolerance, saved);
+    std::erase_if(report->findings, [&](const TensorFinding& finding) {
+      if (!finding.bytes_only || finding.file.empty() || finding.kind != FindingKind::kDiffers) {
+        return false;
+      }
+      const std::string a = join_path(report->path_a, finding.file);
+      const std::string b = join_path(report->path_b, finding.file);
+      if (!text_pair(a, b)) return false;
+      TextResult text{finding, diff_text_files(a, b, text_options)};
+      text.finding.kind =
+          text_equal(text.diff) ? FindingKind::kWithinTolerance : FindingKind::kDiffers;
+      texts.push_back(std::move(text));
+      return true;
+    });
   }
   bool traces_differ = false;
   for (const compare::TraceDiff& trace : traces) traces_differ |= !trace.identical;
@@ -290,6 +388,7 @@ int diff(const DiffOptions& options) {
 
   std::vector<TensorFinding> all = report->findings;
   all.insert(all.end(), saved.begin(), saved.end());
+  for (const TextResult& text : texts) all.push_back(text.finding);
   report->verdict = verdict_of(all);
 
   if (options.json) {
@@ -301,13 +400,20 @@ int diff(const DiffOptions& options) {
     nlohmann::json trace_list = nlohmann::json::array();
     for (const compare::TraceDiff& trace : traces) trace_list.push_back(compare::trace_diff_json(trace));
     document["traces"] = trace_list;
+    nlohmann::json text_list = nlohmann::json::array();
+    for (const TextResult& text : texts) {
+      text_list.push_back({{"file", text.finding.file},
+                           {"status", compare::finding_kind_word(text.finding.kind)},
+                           {"text", report::text_json(text.diff)}});
+    }
+    document["texts"] = text_list;
     if (traces_differ) document["verdict"] = "differ";
     // Names from files may hold bytes that are not UTF-8; they are replaced
     // rather than refused, since the report is still worth having.
     std::printf("%s\n",
                 document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    print_text(*report, traces, saved);
+    print_text(*report, traces, saved, texts);
     if (fingerprints) {
       std::printf("memdet diff: fingerprints %s\n", fingerprints->equal ? "equal" : "differ");
       for (const std::string& line : measure::describe_comparison(*fingerprints)) {
@@ -352,6 +458,13 @@ Registered add_diff_command(CLI::App& parent) {
           "N"));
   app->add_flag("--equal-nan", options->equal_nan,
                 "NaNs whose payload bits differ count as equal within tolerance");
+  app->add_option("--mask", options->masks,
+                  "text files: a regex blanked out of both before their lines are compared: "
+                  "step times, dates, PIDs (repeatable)")
+      ->allow_extra_args(false);
+  app->add_option("--step-regex", options->step_regex,
+                  "text files: a regex whose capture group is the step number, e.g. "
+                  "'^step (\\d+)': the report names the first step whose numbers differ");
   app->add_flag("--json", options->json, "print one JSON document instead of the text report");
   return {app, [options] { return diff(*options); }, 2};
 }

@@ -1,5 +1,7 @@
 #include "compare/text.h"
 
+#include "core/sys.h"
+
 #include <re2/re2.h>
 
 #include <fcntl.h>
@@ -790,6 +792,46 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
   diff.final_newline_differs =
       diff.lines_a > 0 && diff.lines_b > 0 && reader_a.terminated() != reader_b.terminated();
   return comparison.finish();
+}
+
+// Text is what reads as UTF-8 without control characters (tabs, line
+// breaks, form feeds and the escapes of coloured logs aside) over its first
+// 8 KiB. The bytes of a raw float array almost never do, even when they hold
+// no NUL byte.
+bool looks_like_text(const std::string& path) {
+  auto start = sys::read_prefix(path, 8192);
+  if (!start) {
+    return false;
+  }
+  const std::string& bytes = *start;
+  size_t i = 0;
+  while (i < bytes.size()) {
+    auto byte = static_cast<unsigned char>(bytes[i]);
+    if (byte < 0x80) {
+      bool control = byte < 0x20 && byte != '\t' && byte != '\n' && byte != '\r' && byte != '\f' &&
+                     byte != '\v' && byte != 0x1b;
+      if (control || byte == 0x7f) {
+        return false;
+      }
+      ++i;
+      continue;
+    }
+    size_t length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc2 ? 2 : 0;
+    if (length == 0 || byte > 0xf4) {
+      return false;
+    }
+    if (i + length > bytes.size()) {
+      // A character cut by the 8 KiB window.
+      return true;
+    }
+    for (size_t k = 1; k < length; ++k) {
+      if ((static_cast<unsigned char>(bytes[i + k]) & 0xc0) != 0x80) {
+        return false;
+      }
+    }
+    i += length;
+  }
+  return true;
 }
 
 }  // namespace memdet::compare

@@ -175,6 +175,10 @@ struct TextDiff {
   uint64_t text_tokens_differing = 0;
 };
 
+// Whether a file reads as text over its first 8 KiB: UTF-8 without control
+// characters other than tabs, line breaks, form feeds and escapes.
+bool looks_like_text(const std::string& path);
+
 // Compares two text files, reading each a line at a time so that memory
 // does not grow with the file. run_dir_a and run_dir_b are the directories
 // of the runs that wrote them, replaced before the masks apply (see

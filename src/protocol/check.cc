@@ -175,45 +175,6 @@ constexpr const char* kLoadedObjectsFile = "loaded-objects.txt";
 // The preload library writes <prefix>.<pid> here.
 constexpr const char* kPreloadReportPrefix = "preload";
 
-// Text is what reads as UTF-8 without control characters (tabs, line
-// breaks, form feeds and the escapes of coloured logs aside) over its first
-// 8 KiB. The bytes of a raw float array almost never do, even when they hold
-// no NUL byte.
-bool looks_like_text(const std::string& path) {
-  auto start = sys::read_prefix(path, 8192);
-  if (!start) {
-    return false;
-  }
-  const std::string& bytes = *start;
-  size_t i = 0;
-  while (i < bytes.size()) {
-    auto byte = static_cast<unsigned char>(bytes[i]);
-    if (byte < 0x80) {
-      bool control = byte < 0x20 && byte != '\t' && byte != '\n' && byte != '\r' && byte != '\f' &&
-                     byte != '\v' && byte != 0x1b;
-      if (control || byte == 0x7f) {
-        return false;
-      }
-      ++i;
-      continue;
-    }
-    size_t length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc2 ? 2 : 0;
-    if (length == 0 || byte > 0xf4) {
-      return false;
-    }
-    if (i + length > bytes.size()) {
-      // A character cut by the 8 KiB window.
-      return true;
-    }
-    for (size_t k = 1; k < length; ++k) {
-      if ((static_cast<unsigned char>(bytes[i + k]) & 0xc0) != 0x80) {
-        return false;
-      }
-    }
-    i += length;
-  }
-  return true;
-}
 
 // The digest of a text file after normalize_text, read a line at a time.
 Result<std::string> digest_normalized(const std::string& path, const compare::Masks& masks,
@@ -347,7 +308,7 @@ Status collect_artifacts(const CheckOptions& options, const compare::Masks& mask
       }
       artifact.digest = *digest;
       artifact.kept = absolute_path(match);
-      artifact.text = !looks_like_npy(match) && looks_like_text(match);
+      artifact.text = !looks_like_npy(match) && compare::looks_like_text(match);
       if (artifact.text && !masks.empty()) {
         auto masked = digest_normalized(match, masks, "");
         if (!masked) {

@@ -91,6 +91,23 @@ json loaded_json(const host::LoadedLibraries& loaded) {
   return document;
 }
 
+
+json numeric_json(const compare::NumericDiff& diff) {
+  return {{"dtype", diff.dtype},
+          {"has_ulp", diff.has_ulp},
+          {"elements", diff.elements},
+          {"differing", diff.differing},
+          {"max_abs", diff.max_abs},
+          {"max_rel", diff.max_rel},
+          {"max_ulp", diff.max_ulp},
+          {"first_index", diff.first_index},
+          {"first_reference", diff.first_a},
+          {"first_other", diff.first_b},
+          {"nan_mismatch", diff.nan_mismatch}};
+}
+
+}  // namespace
+
 json text_json(const compare::TextDiff& diff) {
   json document = {
       {"lines_reference", diff.lines_a},
@@ -124,22 +141,6 @@ json text_json(const compare::TextDiff& diff) {
       {"text_tokens_differing", diff.text_tokens_differing}};
   return document;
 }
-
-json numeric_json(const compare::NumericDiff& diff) {
-  return {{"dtype", diff.dtype},
-          {"has_ulp", diff.has_ulp},
-          {"elements", diff.elements},
-          {"differing", diff.differing},
-          {"max_abs", diff.max_abs},
-          {"max_rel", diff.max_rel},
-          {"max_ulp", diff.max_ulp},
-          {"first_index", diff.first_index},
-          {"first_reference", diff.first_a},
-          {"first_other", diff.first_b},
-          {"nan_mismatch", diff.nan_mismatch}};
-}
-
-}  // namespace
 
 json launch_json(const launch::LaunchResult& result) {
   json checks = json::array();

@@ -25,6 +25,8 @@ nlohmann::json factors_json(const std::vector<factors::FactorRecord>& records);
 nlohmann::json profile_json(const factors::Profile& profile);
 nlohmann::json run_json(const protocol::RunRecord& run);
 nlohmann::json check_json(const protocol::CheckReport& report);
+// How two text files differ, as check and diff write it.
+nlohmann::json text_json(const compare::TextDiff& diff);
 
 // record.json in the run's directory, written as soon as the run ends so a
 // campaign cut short keeps every finished run.

@@ -153,3 +153,25 @@ run_memdet clash diff clash.npz clash.npz
 expect_status clash 2
 expect_one_memdet_line clash "clash.npz: members 'a' and 'a.npy' both name tensor 'a'"
 checked ".npz: stored against deflated, Fortran order, named with its coordinate; a name collision is exit 2"
+
+# Training logs: compared line by line and number by number, as check does.
+mkdir -p logs1 logs2
+printf 'step 0 loss 0.6931471824645996 time 1.2s\nstep 1 loss 0.5\n' >logs1/train.log
+printf 'step 0 loss 0.6931471824645996 time 1.9s\nstep 1 loss 0.5000000596046448\n' >logs2/train.log
+run_memdet log diff --json --step-regex '^step (\d+)' logs1/train.log logs2/train.log
+expect_status log 1
+expect_json log.out 'd["texts"][0]["text"]["first_line"] == 1 and d["texts"][0]["status"] == "differs"'
+expect_json log.out 'd["texts"][0]["text"]["first_number_step"] == "1"' "the first number differs at step 1"
+run_memdet log_masked diff --mask 'time \S+' logs1 logs2
+expect_status log_masked 1
+grep -q "numbers first differ at line 2, step\|first at line 2" log_masked.out ||
+    fail "masked log: $(cat log_masked.out)"
+printf 'step 1 loss 0.5\n' >masked1.log
+printf 'step 1 loss 0.5 \n' >masked2.log
+run_memdet log_equal diff --mask ' +$' masked1.log masked2.log
+expect_status log_equal 0
+grep -q "equal within tolerance" log_equal.out || fail "masked log: $(cat log_equal.out)"
+run_memdet log_regex diff --step-regex '(' logs1/train.log logs2/train.log
+expect_status log_regex 2
+expect_one_memdet_line log_regex "--step-regex"
+checked "text logs: the first differing line and step, masks, a bad regex is exit 2"
