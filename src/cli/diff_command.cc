@@ -363,9 +363,11 @@ int diff(const DiffOptions& options) {
     report = std::move(*compared);
     traces = take_traces(*report, tolerance, saved);
     std::erase_if(report->findings, [&](const TensorFinding& finding) {
-      if (!finding.bytes_only || finding.file.empty() || finding.kind != FindingKind::kDiffers) {
-        return false;
-      }
+      // Files of no tensor format are compared as bytes, and two texts of
+      // different lengths are bytes of different shapes.
+      const bool differs =
+          finding.kind == FindingKind::kDiffers || finding.kind == FindingKind::kShapeMismatch;
+      if (!finding.bytes_only || finding.file.empty() || !differs) return false;
       const std::string a = join_path(report->path_a, finding.file);
       const std::string b = join_path(report->path_b, finding.file);
       if (!text_pair(a, b)) return false;
