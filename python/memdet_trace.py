@@ -9,8 +9,9 @@ Two lines in a training loop:
         trace.step(loss)                       # at the end of every step
 
 Each call to step() writes one line to `memdet-trace.jsonl`: the step number,
-the loss as repr() prints it, and a digest of every parameter in module
-order (with grads=True, of every gradient too). `memdet diff A B` reads two
+the loss as repr() prints it, and a digest of every parameter and buffer in
+module order (with grads=True, of every gradient too). The header holds the
+digests before the first step. `memdet diff A B` reads two
 traces and names the first step whose loss or any digest differs, and the
 first tensor, in module order, that differs at that step.
 
@@ -26,9 +27,12 @@ the outputs of the operators recorded in them, are also written as
 safetensors files, so `memdet diff` can give element-level distances.
 
 The digest is zlib.crc32 over a tensor's logical values in C order, plus its
-dtype, shape and strides. bfloat16 tensors are hashed as int16. A digest is
-cached per parameter while its storage and version stay the same, so frozen
-parameters are hashed once.
+dtype, shape and strides. bfloat16 tensors are hashed as int16. Buffers
+(BatchNorm's running statistics) are digested with the parameters, in
+state_dict order. With cache=True a parameter's digest is reused while its
+storage and version stay the same, so frozen parameters are hashed once;
+it is off by default because writes through .data or numpy do not change
+a tensor's version, and a cached digest would hide them.
 
 Cost, measured on a two-core machine with the embedding example: a step
 digest costs about one pass over the parameters' bytes (crc32 runs at about
@@ -223,27 +227,39 @@ class _Recorder(TorchDispatchMode):
 class Trace:
     """Writes a per-step trace of a model's training; see the module's text."""
 
-    def __init__(self, model, path=None, grads=False, ops=None, save=None, first_step=0):
+    def __init__(
+        self, model, path=None, grads=False, ops=None, save=None, first_step=0, cache=False
+    ):
         directory = path if path is not None else os.environ.get("MEMDET_RUN_DIR", ".")
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.model = model
         self.grads = grads
-        self.ops = ops if ops is not None else range(0)
-        self.save = save if save is not None else range(0)
+        self.ops = _steps(ops)
+        self.save = _steps(save)
         self.current = first_step
-        self.params = list(model.named_parameters())
-        self.cache = {}
+        self.params = _state(model)
+        self.cache = {} if cache else None
         self.file = open(os.path.join(directory, TRACE_NAME), "w")
+        buffers = {id(b) for b in model.buffers()}
+        self.buffers = buffers
         header = {
             "memdet_trace": FORMAT,
             "torch": torch.__version__,
             "grads": bool(grads),
-            "ops": [self.ops.start, self.ops.stop] if len(self.ops) else None,
+            "ops": [min(self.ops), max(self.ops) + 1] if self.ops else None,
             "params": [
-                {"name": name, "dtype": _dtype_name(p.dtype), "shape": list(p.shape)}
+                {
+                    "name": name,
+                    "dtype": _dtype_name(p.dtype),
+                    "shape": list(p.shape),
+                    "kind": "buffer" if id(p) in buffers else "parameter",
+                }
                 for name, p in self.params
             ],
+            # The state before the first step: runs that start apart are
+            # told apart from runs that part in training.
+            "initial": [self._cached_digest(name, p) for name, p in self.params],
         }
         self._write(header)
 
@@ -295,6 +311,14 @@ class Trace:
             self.file.close()
 
     def _cached_digest(self, name, param):
+        """The digest, reused while a parameter's storage and version stay.
+
+        Only with cache=True, and never for buffers: writes through .data,
+        through numpy, and by kernels that update buffers in place
+        (BatchNorm's running statistics) leave _version as it was.
+        """
+        if self.cache is None or id(param) in self.buffers:
+            return digest(param)
         key = (param.data_ptr(), param._version, tuple(param.shape), tuple(param.stride()))
         cached = self.cache.get(name)
         if cached is not None and cached[0] == key:
@@ -409,7 +433,7 @@ class Trace:
             return func(*args, **kwargs)
 
         schema = func._schema
-        inputs, texts, read_storages, whole_writes = [], [], set(), set()
+        inputs, texts, read_storages, whole_writes, written = [], [], set(), set(), []
         named = list(zip(schema.arguments, args)) + [
             (argument, kwargs[argument.name])
             for argument in schema.arguments
@@ -437,6 +461,12 @@ class Trace:
                 read_storages.add(storage)
                 if overwritten:
                     whole_writes.add(storage)
+                # Torch 1.13's schemas do not mark every argument a kernel
+                # writes (native_batch_norm's running statistics), so the
+                # model's buffers are digested again after every operator.
+                marked = argument.alias_info is not None and argument.alias_info.is_write
+                if marked or id(tensor) in self.buffers:
+                    written.append((label, tensor))
                 unread = overwritten or storage in self.garbage
                 inputs.append([label, None if unread else digest(tensor), list(tensor.shape)])
 
@@ -455,6 +485,17 @@ class Trace:
             else:
                 produced.append(["out%d" % index, digest(tensor), list(tensor.shape)])
                 kept.append(("out%d" % index, tensor))
+        # Arguments an operator writes but does not return, as
+        # native_batch_norm updates its running statistics.
+        returned = {id(t) for t in (_tensors_in(outputs) or []) if t is not None}
+        for label, tensor in written:
+            if id(tensor) in returned:
+                continue
+            if self._garbage_output(packet, tensor, read_storages, whole_writes):
+                produced.append([label + " (written)", None, list(tensor.shape)])
+            else:
+                produced.append([label + " (written)", digest(tensor), list(tensor.shape)])
+                kept.append((label + " (written)", tensor))
 
         record = {
             "op": self.call,
@@ -518,6 +559,30 @@ def _storage_key(tensor):
     if tensor.layout != torch.strided:
         return (tensor.device.type, id(tensor))
     return (tensor.device.type, tensor.data_ptr() - tensor.storage_offset() * tensor.element_size())
+
+
+def _steps(steps):
+    """A set of step numbers from a range or any iterable of them."""
+    return set(steps) if steps is not None else set()
+
+
+def _state(model):
+    """Parameters and buffers in module order, as state_dict orders them.
+
+    Buffers count: a BatchNorm's running statistics are state that a step
+    changes in place, and a run that drifts there drifts in its outputs.
+    """
+    state, seen = [], set()
+    for prefix, module in model.named_modules():
+        tensors = list(module.named_parameters(recurse=False)) + list(
+            module.named_buffers(recurse=False)
+        )
+        for name, tensor in tensors:
+            if tensor is None or id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            state.append((prefix + "." + name if prefix else name, tensor))
+    return state
 
 
 def _tensors_in(value):

@@ -60,7 +60,7 @@ def parse_args():
         "--trace",
         action="store_true",
         help="write memdet-trace.jsonl into --out with python/memdet_trace.py: every step's "
-        "digests, and the operators of step 0 with their outputs",
+        "digests, and the operators of steps 0 to 2 with their outputs",
     )
     return parser.parse_args()
 
@@ -118,7 +118,7 @@ def main():
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
         import memdet_trace
 
-        trace = memdet_trace.Trace(model, path=args.out, ops=range(0, 1), save=range(0, 1))
+        trace = memdet_trace.Trace(model, path=args.out, ops=range(0, 3), save=range(0, 3))
     batches = SAMPLES // BATCH
     with open(os.path.join(args.out, "loss.txt"), "w") as log:
         for step in range(args.steps):

@@ -15,7 +15,8 @@ std::string index_text(const std::vector<uint64_t>& index) {
   return text + "]";
 }
 
-std::vector<std::string> figures(const TensorFinding& finding, const std::string& pad) {
+std::vector<std::string> figures(const TensorFinding& finding, const Tolerance& tolerance,
+                                 const std::string& pad) {
   std::vector<std::string> lines;
   const TensorDiff& diff = finding.diff;
   const std::string name = printable(finding_name(finding));
@@ -25,7 +26,8 @@ std::vector<std::string> figures(const TensorFinding& finding, const std::string
                      std::to_string(diff.elements) + " " + what + " differ";
   if (finding.kind == FindingKind::kWithinTolerance) {
     head += " in their bits, all within tolerance";
-  } else {
+  } else if (tolerance.atol > 0 || tolerance.rtol > 0 || tolerance.max_ulp > 0 ||
+             tolerance.equal_nan) {
     head += ", " + std::to_string(diff.differing) + " outside the tolerance";
   }
   lines.push_back(head);
@@ -94,7 +96,7 @@ std::vector<std::string> describe_finding(const TensorFinding& finding, const Di
       return {};
     case FindingKind::kWithinTolerance:
     case FindingKind::kDiffers:
-      return figures(finding, pad);
+      return figures(finding, report.tolerance, pad);
     case FindingKind::kDtypeMismatch:
       return {pad + name + "  dtype differs: " + finding.dtype_a + " vs " + finding.dtype_b};
     case FindingKind::kShapeMismatch:

@@ -165,6 +165,12 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
     auto dtype = param.string("dtype");
     if (!dtype) return dtype.error();
     if (name->empty() || dtype->empty()) return line.error("a parameter's name and dtype must not be empty");
+    auto kind = param.optional_string("kind");
+    if (!kind) return kind.error();
+    if (kind->has_value() && **kind != "parameter" && **kind != "buffer") {
+      return line.error("a parameter's \"kind\" must be \"parameter\" or \"buffer\"");
+    }
+    value.kind = kind->value_or("");
     const json* shape = param.field("shape");
     if (shape == nullptr) return line.error("a parameter has no \"shape\"");
     auto sizes = param.shape(*shape, "\"shape\"");
@@ -176,6 +182,18 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
     value.dtype = std::move(*dtype);
     value.shape = std::move(*sizes);
     trace.params.push_back(std::move(value));
+  }
+  const json* initial = line.field("initial");
+  if (initial != nullptr && !initial->is_null()) {
+    if (!initial->is_array() || initial->size() != trace.params.size()) {
+      return line.error("\"initial\" must hold one digest for each parameter");
+    }
+    for (const json& value : *initial) {
+      auto digest = line.digest(value, "an initial digest");
+      if (!digest) return digest.error();
+      if (!digest->has_value()) return line.error("an initial digest must not be null");
+      trace.initial.push_back(**digest);
+    }
   }
   (void)object;
   return {};
@@ -384,7 +402,9 @@ TraceGrowthRow growth_row(const Pairing& pairing, const TraceStep& a, const Trac
   row.loss_b = b.loss;
   auto value_a = parse_loss(a.loss);
   auto value_b = parse_loss(b.loss);
-  if (value_a && value_b) row.loss_abs_diff = std::fabs(*value_a - *value_b);
+  if (value_a && value_b) {
+    row.loss_abs_diff = a.loss == b.loss ? 0.0 : std::fabs(*value_a - *value_b);
+  }
   row.tensors_differing = differing(pairing, a, b).size();
   row.tensors = pairing.pairs.size();
   return row;
@@ -393,7 +413,20 @@ TraceGrowthRow growth_row(const Pairing& pairing, const TraceStep& a, const Trac
 void compare_steps(const Trace& a, const Trace& b, const Tolerance& tolerance, TraceDiff& diff) {
   Pairing pairing = pair_params(a, b, diff.header_problems);
   diff.tensors = pairing.pairs.size();
+  if (!a.initial.empty() && !b.initial.empty()) {
+    for (const Pairing::Pair& pair : pairing.pairs) {
+      if (!pair.grad && a.initial[pair.a] != b.initial[pair.b]) {
+        diff.initial_differing.push_back(pair.name);
+      }
+    }
+  }
   const size_t common = std::min(a.steps.size(), b.steps.size());
+  for (size_t i = 0; i < common && a.steps[i].step == b.steps[i].step; ++i) {
+    if (a.steps[i].loss != b.steps[i].loss) {
+      diff.first_loss_step = a.steps[i].step;
+      break;
+    }
+  }
   std::optional<size_t> first;
   for (size_t i = 0; i < common; ++i) {
     const TraceStep& step_a = a.steps[i];
@@ -464,15 +497,19 @@ void compare_ops(const Trace& a, const Trace& b, const Tolerance& tolerance, Tra
   diff.ops_b = b.ops.size();
   OpFinding& finding = diff.op;
   if (a.ops.empty() || b.ops.empty()) return;
+  diff.last_recorded_step = std::min(a.ops.back().step, b.ops.back().step);
 
-  // Parameters that already differ when recording starts make every
-  // recorded operator an echo.
+  // State that already differs when recording starts makes every recorded
+  // operator an echo.
   const int64_t first_recorded = std::min(a.ops.front().step, b.ops.front().step);
-  if (diff.first_step && *diff.first_step < first_recorded && !diff.steps_part) {
+  if (!diff.initial_differing.empty() ||
+      (diff.first_step && *diff.first_step < first_recorded && !diff.steps_part)) {
     finding.kind = OpFinding::Kind::kDivergedBefore;
     return;
   }
 
+  // The first operator in which anything differs: whatever made the runs
+  // part, it shows here first, since every later difference is its echo.
   const size_t common = std::min(a.ops.size(), b.ops.size());
   for (size_t i = 0; i < common; ++i) {
     const TraceOp& op_a = a.ops[i];
@@ -484,12 +521,12 @@ void compare_ops(const Trace& a, const Trace& b, const Tolerance& tolerance, Tra
       return;
     }
     std::vector<std::string> outputs = differing_labels(op_a.outputs, op_b.outputs);
-    bool rng = op_a.rng != op_b.rng;
-    bool args = op_a.args_digest != op_b.args_digest;
-    if (outputs.empty() && !rng && !args) continue;
+    std::vector<std::string> inputs = differing_labels(op_a.inputs, op_b.inputs);
+    const bool rng = op_a.rng != op_b.rng;
+    const bool args = op_a.args_digest != op_b.args_digest;
+    if (outputs.empty() && inputs.empty() && !rng && !args) continue;
     finding.a = op_a;
     finding.b = op_b;
-    std::vector<std::string> inputs = differing_labels(op_a.inputs, op_b.inputs);
     if (rng) {
       finding.kind = OpFinding::Kind::kRngDiffered;
       finding.labels = outputs;
@@ -513,6 +550,12 @@ void compare_ops(const Trace& a, const Trace& b, const Tolerance& tolerance, Tra
     finding.kind = OpFinding::Kind::kSequencesPart;
     if (common < a.ops.size()) finding.a = a.ops[common];
     if (common < b.ops.size()) finding.b = b.ops[common];
+    return;
+  }
+  if (diff.first_step && !diff.steps_part) {
+    finding.kind = *diff.first_step > *diff.last_recorded_step
+                       ? OpFinding::Kind::kAfterRecordedRange
+                       : OpFinding::Kind::kOutsideOperators;
   }
 }
 
@@ -578,10 +621,31 @@ void describe_op(const TraceDiff& diff, std::vector<std::string>& lines) {
                       " recorded operators match in every input, argument and output");
       return;
     case OpFinding::Kind::kDivergedBefore:
-      lines.push_back("  diverged before the recorded range: the parameters already differ at step " +
+      if (!diff.initial_differing.empty()) {
+        lines.push_back("  diverged before the recorded range: the state differs before the "
+                        "first step, so the runs started apart (initialisation, a checkpoint, "
+                        "a seed)");
+      } else {
+        lines.push_back(
+            "  diverged before the recorded range: the state already differs at step " +
+            std::to_string(*diff.first_step) +
+            ", before the first recorded operator; record the operators of an earlier step to "
+            "find the cause");
+      }
+      return;
+    case OpFinding::Kind::kAfterRecordedRange:
+      lines.push_back("  the " + std::to_string(diff.ops_a) +
+                      " recorded operators match, up to step " +
+                      std::to_string(*diff.last_recorded_step) + "; the runs part at step " +
+                      std::to_string(*diff.first_step) + ": record that step's operators (ops=range(" +
+                      std::to_string(*diff.first_step) + ", " +
+                      std::to_string(*diff.first_step + 1) + ")) to find the cause");
+      return;
+    case OpFinding::Kind::kOutsideOperators:
+      lines.push_back("  every recorded operator matches, yet the state differs at step " +
                       std::to_string(*diff.first_step) +
-                      ", before the first recorded operator; record the operators of an earlier "
-                      "step to find the cause");
+                      ": it was changed outside the operators the dispatcher sees (through "
+                      ".data, numpy, or another thread)");
       return;
     case OpFinding::Kind::kSequencesPart:
       if (finding.a && finding.b) {
@@ -638,27 +702,28 @@ std::string_view op_kind_word(OpFinding::Kind kind) {
       return "diverged_before_recorded_range";
     case OpFinding::Kind::kInputFromOutside:
       return "input_from_outside";
+    case OpFinding::Kind::kAfterRecordedRange:
+      return "after_recorded_range";
+    case OpFinding::Kind::kOutsideOperators:
+      return "outside_operators";
     case OpFinding::Kind::kSequencesPart:
       break;
   }
   return "sequences_part";
 }
 
-json tensors_json(const std::vector<TraceTensor>& a, const std::vector<TraceTensor>* b) {
+json tensors_json(const std::vector<TraceTensor>& tensors) {
   json list = json::array();
-  for (size_t i = 0; i < a.size(); ++i) {
-    json entry = {{"label", a[i].label},
-                  {"shape", a[i].shape},
-                  {"digest_a", a[i].digest ? json(*a[i].digest) : json(nullptr)}};
-    if (b != nullptr && i < b->size()) {
-      entry["digest_b"] = (*b)[i].digest ? json(*(*b)[i].digest) : json(nullptr);
-    }
-    list.push_back(std::move(entry));
+  for (const TraceTensor& tensor : tensors) {
+    list.push_back({{"label", tensor.label},
+                    {"shape", tensor.shape},
+                    {"digest", tensor.digest ? json(*tensor.digest) : json(nullptr)}});
   }
   return list;
 }
 
-json op_json(const TraceOp& op, const TraceOp* other) {
+// One side's operator, with that side's digests.
+json op_json(const TraceOp& op) {
   return {
       {"call", op.call},
       {"step", op.step},
@@ -668,10 +733,9 @@ json op_json(const TraceOp& op, const TraceOp* other) {
       {"module_exact", op.phase != "backward"},
       {"node", op.node},
       {"args", op.args},
-      {"inputs", tensors_json(op.inputs, other != nullptr ? &other->inputs : nullptr)},
-      {"outputs", tensors_json(op.outputs, other != nullptr ? &other->outputs : nullptr)},
-      {"rng_a", op.rng ? json(*op.rng) : json(nullptr)},
-      {"rng_b", other != nullptr && other->rng ? json(*other->rng) : json(nullptr)},
+      {"inputs", tensors_json(op.inputs)},
+      {"outputs", tensors_json(op.outputs)},
+      {"rng", op.rng ? json(*op.rng) : json(nullptr)},
   };
 }
 
@@ -707,6 +771,7 @@ Result<Trace> parse_trace(std::istream& in, const std::string& path) {
   trace.path = path;
   std::string text;
   size_t number = 0;
+  bool header = false;
   while (std::getline(in, text)) {
     ++number;
     if (text.empty()) continue;
@@ -714,6 +779,13 @@ Result<Trace> parse_trace(std::istream& in, const std::string& path) {
     if (text.size() > kLongestLine) return make_error(where + "a line longer than 16 MiB");
     StrictJsonError problem;
     auto parsed = parse_strict_json(text, kMaxDepth, problem);
+    if (!parsed && in.eof() && header && problem.kind == StrictJsonError::Kind::kInvalid &&
+        text.find('\0') == std::string::npos) {
+      // The last line has no line break and does not parse: the helper was
+      // stopped while writing it.
+      trace.cut_short = true;
+      break;
+    }
     if (!parsed) {
       switch (problem.kind) {
         case StrictJsonError::Kind::kDuplicateKey:
@@ -729,8 +801,9 @@ Result<Trace> parse_trace(std::istream& in, const std::string& path) {
     LineReader line(path, number, object);
     if (!object.is_object()) return line.error("not a JSON object");
     Status status;
-    if (number == 1) {
+    if (!header) {
       status = read_header(line, object, trace);
+      header = true;
     } else if (object.contains("op")) {
       status = read_op(line, trace);
     } else if (object.contains("step")) {
@@ -741,7 +814,7 @@ Result<Trace> parse_trace(std::istream& in, const std::string& path) {
     if (!status) return status.error();
   }
   if (in.bad()) return make_error(path + ": read failed");
-  if (number == 0) return make_error(path + ": empty, not a trace");
+  if (!header) return make_error(path + ": empty, not a trace");
   return trace;
 }
 
@@ -751,9 +824,12 @@ TraceDiff compare_traces(const Trace& a, const Trace& b, const Tolerance& tolera
   diff.path_b = b.path;
   diff.steps_a = a.steps.size();
   diff.steps_b = b.steps.size();
+  diff.cut_short_a = a.cut_short;
+  diff.cut_short_b = b.cut_short;
   compare_steps(a, b, tolerance, diff);
   compare_ops(a, b, tolerance, diff);
   diff.identical = diff.header_problems.empty() && !diff.first_step &&
+                   diff.initial_differing.empty() &&
                    diff.op.kind == OpFinding::Kind::kNone && diff.ops_a == diff.ops_b;
   return diff;
 }
@@ -766,24 +842,46 @@ std::vector<std::string> describe_trace_diff(const TraceDiff& diff, std::string_
 }
 
 std::string name_sides(std::string text, std::string_view name_a, std::string_view name_b) {
-  for (auto [mark, name] : {std::pair{std::string_view("{A}"), name_a}, {"{B}", name_b}}) {
-    for (size_t at = text.find(mark); at != std::string::npos; at = text.find(mark, at + name.size())) {
-      text.replace(at, mark.size(), name);
+  // One pass, so a name that holds a mark is left as it is.
+  std::string named;
+  size_t at = 0;
+  for (size_t mark = text.find('{'); mark != std::string::npos; mark = text.find('{', at)) {
+    const std::string_view rest = std::string_view(text).substr(mark);
+    named.append(text, at, mark - at);
+    if (rest.starts_with("{A}") || rest.starts_with("{B}")) {
+      named += rest[1] == 'A' ? name_a : name_b;
+      at = mark + 3;
+    } else {
+      named += '{';
+      at = mark + 1;
     }
   }
-  return text;
+  named.append(text, at);
+  return named;
 }
 
 namespace {
 
 std::vector<std::string> describe_trace_lines(const TraceDiff& diff) {
   std::vector<std::string> lines;
+  for (auto [cut, side] : {std::pair{diff.cut_short_a, "{A}"}, {diff.cut_short_b, "{B}"}}) {
+    if (cut) {
+      lines.push_back(std::string("  the last line of ") + side +
+                      " is cut short, as when a run is stopped while writing it; it is left out");
+    }
+  }
   if (diff.identical) {
     lines.push_back("  traces identical: " + std::to_string(diff.steps_a) + " steps and " +
                     std::to_string(diff.ops_a) + " operators, every loss and digest the same");
     return lines;
   }
   for (const std::string& problem : diff.header_problems) lines.push_back("  " + printable(problem));
+  if (!diff.initial_differing.empty()) {
+    lines.push_back("  the state differs before the first step: " +
+                    std::to_string(diff.initial_differing.size()) + " of " +
+                    std::to_string(diff.tensors) + " tensors, first " +
+                    printable(diff.initial_differing.front()));
+  }
   if (diff.steps_part && diff.first_step) {
     lines.push_back("  the traces' steps part at step " + std::to_string(*diff.first_step) + " ({A} has " +
                     std::to_string(diff.steps_a) + " steps, {B} " + std::to_string(diff.steps_b) +
@@ -798,8 +896,12 @@ std::vector<std::string> describe_trace_lines(const TraceDiff& diff) {
     }
     lines.push_back("  first divergent step: " + std::to_string(*diff.first_step) + " (" + what +
                     ")");
-    if (!diff.differing_tensors.empty()) {
+    if (diff.differing_tensors.size() > 1) {
       lines.push_back("      differing there: " + join(diff.differing_tensors, 8));
+    }
+    if (diff.first_loss_step && *diff.first_loss_step != *diff.first_step) {
+      lines.push_back("      the loss first differs at step " +
+                      std::to_string(*diff.first_loss_step));
     }
     describe_elements(diff.step_elements, diff.step_elements_note, lines);
   } else if (diff.header_problems.empty()) {
@@ -836,8 +938,8 @@ json trace_diff_json(const TraceDiff& diff) {
   }
   const OpFinding& finding = diff.op;
   json op = {{"kind", op_kind_word(finding.kind)}, {"labels", finding.labels}};
-  if (finding.a) op["a"] = op_json(*finding.a, finding.b ? &*finding.b : nullptr);
-  if (finding.b) op["b"] = op_json(*finding.b, finding.a ? &*finding.a : nullptr);
+  if (finding.a) op["a"] = op_json(*finding.a);
+  if (finding.b) op["b"] = op_json(*finding.b);
   op["elements"] = elements_json(finding.elements);
   op["elements_note"] = name_sides(finding.elements_note, "A", "B");
   std::vector<std::string> problems;
@@ -855,6 +957,12 @@ json trace_diff_json(const TraceDiff& diff) {
       {"steps_part", diff.steps_part},
       {"loss_differs", diff.loss_differs},
       {"differing_tensors", diff.differing_tensors},
+      {"initial_differing", diff.initial_differing},
+      {"first_loss_step", diff.first_loss_step ? json(*diff.first_loss_step) : json(nullptr)},
+      {"last_recorded_step",
+       diff.last_recorded_step ? json(*diff.last_recorded_step) : json(nullptr)},
+      {"cut_short_a", diff.cut_short_a},
+      {"cut_short_b", diff.cut_short_b},
       {"tensors", diff.tensors},
       {"growth", growth},
       {"step_elements", elements_json(diff.step_elements)},

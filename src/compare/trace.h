@@ -32,10 +32,12 @@ inline constexpr std::string_view kTraceFileName = "memdet-trace.jsonl";
 // The folder beside a trace that holds the tensors it saved.
 inline constexpr std::string_view kTraceTensorDir = "memdet-trace.tensors";
 
+// A parameter or buffer, named as state_dict names it.
 struct TraceParam {
   std::string name;
   std::string dtype;
   std::vector<uint64_t> shape;
+  std::string kind;  // "parameter" or "buffer"; empty when not given
 };
 
 struct TraceStep {
@@ -77,6 +79,10 @@ struct Trace {
   std::string torch_version;
   bool grads = false;
   std::vector<TraceParam> params;
+  std::vector<std::string> initial;  // digests before the first step; empty when not given
+  // The last line had no line break and did not parse: the run was cut
+  // short while writing it, so it is left out.
+  bool cut_short = false;
   std::vector<TraceStep> steps;
   std::vector<TraceOp> ops;
 };
@@ -109,6 +115,8 @@ struct OpFinding {
     kDivergedBefore,     // parameters differed before the first recorded step
     kInputFromOutside,   // an input differed that no recorded operator made
     kSequencesPart,      // the two runs ran different operators
+    kAfterRecordedRange, // every recorded operator matched; the steps part later
+    kOutsideOperators,   // every recorded operator matched, yet a recorded step's state differs
   } kind = Kind::kNone;
   std::optional<TraceOp> a;  // the operator in each trace
   std::optional<TraceOp> b;
@@ -130,13 +138,18 @@ struct TraceDiff {
   bool loss_differs = false;
   bool steps_part = false;  // the step numbers disagree or one trace ends
   std::vector<std::string> differing_tensors;  // at first_step, module order
+  std::vector<std::string> initial_differing;  // before the first step, module order
+  std::optional<int64_t> first_loss_step;      // the first step whose loss differs
   size_t tensors = 0;                          // compared at each step
   std::vector<TraceGrowthRow> growth;
   std::optional<DiffReport> step_elements;  // the saved tensors of first_step
   std::string step_elements_note;
   size_t ops_a = 0;
   size_t ops_b = 0;
+  std::optional<int64_t> last_recorded_step;  // the last step with operators, in both
   OpFinding op;
+  bool cut_short_a = false;
+  bool cut_short_b = false;
 };
 
 // Compares two traces. Saved tensors that cannot be read leave a note in

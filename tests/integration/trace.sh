@@ -64,8 +64,8 @@ expect_json example.out \
     'd["traces"][0]["operator"]["elements"][0]["bitwise_differing"] > 0' \
     "the saved output gives element-level distances"
 expect_json example.out \
-    'all(i["digest_a"] == i["digest_b"] for i in d["traces"][0]["operator"]["a"]["inputs"] if i["digest_a"])' \
-    "every compared input of the cause matched"
+    'all(a["digest"] == b["digest"] for a, b in zip(d["traces"][0]["operator"]["a"]["inputs"], d["traces"][0]["operator"]["b"]["inputs"]))' \
+    "every input of the cause matched"
 call=$(json_value example.out 'd["traces"][0]["operator"]["a"]["call"]')
 checked "example: index_put (accumulate=True) at step 0, call $call, found in attempt $parted"
 
@@ -176,6 +176,64 @@ assert memdet_trace.digest(torch.ones(2, dtype=torch.bfloat16)) != memdet_trace.
 )
 EOF
 checked "in-place input digested before the write; strides and dtype in the digest; garbage views"
+
+# Buffers count as state, and an input changed behind the dispatcher's back
+# (through numpy) is named where it is first read.
+cat >batchnorm.py <<'EOF'
+import sys
+
+sys.path.insert(0, sys.argv[1])
+import memdet_trace
+import torch
+
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 1))
+x, y = torch.randn(16, 4), torch.randn(16)
+how, nudge = sys.argv[3], sys.argv[4] == "nudge"
+if how == "before" and nudge:
+    model[1].running_mean.numpy()[0] += 1e-3
+ops = range(0, 2) if how == "late" else range(0, 4)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+trace = memdet_trace.Trace(model, path=sys.argv[2], ops=ops)
+for step in range(5):
+    if how in ("during", "late") and step == 2 + (how == "late"):
+        # Both runs make the same calls; only the nudged one's numpy write
+        # changes a value, where the dispatcher cannot see it.
+        model[1].running_mean.numpy()[0] += 1e-3 if nudge else 0.0
+    optimizer.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(x).squeeze(1), y)
+    loss.backward()
+    optimizer.step()
+    trace.step(loss)
+EOF
+for how in before during late; do
+    for side in plain nudge; do
+        timeout 200 "$PYTHON" batchnorm.py "$helper_dir" "bn-$how-$side" "$how" "$side" ||
+            fail "batchnorm.py $how $side failed"
+    done
+    run_memdet "bn-$how" diff --json "bn-$how-plain" "bn-$how-nudge"
+    expect_status "bn-$how" 1
+done
+expect_json bn-before.out 'd["traces"][0]["initial_differing"] == ["1.running_mean"]'
+expect_json bn-before.out 'd["traces"][0]["operator"]["kind"] == "diverged_before_recorded_range"'
+expect_json bn-during.out 'd["traces"][0]["operator"]["kind"] == "input_from_outside"'
+expect_json bn-during.out \
+    'd["traces"][0]["operator"]["a"]["name"].startswith("aten.native_batch_norm") and d["traces"][0]["operator"]["labels"] == ["running_mean"]' \
+    "native_batch_norm's running_mean input is named"
+expect_json bn-during.out \
+    'any(o["label"] == "running_mean (written)" for o in d["traces"][0]["operator"]["a"]["outputs"])' \
+    "the running statistics the operator writes are digested"
+expect_json bn-late.out \
+    'd["traces"][0]["operator"]["kind"] == "after_recorded_range" and d["traces"][0]["first_step"] == 3'
+grep -q '"kind":"buffer"' bn-before-plain/memdet-trace.jsonl || fail "buffers are not marked as such"
+checked "buffers: a nudged running_mean is found before the first step, at native_batch_norm, and after the recorded range"
+
+# A trace whose last line was cut while being written is read up to it.
+head -c -40 bn-during-plain/memdet-trace.jsonl >cut.jsonl
+run_memdet cut diff cut.jsonl bn-during-plain/memdet-trace.jsonl
+expect_status cut 1
+grep -q "last line of A is cut short" cut.out || fail "cut trace: $(cat cut.out)"
+checked "a trace cut short in its last line is compared up to it"
 
 # check with the trace as an artifact.
 run_memdet check check -n 4 --stop-at-first-difference --timeout 200 --json check.json \
