@@ -107,8 +107,9 @@ std::string_view verdict_word(Verdict verdict) {
 }
 
 std::string tolerance_text(const compare::Tolerance& tolerance) {
-  return "atol " + compare::number_text(tolerance.atol) + ", rtol " + compare::number_text(tolerance.rtol) + ", max-ulp " +
-         std::to_string(tolerance.max_ulp) + (tolerance.equal_nan ? ", NaNs equal" : "");
+  return "atol " + compare::number_text(tolerance.atol) + ", rtol " +
+         compare::number_text(tolerance.rtol) + ", max-ulp " + std::to_string(tolerance.max_ulp) +
+         (tolerance.equal_nan ? ", NaNs equal" : "");
 }
 
 // The headline counts tensors and, when there are any, traces.
@@ -131,9 +132,9 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
     if (finding.kind != FindingKind::kIdentical) ++saved_differ;
   }
   const size_t total = counted_findings.size();
-  const std::string noun = texts.empty()                    ? "tensors"
-                           : texts.size() == total          ? "text files"
-                                                            : "tensors and text files";
+  const std::string noun = texts.empty()           ? "tensors"
+                           : texts.size() == total ? "text files"
+                                                   : "tensors and text files";
   std::string counted = std::to_string(total) + " compared";
   if (!traces.empty()) {
     counted = std::to_string(total) + " tensors and " + std::to_string(saved.size()) +
@@ -160,8 +161,8 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
     case Verdict::kWithinTolerance:
       std::printf(
           "memdet diff: equal within tolerance: %s (%zu of %zu %s differ in their bits%s; %s)\n",
-          pair.c_str(), within, total, noun.c_str(),
-          texts.empty() ? "" : " or only in masked text", tolerance_text(report.tolerance).c_str());
+          pair.c_str(), within, total, noun.c_str(), texts.empty() ? "" : " or only in masked text",
+          tolerance_text(report.tolerance).c_str());
       break;
     case Verdict::kDiffer:
       if (total == 0 && !traces.empty()) {
@@ -169,7 +170,8 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
         break;
       }
       std::printf("memdet diff: differ: %s (%zu of %zu %s differ%s; %s)\n", pair.c_str(), differ,
-                  total, noun.c_str(), trace_part.c_str(), tolerance_text(report.tolerance).c_str());
+                  total, noun.c_str(), trace_part.c_str(),
+                  tolerance_text(report.tolerance).c_str());
       break;
   }
 
@@ -182,9 +184,10 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
     if (text.finding.kind != FindingKind::kIdentical) print_text_result(text);
   }
   if (saved_differ > 0) {
-    std::printf("  %zu of the %zu tensor files the traces saved differ or are on one side only "
-                "(--json lists each)\n",
-                saved_differ, saved.size());
+    std::printf(
+        "  %zu of the %zu tensor files the traces saved differ or are on one side only "
+        "(--json lists each)\n",
+        saved_differ, saved.size());
   }
   for (const compare::TraceDiff& trace : traces) {
     std::printf("memdet diff: trace %s and %s %s\n", printable(trace.path_a).c_str(),
@@ -400,7 +403,8 @@ int diff(const DiffOptions& options) {
     }
     if (fingerprints) document["fingerprint"] = measure::comparison_json(*fingerprints);
     nlohmann::json trace_list = nlohmann::json::array();
-    for (const compare::TraceDiff& trace : traces) trace_list.push_back(compare::trace_diff_json(trace));
+    for (const compare::TraceDiff& trace : traces)
+      trace_list.push_back(compare::trace_diff_json(trace));
     document["traces"] = trace_list;
     nlohmann::json text_list = nlohmann::json::array();
     for (const TextResult& text : texts) {

@@ -5,8 +5,8 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <istream>
 #include <map>
@@ -145,7 +145,8 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
   if (!torch) return torch.error();
   trace.torch_version = torch->value_or("");
   const json* grads = line.field("grads");
-  if (grads != nullptr && !grads->is_boolean()) return line.error("\"grads\" must be true or false");
+  if (grads != nullptr && !grads->is_boolean())
+    return line.error("\"grads\" must be true or false");
   trace.grads = grads != nullptr && grads->get<bool>();
   const json* ops = line.field("ops");
   if (ops != nullptr && !ops->is_null() &&
@@ -164,7 +165,8 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
     if (!name) return name.error();
     auto dtype = param.string("dtype");
     if (!dtype) return dtype.error();
-    if (name->empty() || dtype->empty()) return line.error("a parameter's name and dtype must not be empty");
+    if (name->empty() || dtype->empty())
+      return line.error("a parameter's name and dtype must not be empty");
     auto kind = param.optional_string("kind");
     if (!kind) return kind.error();
     if (kind->has_value() && **kind != "parameter" && **kind != "buffer") {
@@ -252,8 +254,10 @@ Status read_op(const LineReader& line, Trace& trace) {
   auto step = line.count("step");
   if (!step) return step.error();
   op.step = *step;
-  for (auto [name, target] : {std::pair{"name", &op.name}, {"phase", &op.phase},
-                              {"args", &op.args}, {"args_digest", &op.args_digest}}) {
+  for (auto [name, target] : {std::pair{"name", &op.name},
+                              {"phase", &op.phase},
+                              {"args", &op.args},
+                              {"args_digest", &op.args_digest}}) {
     auto value = line.string(name);
     if (!value) return value.error();
     *target = std::move(*value);
@@ -308,10 +312,9 @@ std::optional<std::string> saved_file_problem(const std::string& file) {
 
 // The saved files of both sides, compared; a note instead when either is
 // missing or unreadable.
-void compare_saved(const std::string& path_a, const std::string& saved_a,
-                   const std::string& path_b, const std::string& saved_b,
-                   const Tolerance& tolerance, std::optional<DiffReport>& report,
-                   std::string& note) {
+void compare_saved(const std::string& path_a, const std::string& saved_a, const std::string& path_b,
+                   const std::string& saved_b, const Tolerance& tolerance,
+                   std::optional<DiffReport>& report, std::string& note) {
   if (saved_a.empty() || saved_b.empty()) {
     note = "no tensors saved for it in " + std::string(saved_a.empty() ? "{A}" : "{B}") +
            " (the helper's save= chooses the steps)";
@@ -378,18 +381,19 @@ Pairing pair_params(const Trace& a, const Trace& b, std::vector<std::string>& pr
     if (grads) pairing.pairs.push_back({"grad of " + param.name, i, it->second, true});
     in_b.erase(it);
   }
-  for (const auto& [name, index] : in_b) problems.push_back("parameter " + name + " is only in {B}");
+  for (const auto& [name, index] : in_b)
+    problems.push_back("parameter " + name + " is only in {B}");
   if (a.grads != b.grads) {
     problems.push_back(std::string("gradients were recorded only in ") + (a.grads ? "{A}" : "{B}"));
   }
   return pairing;
 }
 
-std::vector<std::string> differing(const Pairing& pairing, const TraceStep& a,
-                                   const TraceStep& b) {
+std::vector<std::string> differing(const Pairing& pairing, const TraceStep& a, const TraceStep& b) {
   std::vector<std::string> names;
   for (const Pairing::Pair& pair : pairing.pairs) {
-    bool same = pair.grad ? a.grads[pair.a] == b.grads[pair.b] : a.params[pair.a] == b.params[pair.b];
+    bool same =
+        pair.grad ? a.grads[pair.a] == b.grads[pair.b] : a.params[pair.a] == b.params[pair.b];
     if (!same) names.push_back(pair.name);
   }
   return names;
@@ -477,8 +481,8 @@ std::vector<std::string> differing_labels(const std::vector<TraceTensor>& a,
 }
 
 bool same_signature(const TraceOp& a, const TraceOp& b) {
-  if (a.call != b.call || a.name != b.name || a.phase != b.phase || a.inputs.size() != b.inputs.size() ||
-      a.outputs.size() != b.outputs.size()) {
+  if (a.call != b.call || a.name != b.name || a.phase != b.phase ||
+      a.inputs.size() != b.inputs.size() || a.outputs.size() != b.outputs.size()) {
     return false;
   }
   for (size_t i = 0; i < a.inputs.size(); ++i) {
@@ -568,8 +572,8 @@ std::string module_text(const TraceOp& op) {
 std::string op_text(const TraceOp& op) {
   std::string text = "#" + std::to_string(op.call) + " " + printable(op.name);
   if (!op.args.empty()) text += "(" + printable(op.args) + ")";
-  text += " at step " + std::to_string(op.step) + ", " + printable(op.phase) + ", " +
-          module_text(op);
+  text +=
+      " at step " + std::to_string(op.step) + ", " + printable(op.phase) + ", " + module_text(op);
   if (!op.node.empty()) text += " via " + printable(op.node);
   return text;
 }
@@ -622,9 +626,10 @@ void describe_op(const TraceDiff& diff, std::vector<std::string>& lines) {
       return;
     case OpFinding::Kind::kDivergedBefore:
       if (!diff.initial_differing.empty()) {
-        lines.push_back("  diverged before the recorded range: the state differs before the "
-                        "first step, so the runs started apart (initialisation, a checkpoint, "
-                        "a seed)");
+        lines.push_back(
+            "  diverged before the recorded range: the state differs before the "
+            "first step, so the runs started apart (initialisation, a checkpoint, "
+            "a seed)");
       } else {
         lines.push_back(
             "  diverged before the recorded range: the state already differs at step " +
@@ -634,12 +639,12 @@ void describe_op(const TraceDiff& diff, std::vector<std::string>& lines) {
       }
       return;
     case OpFinding::Kind::kAfterRecordedRange:
-      lines.push_back("  the " + std::to_string(diff.ops_a) +
-                      " recorded operators match, up to step " +
-                      std::to_string(*diff.last_recorded_step) + "; the runs part at step " +
-                      std::to_string(*diff.first_step) + ": record that step's operators (ops=range(" +
-                      std::to_string(*diff.first_step) + ", " +
-                      std::to_string(*diff.first_step + 1) + ")) to find the cause");
+      lines.push_back(
+          "  the " + std::to_string(diff.ops_a) + " recorded operators match, up to step " +
+          std::to_string(*diff.last_recorded_step) + "; the runs part at step " +
+          std::to_string(*diff.first_step) + ": record that step's operators (ops=range(" +
+          std::to_string(*diff.first_step) + ", " + std::to_string(*diff.first_step + 1) +
+          ")) to find the cause");
       return;
     case OpFinding::Kind::kOutsideOperators:
       lines.push_back("  every recorded operator matches, yet the state differs at step " +
@@ -656,7 +661,8 @@ void describe_op(const TraceDiff& diff, std::vector<std::string>& lines) {
       } else {
         const TraceOp& extra = finding.a ? *finding.a : *finding.b;
         lines.push_back("  the operator sequences part at call " + std::to_string(extra.call) +
-                        ": only " + (finding.a ? "{A}" : "{B}") + " goes on, with " + op_text(extra));
+                        ": only " + (finding.a ? "{A}" : "{B}") + " goes on, with " +
+                        op_text(extra));
       }
       return;
     case OpFinding::Kind::kCause:
@@ -682,8 +688,9 @@ void describe_op(const TraceDiff& diff, std::vector<std::string>& lines) {
       break;
   }
   if (finding.a && finding.a->phase == "backward") {
-    lines.push_back("      (module paths in backward are attributed through the autograd nodes, "
-                    "best effort)");
+    lines.push_back(
+        "      (module paths in backward are attributed through the autograd nodes, "
+        "best effort)");
   }
   describe_elements(finding.elements, finding.elements_note, lines);
 }
@@ -829,8 +836,8 @@ TraceDiff compare_traces(const Trace& a, const Trace& b, const Tolerance& tolera
   compare_steps(a, b, tolerance, diff);
   compare_ops(a, b, tolerance, diff);
   diff.identical = diff.header_problems.empty() && !diff.first_step &&
-                   diff.initial_differing.empty() &&
-                   diff.op.kind == OpFinding::Kind::kNone && diff.ops_a == diff.ops_b;
+                   diff.initial_differing.empty() && diff.op.kind == OpFinding::Kind::kNone &&
+                   diff.ops_a == diff.ops_b;
   return diff;
 }
 
@@ -875,7 +882,8 @@ std::vector<std::string> describe_trace_lines(const TraceDiff& diff) {
                     std::to_string(diff.ops_a) + " operators, every loss and digest the same");
     return lines;
   }
-  for (const std::string& problem : diff.header_problems) lines.push_back("  " + printable(problem));
+  for (const std::string& problem : diff.header_problems)
+    lines.push_back("  " + printable(problem));
   if (!diff.initial_differing.empty()) {
     lines.push_back("  the state differs before the first step: " +
                     std::to_string(diff.initial_differing.size()) + " of " +
@@ -883,15 +891,16 @@ std::vector<std::string> describe_trace_lines(const TraceDiff& diff) {
                     printable(diff.initial_differing.front()));
   }
   if (diff.steps_part && diff.first_step) {
-    lines.push_back("  the traces' steps part at step " + std::to_string(*diff.first_step) + " ({A} has " +
-                    std::to_string(diff.steps_a) + " steps, {B} " + std::to_string(diff.steps_b) +
-                    ")");
+    lines.push_back("  the traces' steps part at step " + std::to_string(*diff.first_step) +
+                    " ({A} has " + std::to_string(diff.steps_a) + " steps, {B} " +
+                    std::to_string(diff.steps_b) + ")");
   } else if (diff.first_step) {
     std::string what;
     if (diff.loss_differs) what = "the loss";
     if (!diff.differing_tensors.empty()) {
-      what += std::string(what.empty() ? "" : " and ") + std::to_string(diff.differing_tensors.size()) +
-              " of " + std::to_string(diff.tensors) + " tensors, first " +
+      what += std::string(what.empty() ? "" : " and ") +
+              std::to_string(diff.differing_tensors.size()) + " of " +
+              std::to_string(diff.tensors) + " tensors, first " +
               printable(diff.differing_tensors.front());
     }
     lines.push_back("  first divergent step: " + std::to_string(*diff.first_step) + " (" + what +
@@ -914,8 +923,9 @@ std::vector<std::string> describe_trace_lines(const TraceDiff& diff) {
     for (const TraceGrowthRow& row : diff.growth) {
       char text[160];
       std::string delta = row.loss_abs_diff ? number_text(*row.loss_abs_diff) : "-";
-      std::snprintf(text, sizeof(text), "      %-11lld %-19s %zu of %zu", static_cast<long long>(row.step),
-                    delta.c_str(), row.tensors_differing, row.tensors);
+      std::snprintf(text, sizeof(text), "      %-11lld %-19s %zu of %zu",
+                    static_cast<long long>(row.step), delta.c_str(), row.tensors_differing,
+                    row.tensors);
       lines.push_back(text);
     }
   }
@@ -928,13 +938,13 @@ std::vector<std::string> describe_trace_lines(const TraceDiff& diff) {
 json trace_diff_json(const TraceDiff& diff) {
   json growth = json::array();
   for (const TraceGrowthRow& row : diff.growth) {
-    growth.push_back({{"step", row.step},
-                      {"loss_a", row.loss_a ? json(*row.loss_a) : json(nullptr)},
-                      {"loss_b", row.loss_b ? json(*row.loss_b) : json(nullptr)},
-                      {"loss_abs_diff",
-                       row.loss_abs_diff ? json_number(*row.loss_abs_diff) : json(nullptr)},
-                      {"tensors_differing", row.tensors_differing},
-                      {"tensors", row.tensors}});
+    growth.push_back(
+        {{"step", row.step},
+         {"loss_a", row.loss_a ? json(*row.loss_a) : json(nullptr)},
+         {"loss_b", row.loss_b ? json(*row.loss_b) : json(nullptr)},
+         {"loss_abs_diff", row.loss_abs_diff ? json_number(*row.loss_abs_diff) : json(nullptr)},
+         {"tensors_differing", row.tensors_differing},
+         {"tensors", row.tensors}});
   }
   const OpFinding& finding = diff.op;
   json op = {{"kind", op_kind_word(finding.kind)}, {"labels", finding.labels}};

@@ -42,10 +42,10 @@ struct TraceParam {
 
 struct TraceStep {
   int64_t step = 0;
-  std::optional<std::string> loss;                  // as repr() printed it
-  std::vector<std::string> params;                  // digests, in header order
-  std::vector<std::optional<std::string>> grads;    // empty unless recorded
-  std::string saved;                                // safetensors file name, or empty
+  std::optional<std::string> loss;                // as repr() printed it
+  std::vector<std::string> params;                // digests, in header order
+  std::vector<std::optional<std::string>> grads;  // empty unless recorded
+  std::string saved;                              // safetensors file name, or empty
 };
 
 // One tensor an operator read or wrote. No digest: never compared, since
@@ -108,21 +108,21 @@ struct TraceGrowthRow {
 
 struct OpFinding {
   enum class Kind {
-    kNone,               // no operator differs, or no operators recorded
-    kCause,              // inputs matched, an output differed
-    kRngDiffered,        // a random operator's generator state differed
-    kArgsDiffered,       // the non-tensor arguments differed
-    kDivergedBefore,     // parameters differed before the first recorded step
-    kInputFromOutside,   // an input differed that no recorded operator made
-    kSequencesPart,      // the two runs ran different operators
-    kAfterRecordedRange, // every recorded operator matched; the steps part later
-    kOutsideOperators,   // every recorded operator matched, yet a recorded step's state differs
+    kNone,                // no operator differs, or no operators recorded
+    kCause,               // inputs matched, an output differed
+    kRngDiffered,         // a random operator's generator state differed
+    kArgsDiffered,        // the non-tensor arguments differed
+    kDivergedBefore,      // parameters differed before the first recorded step
+    kInputFromOutside,    // an input differed that no recorded operator made
+    kSequencesPart,       // the two runs ran different operators
+    kAfterRecordedRange,  // every recorded operator matched; the steps part later
+    kOutsideOperators,    // every recorded operator matched, yet a recorded step's state differs
   } kind = Kind::kNone;
   std::optional<TraceOp> a;  // the operator in each trace
   std::optional<TraceOp> b;
-  std::vector<std::string> labels;  // the outputs, or inputs, that differ
+  std::vector<std::string> labels;     // the outputs, or inputs, that differ
   std::optional<DiffReport> elements;  // the saved outputs, compared
-  std::string elements_note;            // why there are none
+  std::string elements_note;           // why there are none
 };
 
 struct TraceDiff {
@@ -136,7 +136,7 @@ struct TraceDiff {
   // ends or the step numbers disagree.
   std::optional<int64_t> first_step;
   bool loss_differs = false;
-  bool steps_part = false;  // the step numbers disagree or one trace ends
+  bool steps_part = false;                     // the step numbers disagree or one trace ends
   std::vector<std::string> differing_tensors;  // at first_step, module order
   std::vector<std::string> initial_differing;  // before the first step, module order
   std::optional<int64_t> first_loss_step;      // the first step whose loss differs

@@ -175,7 +175,6 @@ constexpr const char* kLoadedObjectsFile = "loaded-objects.txt";
 // The preload library writes <prefix>.<pid> here.
 constexpr const char* kPreloadReportPrefix = "preload";
 
-
 // The digest of a text file after normalize_text, read a line at a time.
 Result<std::string> digest_normalized(const std::string& path, const compare::Masks& masks,
                                       const std::string& run_dir) {
@@ -541,7 +540,9 @@ void group_outcomes(CheckReport& report, int reference_run) {
     std::string signature = outcome_signature(run);
     auto [it, fresh] = by_signature.emplace(signature, static_cast<int>(report.outcomes.size()));
     if (fresh) {
-      report.outcomes.push_back({signature, {}, {}});
+      OutcomeGroup group;
+      group.signature = signature;
+      report.outcomes.push_back(std::move(group));
     }
     run.outcome = it->second;
     report.outcomes[static_cast<size_t>(it->second)].runs.push_back(run.index);

@@ -91,7 +91,6 @@ json loaded_json(const host::LoadedLibraries& loaded) {
   return document;
 }
 
-
 json numeric_json(const compare::NumericDiff& diff) {
   return {{"dtype", diff.dtype},
           {"has_ulp", diff.has_ulp},

@@ -6,6 +6,8 @@
 
 #include <fstream>
 #include <set>
+#include <string>
+#include <string_view>
 
 #include "factors/profile.h"
 #include "protocol/isolate.h"
@@ -75,12 +77,12 @@ TEST(SeedFactors, RequestsResolveToOneSpellingAndBadOnesNameTheForms) {
   EXPECT_EQ(profile_for({"clock=@1.5"})->find("clock")->reference, "counter@1.500000000");
   EXPECT_EQ(profile_for({"fileorder=keyed:0xABC"})->find("fileorder")->reference,
             "keyed:0000000000000abc");
-  for (const std::string& bad :
+  for (std::string_view bad :
        {"entropy=xyz", "entropy=12345678901234567", "clock=fast", "clock=counter@soon",
         "clock=shift@2024-13-01", "clock=@2024-02-30", "clock=@2023-02-29", "clock=@-5",
         "clock=@9999-12-31", "clock=@99999999999", "clock=@1.", "clock=@1.1234567891",
         "clock=counter@", "fileorder=up", "fileorder=keyed:", "fileorder=keyed:xyz"}) {
-    auto profile = profile_for({bad});
+    auto profile = profile_for({std::string(bad)});
     ASSERT_FALSE(profile.ok()) << bad;
     EXPECT_NE(profile.error().message.find(bad.substr(0, bad.find('='))), std::string::npos)
         << profile.error().message;

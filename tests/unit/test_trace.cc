@@ -985,8 +985,7 @@ TEST(TraceCompare, InitialStateThatDiffersIsNamedAndBlamesNoOperator) {
     return head.dump() + text.substr(text.find('\n'));
   };
 
-  const TraceDiff diff =
-      compare_texts(scratch, with_header(a, head_a), with_header(b, head_b));
+  const TraceDiff diff = compare_texts(scratch, with_header(a, head_a), with_header(b, head_b));
 
   EXPECT_FALSE(diff.identical);
   EXPECT_EQ(diff.initial_differing, std::vector<std::string>{"fc.bias"});
