@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -127,17 +128,22 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
   }
   size_t traces_differ = 0;
   for (const compare::TraceDiff& trace : traces) traces_differ += trace.identical ? 0 : 1;
-  size_t saved_differ = 0;
+  std::set<std::string> saved_files;
+  std::set<std::string> saved_differing;
   for (const TensorFinding& finding : saved) {
-    if (finding.kind != FindingKind::kIdentical) ++saved_differ;
+    saved_files.insert(finding.file);
+    if (finding.kind != FindingKind::kIdentical && finding.kind != FindingKind::kWithinTolerance) {
+      saved_differing.insert(finding.file);
+    }
   }
+  const size_t saved_differ = saved_differing.size();
   const size_t total = counted_findings.size();
   const std::string noun = texts.empty()           ? "tensors"
                            : texts.size() == total ? "text files"
                                                    : "tensors and text files";
   std::string counted = std::to_string(total) + " compared";
   if (!traces.empty()) {
-    counted = std::to_string(total) + " tensors and " + std::to_string(saved.size()) +
+    counted = std::to_string(total) + " tensors and " + std::to_string(saved_files.size()) +
               " saved files bitwise identical, " + std::to_string(traces.size()) +
               (traces.size() == 1 ? " trace" : " traces") +
               " the same in every loss, digest and operator";
@@ -146,6 +152,10 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
   if (!traces.empty()) {
     trace_part = ", " + std::to_string(traces_differ) + " of " + std::to_string(traces.size()) +
                  (traces.size() == 1 ? " trace differs" : " traces differ");
+    if (saved_differ > 0) {
+      trace_part += ", " + std::to_string(saved_differ) + " of " +
+                    std::to_string(saved_files.size()) + " saved files differ";
+    }
   }
   const std::string pair = printable(report.path_a) + " and " + printable(report.path_b);
   Verdict verdict = traces_differ > 0 ? Verdict::kDiffer : report.verdict;
@@ -185,9 +195,9 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
   }
   if (saved_differ > 0) {
     std::printf(
-        "  %zu of the %zu tensor files the traces saved differ or are on one side only "
-        "(--json lists each)\n",
-        saved_differ, saved.size());
+        "  %zu of the %zu files the traces saved differ or are on one side only, first "
+        "%s (--json lists each)\n",
+        saved_differ, saved_files.size(), printable(*saved_differing.begin()).c_str());
   }
   for (const compare::TraceDiff& trace : traces) {
     std::printf("memdet diff: trace %s and %s %s\n", printable(trace.path_a).c_str(),
@@ -274,6 +284,33 @@ bool trace_pair(const std::string& a, const std::string& b) {
   return trace_a || is_trace_name(a) || is_trace_name(b);
 }
 
+// The tensor folders beside two trace files, compared as folders: whatever
+// the traces say, a saved file that differs makes the pair differ.
+void diff_saved_folders(const std::string& a, const std::string& b,
+                        const compare::Tolerance& tolerance, std::vector<TensorFinding>& saved) {
+  namespace fs = std::filesystem;
+  const std::string prefix = std::string(compare::kTraceTensorDir) + "/";
+  const fs::path dir_a = fs::path(a).parent_path() / compare::kTraceTensorDir;
+  const fs::path dir_b = fs::path(b).parent_path() / compare::kTraceTensorDir;
+  std::error_code error;
+  const bool has_a = fs::is_directory(dir_a, error);
+  const bool has_b = fs::is_directory(dir_b, error);
+  if (!has_a && !has_b) return;
+  if (has_a != has_b) {
+    TensorFinding lone;
+    lone.file = prefix;
+    lone.kind = has_a ? FindingKind::kOnlyInA : FindingKind::kOnlyInB;
+    saved.push_back(std::move(lone));
+    return;
+  }
+  auto compared = compare::diff_paths(dir_a.string(), dir_b.string(), tolerance);
+  if (!compared) throw usage_error(compared.error().message);
+  for (TensorFinding& finding : compared->findings) {
+    finding.file = prefix + finding.file;
+    saved.push_back(std::move(finding));
+  }
+}
+
 // In two folders, each pair of traces is compared as traces. The tensors
 // they saved beside them move to `saved`: they still count in the verdict
 // and the JSON, but the text shows them through the trace report, which
@@ -341,6 +378,7 @@ int diff(const DiffOptions& options) {
   const bool two_files = is_regular_file(options.a) && is_regular_file(options.b);
   if (two_files && trace_pair(options.a, options.b)) {
     traces.push_back(diff_trace_files(options.a, options.b, tolerance));
+    diff_saved_folders(options.a, options.b, tolerance, saved);
     report.emplace();
     report->path_a = options.a;
     report->path_b = options.b;

@@ -50,6 +50,11 @@ Result<json> parse_strict_json(std::string_view text, int max_depth, StrictJsonE
     return json::parse(text.begin(), text.end(), check);
   } catch (const Refused& refused) {
     error = refused.error;
+  } catch (const json::parse_error& failure) {
+    std::string what = failure.what();
+    const size_t bracket = what.find("] ");
+    if (what.starts_with("[json.") && bracket != std::string::npos) what.erase(0, bracket + 2);
+    error = {StrictJsonError::Kind::kInvalid, what, failure.byte};
   } catch (const json::exception& failure) {
     // nlohmann's messages start with "[json.exception.parse_error.101] "; a
     // number too large for a double is its out_of_range.406.

@@ -17,6 +17,9 @@ struct StrictJsonError {
   // The key for kDuplicateKey; nlohmann's message, without its
   // "[json.exception...]" prefix, for kInvalid.
   std::string detail;
+  // For a parse error, how many bytes the parser had read: the text's
+  // size when the text ended before its JSON did.
+  size_t byte = 0;
 };
 
 // Parses text, refusing duplicate keys at any level, objects or arrays at

@@ -234,12 +234,17 @@ Status diff_files(const std::string& file, const std::string& path_a, const std:
 }
 
 // The regular files under root, by path relative to it, in sorted order.
+// Links are followed, to files and to folders, but a file is named by where
+// it is in the folder, not by where its link leads; a loop of links ends
+// the listing with an error.
 Result<std::vector<std::string>> list_files(const std::string& root) {
   std::vector<std::string> files;
   std::error_code error;
-  fs::recursive_directory_iterator it(root, error);
+  fs::recursive_directory_iterator it(root, fs::directory_options::follow_directory_symlink, error);
   for (; !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
-    if (it->is_regular_file(error)) files.push_back(fs::relative(it->path(), root).string());
+    if (it->is_regular_file(error)) {
+      files.push_back(it->path().lexically_relative(root).string());
+    }
   }
   if (error) return make_error(root + ": cannot list: " + error.message());
   std::sort(files.begin(), files.end());

@@ -693,7 +693,17 @@ Result<Masks> compile_masks(const std::vector<std::string>& patterns) {
     }
     masks.push_back(*mask);
   }
-  return masks;
+  if (masks.size() <= 1) return masks;
+  // Every mask applies to the text as written: one alternation, one pass.
+  // Masks applied in turn would match the "<masked>" an earlier one wrote,
+  // and a line could grow by the marker's length for each character.
+  std::string alternation;
+  for (const std::string& pattern : patterns) {
+    alternation += (alternation.empty() ? "(?:" : "|(?:") + pattern + ")";
+  }
+  auto combined = compile(alternation, "the masks together:");
+  if (!combined) return make_error("the masks together are too large for one regex");
+  return Masks{*combined};
 }
 
 Result<Mask> compile_step_regex(const std::string& pattern) {
@@ -753,7 +763,7 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
     if (step && more_a && diff.first_number_line == 0) {
       re2::StringPiece captured;
       if (re2::RE2::PartialMatch(raw_a, *step, &captured) && captured.data() != nullptr) {
-        last_step = std::string(captured);
+        last_step = shown(std::string_view(captured.data(), captured.size()));
       }
     }
 

@@ -54,9 +54,10 @@ using Masks = std::vector<Mask>;
 // break and "^" and "$" anchor at the piece's ends.
 std::string normalize_text(std::string_view text, const Masks& masks, std::string_view run_dir);
 
-// Compiles mask patterns as ECMAScript. The error names the pattern at
-// fault, also when it matches the empty string, which would insert
-// "<masked>" between every two characters.
+// Compiles mask patterns, each checked on its own, into one alternation, so
+// that every mask applies to the text as written. The error names the
+// pattern at fault, also when it matches the empty string, which would
+// insert "<masked>" between every two characters.
 Result<Masks> compile_masks(const std::vector<std::string>& patterns);
 
 // Compiles a step regex; it must have a capture group, the step number.

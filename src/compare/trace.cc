@@ -287,6 +287,28 @@ Status read_op(const LineReader& line, Trace& trace) {
   return {};
 }
 
+enum class LineRead { kLine, kTooLong, kEnd };
+
+// One line without its line break, read at most kLongestLine bytes into
+// memory however long it is. Sets eof on the stream when the last line has
+// no line break.
+LineRead read_line(std::istream& in, std::string& text) {
+  text.clear();
+  std::streambuf* buffer = in.rdbuf();
+  bool any = false;
+  for (;;) {
+    const int next = buffer->sbumpc();
+    if (next == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      return any ? LineRead::kLine : LineRead::kEnd;
+    }
+    any = true;
+    if (next == '\n') return LineRead::kLine;
+    if (text.size() == kLongestLine) return LineRead::kTooLong;
+    text += static_cast<char>(next);
+  }
+}
+
 std::string tensor_dir(const std::string& trace_path) {
   return (fs::path(trace_path).parent_path() / kTraceTensorDir).string();
 }
@@ -316,7 +338,10 @@ void compare_saved(const std::string& path_a, const std::string& saved_a, const 
                    const std::string& saved_b, const Tolerance& tolerance,
                    std::optional<DiffReport>& report, std::string& note) {
   if (saved_a.empty() || saved_b.empty()) {
-    note = "no tensors saved for it in " + std::string(saved_a.empty() ? "{A}" : "{B}") +
+    const char* side = saved_a.empty() && saved_b.empty() ? "either trace"
+                       : saved_a.empty()                  ? "{A}"
+                                                          : "{B}";
+    note = std::string("no tensors saved for it in ") + side +
            " (the helper's save= chooses the steps)";
     return;
   }
@@ -643,8 +668,8 @@ void describe_op(const TraceDiff& diff, std::vector<std::string>& lines) {
           "  the " + std::to_string(diff.ops_a) + " recorded operators match, up to step " +
           std::to_string(*diff.last_recorded_step) + "; the runs part at step " +
           std::to_string(*diff.first_step) + ": record that step's operators (ops=range(" +
-          std::to_string(*diff.first_step) + ", " + std::to_string(*diff.first_step + 1) +
-          ")) to find the cause");
+          std::to_string(*diff.first_step) + ", " +
+          std::to_string(static_cast<uint64_t>(*diff.first_step) + 1) + ")) to find the cause");
       return;
     case OpFinding::Kind::kOutsideOperators:
       lines.push_back("  every recorded operator matches, yet the state differs at step " +
@@ -760,9 +785,13 @@ std::vector<std::string> describe_trace_lines(const TraceDiff& diff);
 bool looks_like_trace(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
-  std::string start(kHeaderStart.size(), '\0');
+  // Blank lines before the header are skipped when the trace is read.
+  std::string start(4096, '\0');
   in.read(start.data(), static_cast<std::streamsize>(start.size()));
-  return in.gcount() == static_cast<std::streamsize>(start.size()) && start == kHeaderStart;
+  start.resize(static_cast<size_t>(in.gcount()));
+  const size_t first = start.find_first_not_of(" \t\r\n");
+  return first != std::string::npos &&
+         std::string_view(start).substr(first).starts_with(kHeaderStart);
 }
 
 Result<Trace> read_trace(const std::string& path) {
@@ -779,17 +808,19 @@ Result<Trace> parse_trace(std::istream& in, const std::string& path) {
   std::string text;
   size_t number = 0;
   bool header = false;
-  while (std::getline(in, text)) {
+  for (;;) {
+    const LineRead got = read_line(in, text);
+    if (got == LineRead::kEnd) break;
     ++number;
-    if (text.empty()) continue;
     const std::string where = path + ":" + std::to_string(number) + ": ";
-    if (text.size() > kLongestLine) return make_error(where + "a line longer than 16 MiB");
+    if (got == LineRead::kTooLong) return make_error(where + "a line longer than 16 MiB");
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     StrictJsonError problem;
     auto parsed = parse_strict_json(text, kMaxDepth, problem);
     if (!parsed && in.eof() && header && problem.kind == StrictJsonError::Kind::kInvalid &&
-        text.find('\0') == std::string::npos) {
-      // The last line has no line break and does not parse: the helper was
-      // stopped while writing it.
+        text.starts_with('{') && problem.byte >= text.size()) {
+      // The last line has no line break, opens an object and ends before
+      // its JSON does: the helper was stopped while writing it.
       trace.cut_short = true;
       break;
     }
@@ -915,7 +946,7 @@ std::vector<std::string> describe_trace_lines(const TraceDiff& diff) {
     describe_elements(diff.step_elements, diff.step_elements_note, lines);
   } else if (diff.header_problems.empty()) {
     lines.push_back("  every step's loss and digests match (" + std::to_string(diff.steps_a) +
-                    " steps)");
+                    (diff.steps_a == 1 ? " step)" : " steps)"));
   }
   if (!diff.growth.empty()) {
     lines.push_back("  how the difference grows:");

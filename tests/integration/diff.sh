@@ -175,3 +175,20 @@ run_memdet log_regex diff --step-regex '(' logs1/train.log logs2/train.log
 expect_status log_regex 2
 expect_one_memdet_line log_regex "--step-regex"
 checked "text logs: the first differing line and step, masks, a bad regex is exit 2"
+
+# Folders are paired by the names their files have there, links followed.
+mkdir -p target linked_a linked_b dir_x dir_y linked_c linked_d
+echo 'loss 1' >target/f
+ln -s ../target/f linked_a/w
+ln -s ../target/f linked_b/v
+run_memdet links diff linked_a linked_b
+expect_status links 1
+grep -q "w  only in linked_a" links.out || fail "links: $(cat links.out)"
+echo 'a 1' >dir_x/f
+echo 'a 2' >dir_y/f
+ln -s ../dir_x linked_c/sub
+ln -s ../dir_y linked_d/sub
+run_memdet linked_dirs diff linked_c linked_d
+expect_status linked_dirs 1
+grep -q "sub/f" linked_dirs.out || fail "linked folders: $(cat linked_dirs.out)"
+checked "folders: files named where they are, linked folders followed"

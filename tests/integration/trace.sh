@@ -75,9 +75,11 @@ run_memdet folders diff "a$parted" "b$parted"
 expect_status folders 1
 grep -q "first divergent operator: #$call aten.index_put" folders.out ||
     fail "the folder report does not name the operator: $(cat folders.out)"
-if grep -q "memdet-trace.tensors/op-" folders.out; then
+if [ "$(grep -c "memdet-trace.tensors/op-" folders.out)" -gt 1 ]; then
     fail "the folder report lists the trace's saved tensors one by one"
 fi
+grep -q "files the traces saved differ" folders.out ||
+    fail "the folder report does not count the saved files that differ"
 grep -q "loss difference" folders.out || fail "the folder report has no growth table"
 checked "folders: the trace report names call $call and the growth table"
 
@@ -89,6 +91,15 @@ run_memdet deterministic diff det-a det-b
 expect_status deterministic 0
 grep -q "traces identical" deterministic.out || fail "deterministic traces: $(cat deterministic.out)"
 checked "--deterministic: traces identical"
+
+# Identical traces whose saved tensors differ do not make an identical pair.
+cp -a det-b det-c
+"$PYTHON" -c 'import sys; d = bytearray(open(sys.argv[1], "rb").read()); d[-1] ^= 1; open(sys.argv[1], "wb").write(d)' \
+    det-c/memdet-trace.tensors/op-000005.safetensors
+run_memdet saved_file diff det-a/memdet-trace.jsonl det-c/memdet-trace.jsonl
+expect_status saved_file 1
+grep -q "op-000005.safetensors" saved_file.out || fail "saved file: $(cat saved_file.out)"
+checked "a saved tensor that differs beside identical traces: differ, named"
 
 cat >dropout.py <<'EOF'
 import sys

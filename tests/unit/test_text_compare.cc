@@ -158,6 +158,14 @@ TEST(TextMasks, AnchorAtEachLine) {
             "<masked>\nloss time 2\n<masked>");
 }
 
+TEST(TextMasks, EveryMaskAppliesToTheTextAsWritten) {
+  // Applied in turn, the second mask would match the marker the first one
+  // wrote, and a line would grow with every mask.
+  auto masks = compile_masks({R"(\d)", "[a-z]"});
+  ASSERT_TRUE(masks.ok()) << masks.error().message;
+  EXPECT_EQ(normalize_text("a1", *masks, ""), "<masked><masked>");
+}
+
 TEST(TextMasks, NameTheBadPattern) {
   auto bad = compile_masks({"ok", "(unclosed"});
   ASSERT_FALSE(bad.ok());
