@@ -20,20 +20,25 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 memdet, folder, gib, rounds = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 count = int(gib * (1 << 30) // 4)
 paths = [f"{folder}/a.npy", f"{folder}/b.npy"]
+# Written by a child, so that this process stays small: a child's peak RSS
+# counts what it inherited before exec.
+writer = """
+import sys
+import numpy as np
+count, paths = int(sys.argv[1]), sys.argv[2:]
 for path in paths:
     array = np.lib.format.open_memmap(path, mode="w+", dtype="<f4", shape=(count,))
     for start in range(0, count, 1 << 24):
         stop = min(count, start + (1 << 24))
         array[start:stop] = np.arange(start, stop, dtype=np.float32) * np.float32(1e-3)
-    if path == paths[1]:
+    if path == paths[-1]:
         array[-1] = np.nextafter(array[-1], np.float32(np.inf))
     array.flush()
-    del array
+"""
+subprocess.run(["/usr/bin/python3", "-c", writer, str(count)] + paths, check=True)
 total = sum(os.path.getsize(path) for path in paths)
 
 numpy_code = (
