@@ -715,6 +715,68 @@ Result<Mask> compile_step_regex(const std::string& pattern) {
   return step;
 }
 
+// The differing pairs of finite numbers in two lines of equal token counts:
+// how many, and the largest difference.
+void add_line_figures(const std::vector<std::string_view>& a,
+                      const std::vector<std::string_view>& b, TextStepRow& row) {
+  if (a.size() != b.size()) return;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i] == b[i]) continue;
+    const auto number_a = parse_number(a[i]);
+    const auto number_b = parse_number(b[i]);
+    if (!number_a || !number_b || number_a->value == number_b->value) continue;
+    ++row.numbers_differing;
+    const double difference = std::fabs(number_a->value - number_b->value);
+    if (std::isfinite(difference)) row.max_abs = std::max(row.max_abs, difference);
+  }
+}
+
+// Gathers the growth table one line at a time: a row per step from the
+// first whose numbers differ, kept at ordinals 0, 1, 2, 4, 8, ... and for
+// the last step.
+class GrowthTable {
+ public:
+  // A line of the first file; `step` is its capture, when it has one.
+  void step_seen(const std::optional<std::string>& step) {
+    if (!step || (current_ && *step == current_->step)) return;
+    if (started_) {
+      close();
+      ++ordinal_;
+    }
+    current_ = TextStepRow{*step, ordinal_, 0, 0};
+  }
+
+  void line_differs(const std::vector<std::string_view>& a, const std::vector<std::string_view>& b,
+                    bool first_number_difference) {
+    if (first_number_difference && current_) started_ = true;
+    if (started_) add_line_figures(a, b, *current_);
+  }
+
+  std::vector<TextStepRow> finish() {
+    if (started_) close();
+    if (last_ && (rows_.empty() || rows_.back().step != last_->step)) rows_.push_back(*last_);
+    return std::move(rows_);
+  }
+
+ private:
+  void close() {
+    const uint64_t k = current_->ordinal;
+    if ((k & (k - 1)) == 0) {
+      rows_.push_back(*current_);
+    } else {
+      last_ = current_;
+      return;
+    }
+    last_.reset();
+  }
+
+  std::optional<TextStepRow> current_;
+  std::optional<TextStepRow> last_;
+  std::vector<TextStepRow> rows_;
+  uint64_t ordinal_ = 0;
+  bool started_ = false;
+};
+
 Result<TextDiff> compare_text(const std::string& path_a, const std::string& path_b,
                               const TextOptions& options, std::string_view run_dir_a,
                               std::string_view run_dir_b) {
@@ -734,6 +796,7 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
 
   Comparison comparison(options.dtype);
   TextDiff& diff = comparison.diff();
+  GrowthTable growth;
   std::optional<std::string> last_step;
   std::string raw_a;
   std::string raw_b;
@@ -759,11 +822,13 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
     diff.lines_a += more_a ? 1 : 0;
     diff.lines_b += more_b ? 1 : 0;
 
-    // The step matters only up to the first line whose numbers differ.
-    if (step && more_a && diff.first_number_line == 0) {
+    if (step && more_a) {
       re2::StringPiece captured;
       if (re2::RE2::PartialMatch(raw_a, *step, &captured) && captured.data() != nullptr) {
-        last_step = shown(std::string_view(captured.data(), captured.size()));
+        const std::string named = shown(std::string_view(captured.data(), captured.size()));
+        // The step named for the first differences stays the one they had.
+        if (diff.first_number_line == 0) last_step = named;
+        growth.step_seen(named);
       }
     }
 
@@ -789,10 +854,12 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
       ++diff.differing_lines;
       const uint64_t numbers_before = diff.numbers_differing;
       comparison.differing_line(tokens_a, tokens_b, line_number);
-      if (diff.first_number_line == 0 && diff.numbers_differing > numbers_before) {
+      const bool first = diff.first_number_line == 0 && diff.numbers_differing > numbers_before;
+      if (first) {
         diff.first_number_line = line_number;
         diff.first_number_step = last_step;
       }
+      growth.line_differs(tokens_a, tokens_b, first);
     } else {
       ++diff.extra_lines;
       comparison.lone_line(more_a ? tokens_a : tokens_b);
@@ -801,6 +868,7 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
 
   diff.final_newline_differs =
       diff.lines_a > 0 && diff.lines_b > 0 && reader_a.terminated() != reader_b.terminated();
+  if (step) diff.growth = growth.finish();
   return comparison.finish();
 }
 

@@ -98,6 +98,15 @@ struct ParsedNumber {
 // "2026-12-03" are.
 std::optional<ParsedNumber> parse_number(std::string_view token);
 
+// One step of a log in the table of how a difference grows: the numbers of
+// its lines that differ, and by how much at most.
+struct TextStepRow {
+  std::string step;      // the step regex's capture
+  uint64_t ordinal = 0;  // steps since the first whose numbers differ
+  uint64_t numbers_differing = 0;
+  double max_abs = 0;  // over differing pairs of finite numbers
+};
+
 // How two text files differ. Lines are compared after normalize_text; the
 // numbers in lines of equal token counts are compared pairwise.
 struct TextDiff {
@@ -125,6 +134,10 @@ struct TextDiff {
   // after lines that differ in text only; 0 and empty when no number does.
   uint64_t first_number_line = 0;
   std::optional<std::string> first_number_step;
+  // With a step regex: from the first step whose numbers differ, the steps
+  // 0, 1, 2, 4, 8, ... after it and the last one, as the first file names
+  // them.
+  std::vector<TextStepRow> growth;
 
   // Lines whose token counts differ; their tokens are not paired, since a
   // count that differs shifts every token after the change.

@@ -138,6 +138,14 @@ json text_json(const compare::TextDiff& diff) {
       {"nan_mismatch", diff.nan_mismatch},
       {"inf_mismatch", diff.inf_mismatch},
       {"text_tokens_differing", diff.text_tokens_differing}};
+  json growth = json::array();
+  for (const compare::TextStepRow& row : diff.growth) {
+    growth.push_back({{"step", row.step},
+                      {"ordinal", row.ordinal},
+                      {"numbers_differing", row.numbers_differing},
+                      {"max_abs", row.max_abs}});
+  }
+  document["growth"] = growth;
   return document;
 }
 

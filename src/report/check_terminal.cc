@@ -69,6 +69,14 @@ void print_text_comparison(const protocol::ArtifactComparison& comparison, std::
                  diff.first_step ? diff.first_step->c_str() : "",
                  printable(diff.first_text_a).c_str(), printable(diff.first_text_b).c_str());
   }
+  if (!diff.growth.empty()) {
+    std::fprintf(out, "      how the difference grows:\n");
+    std::fprintf(out, "        step        numbers differing   max abs\n");
+    for (const compare::TextStepRow& row : diff.growth) {
+      std::fprintf(out, "        %-11s %-19llu %.3g\n", printable(row.step).c_str(),
+                   count(row.numbers_differing), row.max_abs);
+    }
+  }
   if (diff.first_number_line > diff.first_line) {
     std::fprintf(out, "      numbers first differ at line %llu%s%s\n",
                  count(diff.first_number_line), diff.first_number_step ? ", step " : "",

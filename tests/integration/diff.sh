@@ -192,3 +192,18 @@ run_memdet linked_dirs diff linked_c linked_d
 expect_status linked_dirs 1
 grep -q "sub/f" linked_dirs.out || fail "linked folders: $(cat linked_dirs.out)"
 checked "folders: files named where they are, linked folders followed"
+
+# A log's growth table: from the first step whose numbers differ, steps 0,
+# 1, 2, 4, ... after it and the last.
+"$PYTHON" - <<'PY'
+with open("grow_a.log", "w") as a, open("grow_b.log", "w") as b:
+    for step in range(12):
+        a.write(f"step {step} loss {1.0 / (step + 1)!r}\n")
+        b.write(f"step {step} loss {1.0 / (step + 1) + (0 if step < 3 else 1e-3 * step)!r}\n")
+PY
+run_memdet grow diff --json --step-regex '^step (\d+)' grow_a.log grow_b.log
+expect_status grow 1
+expect_json grow.out '[r["step"] for r in d["texts"][0]["text"]["growth"]] == ["3", "4", "5", "7", "11"]' \
+    "growth rows at steps 3, 4, 5, 7 and the last, 11"
+expect_json grow.out 'abs(d["texts"][0]["text"]["growth"][-1]["max_abs"] - 0.011) < 1e-9'
+checked "text logs: the growth table from the first divergent step"
