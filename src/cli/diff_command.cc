@@ -179,9 +179,11 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
         std::printf("memdet diff: differ: %s (%s)\n", pair.c_str(), trace_part.c_str() + 2);
         break;
       }
-      std::printf("memdet diff: differ: %s (%zu of %zu %s differ%s; %s)\n", pair.c_str(), differ,
-                  total, noun.c_str(), trace_part.c_str(),
-                  tolerance_text(report.tolerance).c_str());
+      // Text is compared as written, masks aside; the tolerance is not
+      // for it.
+      std::printf("memdet diff: differ: %s (%zu of %zu %s differ%s%s%s)\n", pair.c_str(), differ,
+                  total, noun.c_str(), trace_part.c_str(), texts.size() == total ? "" : "; ",
+                  texts.size() == total ? "" : tolerance_text(report.tolerance).c_str());
       break;
   }
 

@@ -826,6 +826,7 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
       re2::StringPiece captured;
       if (re2::RE2::PartialMatch(raw_a, *step, &captured) && captured.data() != nullptr) {
         const std::string named = shown(std::string_view(captured.data(), captured.size()));
+        diff.step_matched = true;
         // The step named for the first differences stays the one they had.
         if (diff.first_number_line == 0) last_step = named;
         growth.step_seen(named);
@@ -868,6 +869,7 @@ Result<TextDiff> compare_text(const std::string& path_a, const std::string& path
 
   diff.final_newline_differs =
       diff.lines_a > 0 && diff.lines_b > 0 && reader_a.terminated() != reader_b.terminated();
+  diff.step_regex_given = step != nullptr;
   if (step) diff.growth = growth.finish();
   return comparison.finish();
 }

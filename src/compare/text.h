@@ -138,6 +138,10 @@ struct TextDiff {
   // 0, 1, 2, 4, 8, ... after it and the last one, as the first file names
   // them.
   std::vector<TextStepRow> growth;
+  // Whether a step regex was given, and whether it matched any line of the
+  // first file.
+  bool step_regex_given = false;
+  bool step_matched = false;
 
   // Lines whose token counts differ; their tokens are not paired, since a
   // count that differs shifts every token after the change.

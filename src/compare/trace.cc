@@ -705,11 +705,14 @@ void describe_op(const TraceDiff& diff, std::vector<std::string>& lines) {
                       printable(finding.a->args) + " vs " + printable(finding.b->args));
       break;
     case OpFinding::Kind::kInputFromOutside:
-      lines.push_back("  first operator with a differing output: " + op_text(*finding.a));
-      lines.push_back("      its input " + join(finding.labels, 8) +
-                      " already differed, and no recorded operator made a different value: it "
-                      "came from outside the recorded operators (data, a tensor made before "
-                      "recording began, another thread)");
+      lines.push_back("  first operator with a differing input: " + op_text(*finding.a));
+      lines.push_back("      its input " + join(finding.labels, 8) + " already differed" +
+                      (differing_labels(finding.a->outputs, finding.b->outputs).empty()
+                           ? " (its outputs matched)"
+                           : "") +
+                      ", and no recorded operator made a different value: it came from outside "
+                      "the recorded operators (data, a tensor made before recording began, a "
+                      "write the dispatcher does not see, another thread)");
       break;
   }
   if (finding.a && finding.a->phase == "backward") {
@@ -771,8 +774,9 @@ json op_json(const TraceOp& op) {
   };
 }
 
+// Always a list, empty when nothing was saved or compared.
 json elements_json(const std::optional<DiffReport>& report) {
-  if (!report) return nullptr;
+  if (!report) return json::array();
   json list = json::array();
   for (const TensorFinding& finding : report->findings) list.push_back(finding_json(finding));
   return list;

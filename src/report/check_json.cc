@@ -146,6 +146,7 @@ json text_json(const compare::TextDiff& diff) {
                       {"max_abs", row.max_abs}});
   }
   document["growth"] = growth;
+  document["step_matched"] = diff.step_matched;
   return document;
 }
 

@@ -69,6 +69,9 @@ void print_text_comparison(const protocol::ArtifactComparison& comparison, std::
                  diff.first_step ? diff.first_step->c_str() : "",
                  printable(diff.first_text_a).c_str(), printable(diff.first_text_b).c_str());
   }
+  if (!diff.step_matched && diff.first_line > 0 && diff.step_regex_given) {
+    std::fprintf(out, "      the step regex matched no line of the first file\n");
+  }
   if (!diff.growth.empty()) {
     std::fprintf(out, "      how the difference grows:\n");
     std::fprintf(out, "        step        numbers differing   max abs\n");

@@ -207,3 +207,7 @@ expect_json grow.out '[r["step"] for r in d["texts"][0]["text"]["growth"]] == ["
     "growth rows at steps 3, 4, 5, 7 and the last, 11"
 expect_json grow.out 'abs(d["texts"][0]["text"]["growth"][-1]["max_abs"] - 0.011) < 1e-9'
 checked "text logs: the growth table from the first divergent step"
+run_memdet no_step diff --step-regex '^epoch (\d+)' grow_a.log grow_b.log
+expect_status no_step 1
+grep -q "the step regex matched no line" no_step.out || fail "no step: $(cat no_step.out)"
+checked "text logs: a step regex that matches no line is said so"
