@@ -233,7 +233,6 @@ class Trace:
         directory = path if path is not None else os.environ.get("MEMDET_RUN_DIR", ".")
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
-        self.model = model
         self.grads = grads
         self.ops = _steps(ops)
         self.save = _steps(save)

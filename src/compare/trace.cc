@@ -136,7 +136,7 @@ class LineReader {
   const json& object_;
 };
 
-Status read_header(const LineReader& line, const json& object, Trace& trace) {
+Status read_header(const LineReader& line, Trace& trace) {
   const json* format = line.field("memdet_trace");
   if (format == nullptr || !format->is_number_integer() || format->get<int64_t>() != 1) {
     return line.error("a trace header of format 1 was expected (\"memdet_trace\": 1)");
@@ -197,7 +197,6 @@ Status read_header(const LineReader& line, const json& object, Trace& trace) {
       trace.initial.push_back(**digest);
     }
   }
-  (void)object;
   return {};
 }
 
@@ -844,7 +843,7 @@ Result<Trace> parse_trace(std::istream& in, const std::string& path) {
     if (!object.is_object()) return line.error("not a JSON object");
     Status status;
     if (!header) {
-      status = read_header(line, object, trace);
+      status = read_header(line, trace);
       header = true;
     } else if (object.contains("op")) {
       status = read_op(line, trace);
