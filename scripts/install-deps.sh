@@ -9,6 +9,8 @@ packages=(
   python3 python3-numpy python3-torch
   libopenblas0-pthread libjemalloc2 libtcmalloc-minimal4
   clang libclang-rt-14-dev
+  # a headless browser that renders the HTML report in the tests
+  chromium
 )
 
 sudo_cmd=()
