@@ -82,6 +82,22 @@ class LineReader {
     return std::optional<std::string>(value.get<std::string>());
   }
 
+  // One digest for each parameter, none null; `problem` says so when the
+  // list is not that, and `each` names an entry.
+  Result<std::vector<std::string>> state_digests(const json* value, size_t count,
+                                                 const std::string& problem,
+                                                 const std::string& each) const {
+    if (value == nullptr || !value->is_array() || value->size() != count) return error(problem);
+    std::vector<std::string> digests;
+    for (const json& entry : *value) {
+      auto one = digest(entry, each);
+      if (!one) return one.error();
+      if (!one->has_value()) return error(each + " must not be null");
+      digests.push_back(**one);
+    }
+    return digests;
+  }
+
   Result<std::vector<uint64_t>> shape(const json& value, const std::string& what) const {
     if (!value.is_array()) return error(what + " must be a list of sizes");
     std::vector<uint64_t> shape;
@@ -187,15 +203,11 @@ Status read_header(const LineReader& line, Trace& trace) {
   }
   const json* initial = line.field("initial");
   if (initial != nullptr && !initial->is_null()) {
-    if (!initial->is_array() || initial->size() != trace.params.size()) {
-      return line.error("\"initial\" must hold one digest for each parameter");
-    }
-    for (const json& value : *initial) {
-      auto digest = line.digest(value, "an initial digest");
-      if (!digest) return digest.error();
-      if (!digest->has_value()) return line.error("an initial digest must not be null");
-      trace.initial.push_back(**digest);
-    }
+    auto digests = line.state_digests(initial, trace.params.size(),
+                                      "\"initial\" must hold one digest for each parameter",
+                                      "an initial digest");
+    if (!digests) return digests.error();
+    trace.initial = std::move(*digests);
   }
   return {};
 }
@@ -212,17 +224,12 @@ Status read_step(const LineReader& line, Trace& trace) {
   auto loss = line.optional_string("loss");
   if (!loss) return loss.error();
   step.loss = *loss;
-  const json* params = line.field("params");
-  if (params == nullptr || !params->is_array() || params->size() != trace.params.size()) {
-    return line.error("\"params\" must hold one digest for each of the header's " +
-                      std::to_string(trace.params.size()) + " parameters");
-  }
-  for (const json& value : *params) {
-    auto digest = line.digest(value, "a parameter digest");
-    if (!digest) return digest.error();
-    if (!digest->has_value()) return line.error("a parameter digest must not be null");
-    step.params.push_back(**digest);
-  }
+  auto params = line.state_digests(line.field("params"), trace.params.size(),
+                                   "\"params\" must hold one digest for each of the header's " +
+                                       std::to_string(trace.params.size()) + " parameters",
+                                   "a parameter digest");
+  if (!params) return params.error();
+  step.params = std::move(*params);
   if (trace.grads) {
     const json* grads = line.field("grads");
     if (grads == nullptr || !grads->is_array() || grads->size() != trace.params.size()) {
