@@ -24,6 +24,9 @@ void add_campaign_options(CLI::App& app, CampaignOptions& options, const std::st
                  "numbers in text (f32, f64; inferred when not given), and untyped .npy "
                  "(bf16 for '<V2')")
       ->check(CLI::IsMember({"f16", "bf16", "f32", "f64"}));
+  add_tolerance_options(app, options.tolerance,
+                        "; applies to .npy, .npz and .safetensors artifacts, whose outcomes then "
+                        "count as one when every element is within it");
   app.add_option("--keep", options.keep,
                  "which runs keep a copy of their artifacts: all, diverged (the first run of "
                  "each distinct outcome) or none")
@@ -65,6 +68,7 @@ void apply_campaign_options(const CampaignOptions& cli, protocol::CheckOptions& 
   check.masks = cli.masks;
   check.step_regex = cli.step_regex;
   check.dtype = cli.dtype;
+  check.tolerance = tolerance_from(cli.tolerance);
   check.keep = cli.keep == "all"    ? protocol::CheckOptions::Keep::kAll
                : cli.keep == "none" ? protocol::CheckOptions::Keep::kNone
                                     : protocol::CheckOptions::Keep::kDiverged;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/tolerance_options.h"
 #include "protocol/check.h"
 
 namespace memdet::cli {
@@ -19,6 +20,7 @@ struct CampaignOptions {
   std::vector<std::string> masks;
   std::string step_regex;
   std::string dtype;
+  ToleranceOptions tolerance;
   std::string keep = "diverged";
   std::string out_dir;
   double timeout = 0;

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/tolerance_options.h"
 #include "compare/digest.h"
 #include "compare/finding_report.h"
 #include "compare/tensor_diff.h"
@@ -45,10 +46,7 @@ using compare::Verdict;
 struct DiffOptions {
   std::string a;
   std::string b;
-  double atol = 0;
-  double rtol = 0;
-  uint64_t max_ulp = 0;
-  bool equal_nan = false;
+  ToleranceOptions tolerance;
   bool json = false;
   std::vector<std::string> masks;
   std::string step_regex;
@@ -105,12 +103,6 @@ std::string_view verdict_word(Verdict verdict) {
       break;
   }
   return "differ";
-}
-
-std::string tolerance_text(const compare::Tolerance& tolerance) {
-  return "atol " + compare::number_text(tolerance.atol) + ", rtol " +
-         compare::number_text(tolerance.rtol) + ", max-ulp " + std::to_string(tolerance.max_ulp) +
-         (tolerance.equal_nan ? ", NaNs equal" : "");
 }
 
 // The headline counts tensors and, when there are any, traces.
@@ -172,7 +164,7 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
       std::printf(
           "memdet diff: equal within tolerance: %s (%zu of %zu %s differ in their bits%s; %s)\n",
           pair.c_str(), within, total, noun.c_str(), texts.empty() ? "" : " or only in masked text",
-          tolerance_text(report.tolerance).c_str());
+          compare::tolerance_text(report.tolerance).c_str());
       break;
     case Verdict::kDiffer:
       if (total == 0 && !traces.empty()) {
@@ -183,7 +175,7 @@ void print_text(const DiffReport& report, const std::vector<compare::TraceDiff>&
       // for it.
       std::printf("memdet diff: differ: %s (%zu of %zu %s differ%s%s%s)\n", pair.c_str(), differ,
                   total, noun.c_str(), trace_part.c_str(), texts.size() == total ? "" : "; ",
-                  texts.size() == total ? "" : tolerance_text(report.tolerance).c_str());
+                  texts.size() == total ? "" : compare::tolerance_text(report.tolerance).c_str());
       break;
   }
 
@@ -349,17 +341,7 @@ std::vector<compare::TraceDiff> take_traces(DiffReport& report, const compare::T
 }
 
 int diff(const DiffOptions& options) {
-  for (const auto& [flag, value] : {std::pair{"--atol", options.atol}, {"--rtol", options.rtol}}) {
-    if (!std::isfinite(value) || value < 0) {
-      throw usage_error(std::string(flag) + " " + compare::number_text(value) +
-                        ": must be a finite number of at least 0");
-    }
-  }
-  compare::Tolerance tolerance;
-  tolerance.atol = options.atol;
-  tolerance.rtol = options.rtol;
-  tolerance.max_ulp = options.max_ulp;
-  tolerance.equal_nan = options.equal_nan;
+  compare::Tolerance tolerance = tolerance_from(options.tolerance);
 
   std::vector<compare::TraceDiff> traces;
   std::optional<DiffReport> report;
@@ -483,27 +465,7 @@ Registered add_diff_command(CLI::App& parent) {
       "within tolerance, or where and by how much they differ; exit 1 if they differ");
   app->add_option("A", options->a, "the first file or folder")->required();
   app->add_option("B", options->b, "the second file or folder")->required();
-  app->add_option("--atol", options->atol,
-                  "elements count as equal when |a - b| <= atol + rtol * |b| (default 0)")
-      ->type_name("X");
-  app->add_option("--rtol", options->rtol, "the relative part of that rule (default 0)")
-      ->type_name("X");
-  app->add_option("--max-ulp", options->max_ulp,
-                  "elements at most this many representable values apart also count as equal; "
-                  "for integers and bools, the difference of values (default 0)")
-      ->type_name("N")
-      ->check(CLI::Validator(
-          [](std::string& text) -> std::string {
-            // Checked on the text: an unsigned conversion would wrap "-5".
-            bool digits = !text.empty() && text.size() <= 19 &&
-                          text.find_first_not_of("0123456789") == std::string::npos;
-            return digits
-                       ? std::string()
-                       : "'" + text + "' is not a whole number from 0 to " + "9999999999999999999";
-          },
-          "N"));
-  app->add_flag("--equal-nan", options->equal_nan,
-                "NaNs whose payload bits differ count as equal within tolerance");
+  add_tolerance_options(*app, options->tolerance, "");
   app->add_option("--mask", options->masks,
                   "text files: a regex blanked out of both before their lines are compared: "
                   "step times, dates, PIDs (repeatable)")

@@ -121,6 +121,12 @@ std::string number_text(double value) {
   return text;
 }
 
+std::string tolerance_text(const Tolerance& tolerance) {
+  return "atol " + number_text(tolerance.atol) + ", rtol " + number_text(tolerance.rtol) +
+         ", max-ulp " + std::to_string(tolerance.max_ulp) +
+         (tolerance.equal_nan ? ", NaNs equal" : "");
+}
+
 nlohmann::json finding_json(const TensorFinding& finding) {
   nlohmann::json entry = {
       {"file", finding.file},

@@ -31,4 +31,7 @@ nlohmann::json json_number(double value);
 // "%.9g": enough digits to tell float32 values apart.
 std::string number_text(double value);
 
+// "atol 0.001, rtol 0, max-ulp 4", and ", NaNs equal" with equal_nan.
+std::string tolerance_text(const Tolerance& tolerance);
+
 }  // namespace memdet::compare

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "compare/digest.h"
+#include "compare/tensor_diff.h"
 #include "core/sys.h"
 #include "factors/antagonist.h"
 #include "factors/launch_setup.h"
@@ -169,6 +170,16 @@ bool looks_like_npy(const std::string& path) {
   }
   auto start = sys::read_prefix(path, 6);
   return start && *start == "\x93NUMPY";
+}
+
+// The files a tolerance applies to: .npy and .npz by their magic, and
+// safetensors by name, as memdet diff opens them.
+bool is_tensor_file(const std::string& path) {
+  if (looks_like_npy(path) || fs::path(path).extension() == ".safetensors") {
+    return true;
+  }
+  auto start = sys::read_prefix(path, 4);
+  return start && *start == std::string("PK\x03\x04", 4);
 }
 
 constexpr const char* kLoadedObjectsFile = "loaded-objects.txt";
@@ -526,7 +537,51 @@ ArtifactComparison compare_artifact(const ArtifactRecord* reference, const Artif
       comparison.note = "not compared as raw " + options.dtype + ": " + numeric.error().message;
     }
   }
+  if (has_tolerance(options.tolerance) && input_error.empty() &&
+      comparison.kind != ArtifactComparison::Kind::kText &&
+      comparison.kind != ArtifactComparison::Kind::kTrace && is_tensor_file(reference->kept) &&
+      is_tensor_file(other->kept)) {
+    auto tensors = compare::diff_paths(reference->kept, other->kept, options.tolerance);
+    if (!tensors) {
+      input_error = tensors.error().message;
+    } else {
+      comparison.within_tolerance = tensors->verdict != compare::Verdict::kDiffer;
+    }
+  }
   return comparison;
+}
+
+// Whether every artifact of the two runs is the same, or within tolerance.
+bool comparisons_within_tolerance(const std::vector<ArtifactComparison>& comparisons) {
+  for (const ArtifactComparison& comparison : comparisons) {
+    if (comparison.kind != ArtifactComparison::Kind::kSame && !comparison.within_tolerance) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<ArtifactComparison> compare_runs(const RunRecord& reference_run,
+                                             const RunRecord& other_run,
+                                             const CheckOptions& options,
+                                             std::string& input_error) {
+  std::map<std::string, std::pair<const ArtifactRecord*, const ArtifactRecord*>> pairs;
+  for (const ArtifactRecord& artifact : reference_run.artifacts) {
+    pairs[artifact.key].first = &artifact;
+  }
+  for (const ArtifactRecord& artifact : other_run.artifacts) {
+    pairs[artifact.key].second = &artifact;
+  }
+  std::vector<ArtifactComparison> comparisons;
+  for (const auto& [key, pair] : pairs) {
+    std::string error;
+    comparisons.push_back(
+        compare_artifact(pair.first, pair.second, key, options, reference_run, other_run, error));
+    if (!error.empty() && input_error.empty()) {
+      input_error = error;
+    }
+  }
+  return comparisons;
 }
 
 // `reference_run`: the run whose outcome is the reference; 0: the most
@@ -587,13 +642,6 @@ void compare_outcomes(CheckReport& report) {
     }
     OutcomeGroup& group = report.outcomes[i];
     const RunRecord& other_run = run_by_index(report, group.runs.front());
-    std::map<std::string, std::pair<const ArtifactRecord*, const ArtifactRecord*>> pairs;
-    for (const ArtifactRecord& artifact : reference_run.artifacts) {
-      pairs[artifact.key].first = &artifact;
-    }
-    for (const ArtifactRecord& artifact : other_run.artifacts) {
-      pairs[artifact.key].second = &artifact;
-    }
     if (reference_fingerprint) {
       measure::FingerprintComparison fingerprints = measure::compare_fingerprints(
           *reference_fingerprint,
@@ -601,14 +649,9 @@ void compare_outcomes(CheckReport& report) {
       group.fingerprint_lines = measure::describe_comparison(fingerprints);
       group.fingerprint_json = measure::comparison_json(fingerprints).dump();
     }
-    for (const auto& [key, pair] : pairs) {
-      std::string input_error;
-      group.vs_reference.push_back(compare_artifact(pair.first, pair.second, key, report.options,
-                                                    reference_run, other_run, input_error));
-      if (!input_error.empty() && report.input_error.empty()) {
-        report.input_error = input_error;
-      }
-    }
+    group.vs_reference = compare_runs(reference_run, other_run, report.options, report.input_error);
+    group.within_tolerance =
+        has_tolerance(report.options.tolerance) && comparisons_within_tolerance(group.vs_reference);
   }
 }
 
@@ -658,7 +701,15 @@ void decide(CheckReport& report) {
   for (const RunRecord& run : report.runs) {
     (run.completed() ? report.completed_runs : report.failed_runs)++;
   }
-  if (report.outcomes.size() > 1) {
+  bool all_within = report.outcomes.size() > 1 && report.completed_runs >= 2;
+  for (size_t i = 0; i < report.outcomes.size(); ++i) {
+    if (static_cast<int>(i) != report.reference && !report.outcomes[i].within_tolerance) {
+      all_within = false;
+    }
+  }
+  if (all_within) {
+    report.verdict = Verdict::kWithinTolerance;
+  } else if (report.outcomes.size() > 1) {
     report.verdict = Verdict::kDiffers;
   } else if (report.completed_runs >= 2) {
     report.verdict = Verdict::kNoDifferenceSeen;
@@ -678,6 +729,16 @@ void summarize_counters(CheckReport& report) {
 }
 
 }  // namespace
+
+bool has_tolerance(const compare::Tolerance& tolerance) {
+  return tolerance.atol > 0 || tolerance.rtol > 0 || tolerance.max_ulp > 0 || tolerance.equal_nan;
+}
+
+bool same_within_tolerance(const RunRecord& reference, const RunRecord& other,
+                           const CheckOptions& options, std::string& input_error) {
+  return has_tolerance(options.tolerance) &&
+         comparisons_within_tolerance(compare_runs(reference, other, options, input_error));
+}
 
 measure::RunFigures run_figures(const RunRecord& run) {
   measure::RunFigures figures;

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include "compare/npy.h"
+#include "compare/tensor.h"
 #include "compare/text.h"
 #include "compare/trace.h"
 #include "factors/profile.h"
@@ -36,6 +37,10 @@ struct CheckOptions {
   // How to read files that carry no dtype of their own: raw arrays, and the
   // numbers in text ("f32", "f64"; raw arrays also "f16", "bf16").
   std::string dtype;
+  // When two tensor artifacts (.npy, .npz, .safetensors) whose bits differ
+  // still count as the same result; the default asks for equal bits.
+  // Text, traces and other files are compared as written.
+  compare::Tolerance tolerance;
   // Which runs keep a copy of their artifacts in their record directory.
   enum class Keep { kAll, kDiverged, kNone } keep = Keep::kDiverged;
   std::string out_dir;  // campaign directory; empty: a new one under .memdet/
@@ -120,6 +125,8 @@ struct ArtifactComparison {
   std::string reference_path;
   std::string other_path;
   std::string note;
+  // The bits differ, but every element is within the campaign's tolerance.
+  bool within_tolerance = false;
 };
 
 struct OutcomeGroup {
@@ -130,10 +137,15 @@ struct OutcomeGroup {
   // in lines for the terminal and as JSON; empty without --fingerprint.
   std::vector<std::string> fingerprint_lines;
   std::string fingerprint_json;
+  // Every artifact is the reference's, or within the tolerance of it.
+  bool within_tolerance = false;
 };
 
 enum class Verdict {
   kNoDifferenceSeen,
+  // The outcomes' bits differ, but each is within the tolerance of the
+  // reference.
+  kWithinTolerance,
   kDiffers,
   kTooFewRuns,
 };
@@ -172,6 +184,16 @@ struct CheckReport {
 // What one run measured, as figures to compare across runs: the counters
 // that counted, the workload's rusage and its wall time.
 measure::RunFigures run_figures(const RunRecord& run);
+
+// Whether a tolerance other than bitwise equality was asked for.
+bool has_tolerance(const compare::Tolerance& tolerance);
+
+// Whether `other`'s artifacts are those of `reference`, each bitwise or
+// within options.tolerance; both runs must hold copies of what they wrote
+// (the first run of each outcome does). A file that cannot be read sets
+// `input_error` and counts as different.
+bool same_within_tolerance(const RunRecord& reference, const RunRecord& other,
+                           const CheckOptions& options, std::string& input_error);
 
 // 1 - 0.05^(1/(n-1)): with n matching runs, the largest per-run difference
 // probability not rejected at 95 % confidence.

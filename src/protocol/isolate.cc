@@ -172,12 +172,49 @@ std::string stored_record(const RunRecord& run, const IsolateOutcome& outcome) {
   return entry.dump();
 }
 
-IsolateOutcome outcome_of(const RunRecord& run, const IsolateStep& step) {
+// Which outcome a run had. Bitwise by default; with a tolerance, a run
+// whose artifacts are within it of an earlier outcome's first run counts
+// as that outcome, so the plan sees one result where the bits alone would
+// show several.
+class OutcomeClasses {
+ public:
+  OutcomeClasses(const Campaign& campaign, const CheckOptions& options)
+      : campaign_(campaign), options_(options) {}
+
+  std::string of(const RunRecord& run) {
+    const std::string signature = Campaign::signature(run);
+    if (!has_tolerance(options_.tolerance)) {
+      return signature;
+    }
+    if (auto known = classes_.find(signature); known != classes_.end()) {
+      return known->second;
+    }
+    for (const auto& [first_signature, first_run] : firsts_) {
+      std::string ignored;  // an unreadable file counts as different here; finish() reports it
+      const RunRecord& first = campaign_.report().runs[static_cast<size_t>(first_run - 1)];
+      if (same_within_tolerance(first, run, options_, ignored)) {
+        classes_[signature] = first_signature;
+        return first_signature;
+      }
+    }
+    firsts_.emplace_back(signature, run.index);
+    classes_[signature] = signature;
+    return signature;
+  }
+
+ private:
+  const Campaign& campaign_;
+  const CheckOptions& options_;
+  std::map<std::string, std::string> classes_;       // signature: its outcome's
+  std::vector<std::pair<std::string, int>> firsts_;  // each outcome's first run
+};
+
+IsolateOutcome outcome_of(const RunRecord& run, const IsolateStep& step, OutcomeClasses& classes) {
   IsolateOutcome outcome;
   outcome.step = step;
   outcome.failed = !run.completed();
   if (!outcome.failed) {
-    outcome.signature = Campaign::signature(run);
+    outcome.signature = classes.of(run);
   }
   // The missed-seed factors count what they served exactly: a run that
   // shows none served had nothing for the factor to change.
@@ -307,7 +344,7 @@ std::map<std::string, std::string> read_window(const std::string& factor, const 
 template <typename Make>
 SeedRead search_read(const std::string& factor, const FactorFinding& finding,
                      const IsolateReport& report, const Campaign& campaign, Make make,
-                     RunRequest request) {
+                     RunRequest request, OutcomeClasses& classes) {
   SeedRead read;
   read.factor = factor;
   const std::string rows_key = factor == "entropy"     ? "entropy_read"
@@ -360,7 +397,7 @@ SeedRead search_read(const std::string& factor, const FactorFinding& finding,
       failure = "a run of the search failed";
       return std::nullopt;
     }
-    return Campaign::signature(run) != report.findings.reference;
+    return classes.of(run) != report.findings.reference;
   };
   int low = 1;
   int high = reads;
@@ -671,6 +708,7 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
   }
 
   std::vector<IsolateOutcome> history;
+  OutcomeClasses classes(campaign, options.check);
   // Makes one run and commits it to the store as it ends, so a campaign cut
   // short keeps every run it finished; the write-ahead log is folded in at
   // each change of phase.
@@ -684,7 +722,7 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
       report.pool_run = run.index;
     }
     report.steps.push_back(step);
-    IsolateOutcome outcome = outcome_of(run, step);
+    IsolateOutcome outcome = outcome_of(run, step, classes);
     // A run cut short by an interrupt says nothing about the workload.
     if (run.launch.interrupted_by == 0) {
       history.push_back(outcome);
@@ -745,7 +783,7 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
           }
           return make(step, request);
         },
-        *request_for(step));
+        *request_for(step), classes);
   };
   for (const char* source : {"entropy", "clock"}) {
     if (std::optional<SeedRead> read = search(source)) {
@@ -823,8 +861,8 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
           cure.agreed = false;
           cure.refused = nondeterministic_operation(run);
         } else if (first.empty()) {
-          first = Campaign::signature(run);
-        } else if (Campaign::signature(run) != first) {
+          first = classes.of(run);
+        } else if (classes.of(run) != first) {
           cure.agreed = false;
         }
       }

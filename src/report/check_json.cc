@@ -21,6 +21,8 @@ const char* verdict_name(protocol::Verdict verdict) {
   switch (verdict) {
     case protocol::Verdict::kNoDifferenceSeen:
       return "no_difference_seen";
+    case protocol::Verdict::kWithinTolerance:
+      return "equal_within_tolerance";
     case protocol::Verdict::kDiffers:
       return "differs";
     case protocol::Verdict::kTooFewRuns:
@@ -430,6 +432,9 @@ json check_json(const protocol::CheckReport& report) {
       if (!comparison.note.empty()) {
         entry["note"] = comparison.note;
       }
+      if (protocol::has_tolerance(report.options.tolerance)) {
+        entry["within_tolerance"] = comparison.within_tolerance;
+      }
       comparisons.push_back(entry);
     }
     outcomes.push_back(
@@ -438,6 +443,7 @@ json check_json(const protocol::CheckReport& report) {
          {"runs", group.runs},
          {"reference", static_cast<int>(i) == report.reference},
          {"vs_reference", comparisons},
+         {"within_tolerance", group.within_tolerance},
          {"fingerprint",
           group.fingerprint_json.empty() ? json(nullptr) : json::parse(group.fingerprint_json)}});
   }
@@ -477,6 +483,11 @@ json check_json(const protocol::CheckReport& report) {
       {"masks", options.masks},
       {"step_regex", options.step_regex},
       {"dtype", options.dtype},
+      {"tolerance",
+       {{"atol", options.tolerance.atol},
+        {"rtol", options.tolerance.rtol},
+        {"max_ulp", options.tolerance.max_ulp},
+        {"equal_nan", options.tolerance.equal_nan}}},
       {"keep", options.keep == protocol::CheckOptions::Keep::kAll    ? "all"
                : options.keep == protocol::CheckOptions::Keep::kNone ? "none"
                                                                      : "diverged"},

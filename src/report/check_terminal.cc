@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "compare/finding_report.h"
 #include "core/text.h"
 #include "measure/counters.h"
 #include "protocol/placeholders.h"
@@ -618,6 +619,10 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
       }
       print_comparison(comparison, out, outcome_letter(report.reference),
                        outcome_letter(static_cast<int>(i)));
+      if (comparison.within_tolerance) {
+        std::fprintf(out, "      within tolerance (%s)\n",
+                     compare::tolerance_text(report.options.tolerance).c_str());
+      }
     }
     if (!identical.empty()) {
       std::fprintf(out, "    identical: %s\n", identical.c_str());
@@ -641,6 +646,14 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
       std::fprintf(out, "verdict: results DIFFER: %zu distinct outcomes in %d completed runs%s\n",
                    report.outcomes.size(), report.completed_runs,
                    report.stopped_early ? " (stopped at the first difference)" : "");
+      break;
+    case protocol::Verdict::kWithinTolerance:
+      std::fprintf(out,
+                   "verdict: results equal within tolerance (%s): %zu distinct outcomes in %d "
+                   "completed runs, each within tolerance of %s\n",
+                   compare::tolerance_text(report.options.tolerance).c_str(),
+                   report.outcomes.size(), report.completed_runs,
+                   outcome_letter(report.reference).c_str());
       break;
     case protocol::Verdict::kNoDifferenceSeen:
       std::fprintf(out,

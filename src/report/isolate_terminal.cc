@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "compare/finding_report.h"
 #include "core/text.h"
 #include "measure/rank_test.h"
 #include "report/check_terminal.h"
@@ -204,7 +205,8 @@ void print_counter_changes(const protocol::IsolateReport& report, std::FILE* out
 void print_first_difference(const protocol::IsolateReport& report, std::FILE* out) {
   const protocol::CheckReport& campaign = report.campaign;
   for (const protocol::RunRecord& run : campaign.runs) {
-    if (run.outcome < 0 || run.outcome == campaign.reference || campaign.reference < 0) {
+    if (run.outcome < 0 || run.outcome == campaign.reference || campaign.reference < 0 ||
+        campaign.outcomes[static_cast<size_t>(run.outcome)].within_tolerance) {
       continue;
     }
     const protocol::OutcomeGroup& group = campaign.outcomes[static_cast<size_t>(run.outcome)];
@@ -695,6 +697,15 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                    what.c_str(), enough.needed, enough.runs);
     }
   }
+  const compare::Tolerance& tolerance = report.campaign.options.tolerance;
+  if (protocol::has_tolerance(tolerance)) {
+    std::fprintf(out, "%s",
+                 wrapped("runs whose tensors differ within the tolerance (" +
+                             compare::tolerance_text(tolerance) +
+                             ") counted as one result; text and other files as written.",
+                         "  ")
+                     .c_str());
+  }
 }
 
 }  // namespace
@@ -812,7 +823,8 @@ void print_isolate_summary(const protocol::IsolateReport& report, std::FILE* out
     // moved a value the result depends on.
     const auto& made = report.campaign.runs;
     if (found.free_differing == 0 && !made.empty() && made.front().outcome >= 0 &&
-        made.front().outcome != report.campaign.reference) {
+        made.front().outcome != report.campaign.reference &&
+        !report.campaign.outcomes[static_cast<size_t>(made.front().outcome)].within_tolerance) {
       std::fprintf(out, "%s",
                    wrapped("the pinned runs give another result than the free runs: pinning "
                            "moved something the result depends on (see the value findings)",
