@@ -2,6 +2,8 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "report/campaign_view.h"
+#include "report/html.h"
 
 namespace memdet::cli {
 
@@ -52,6 +54,19 @@ void add_campaign_options(CLI::App& app, CampaignOptions& options, const std::st
                "(rusage is recorded either way)");
   app.add_option("--json", options.json_path,
                  "also write the " + kind + " report as JSON to FILE (- for stdout)");
+  app.add_option("--html", options.html_path,
+                 "also write the " + kind +
+                     " report as one self-contained HTML page to FILE, with the runs' loss "
+                     "curves, as memdet report --html writes it")
+      ->type_name("FILE");
+}
+
+void write_campaign_html(const nlohmann::json& document, const std::string& source,
+                         const std::string& path) {
+  Status written = report::write_html(report::campaign_view(document, source), path);
+  if (!written) {
+    throw usage_error(written.error().message);
+  }
 }
 
 void add_command_option(CLI::App& app, CampaignOptions& options) {
@@ -84,7 +99,10 @@ void apply_campaign_options(const CampaignOptions& cli, protocol::CheckOptions& 
     throw usage_error("nothing to compare: --no-stdout and no --artifact");
   }
   if (!cli.json_path.empty() && cli.json_path != "-") {
-    require_writable_json(cli.json_path);
+    require_writable("--json", cli.json_path);
+  }
+  if (!cli.html_path.empty()) {
+    require_writable("--html", cli.html_path);
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
@@ -28,6 +29,7 @@ struct CampaignOptions {
   bool fingerprint = false;
   uint64_t fingerprint_threshold = 64 * 1024;
   std::string json_path;
+  std::string html_path;
   std::vector<std::string> command;
 };
 
@@ -36,6 +38,12 @@ struct CampaignOptions {
 // caller with add_command_option.
 void add_campaign_options(CLI::App& app, CampaignOptions& options, const std::string& kind);
 void add_command_option(CLI::App& app, CampaignOptions& options);
+
+// Writes the page `memdet report --html` writes for the campaign document
+// (check.json's or isolate.json's), stored at `source`. Throws a usage
+// error when the file cannot be written.
+void write_campaign_html(const nlohmann::json& document, const std::string& source,
+                         const std::string& path);
 
 // Puts them into `check`. Throws a usage error when nothing would be
 // compared or --json FILE cannot be written.

@@ -108,6 +108,10 @@ int check(const CheckCliOptions& cli) {
       throw usage_error(written.error().message);
     }
   }
+  if (!cli.campaign.html_path.empty()) {
+    write_campaign_html(report::check_json(report), report.campaign_dir + "/check.json",
+                        cli.campaign.html_path);
+  }
   if (!report.input_error.empty()) {
     std::fprintf(stderr, "memdet check: %s\n", printable(report.input_error).c_str());
   }

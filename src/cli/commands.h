@@ -33,6 +33,7 @@ Registered add_restore_command(CLI::App& parent);
 Registered add_doctor_command(CLI::App& parent);
 Registered add_diff_command(CLI::App& parent);
 Registered add_isolate_command(CLI::App& parent);
+Registered add_report_command(CLI::App& parent);
 
 // The factor flags `run` and `check` share, with the aliases users of
 // numactl, taskset and setarch would guess.
@@ -71,9 +72,10 @@ void warn_about_weakened_entropy(const factors::Profile& profile);
 // most a year.
 CLI::Validator timeout_validator();
 
-// Fails with a usage error unless --json FILE can be written, so that is
-// found out before the runs rather than after them.
-void require_writable_json(const std::string& path);
+// Fails with a usage error unless the file an option names (--json FILE,
+// --html FILE) can be written, so that is found out before the runs rather
+// than after them.
+void require_writable(const std::string& option, const std::string& path);
 
 // The path of the running memdet binary, for workloads it starts itself.
 std::string self_executable();

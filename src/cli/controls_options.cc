@@ -194,13 +194,13 @@ CLI::Validator timeout_validator() {
       "SECONDS");
 }
 
-void require_writable_json(const std::string& path) {
+void require_writable(const std::string& option, const std::string& path) {
   struct stat status {};
   if (::stat(path.c_str(), &status) == 0 && !S_ISREG(status.st_mode)) {
     // A FIFO or a device: opening it would be a write its reader sees.
     if (S_ISDIR(status.st_mode) || ::access(path.c_str(), W_OK) != 0) {
       throw usage_error(
-          "--json " + path + ": cannot write: " +
+          option + " " + path + ": cannot write: " +
           (S_ISDIR(status.st_mode) ? std::string("a directory") : sys::errno_text(errno)));
     }
     return;
@@ -210,7 +210,7 @@ void require_writable_json(const std::string& path) {
   const bool existed = ::access(path.c_str(), F_OK) == 0;
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
-    throw usage_error("--json " + path + ": cannot write: " + sys::errno_text(errno));
+    throw usage_error(option + " " + path + ": cannot write: " + sys::errno_text(errno));
   }
   ::close(fd);
   if (!existed) {

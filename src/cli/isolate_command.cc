@@ -136,6 +136,10 @@ int isolate(const IsolateCliOptions& cli) {
       throw usage_error(written.error().message);
     }
   }
+  if (!cli.campaign.html_path.empty()) {
+    write_campaign_html(report::isolate_json(report),
+                        report.campaign.campaign_dir + "/isolate.json", cli.campaign.html_path);
+  }
   if (!report.input_error.empty()) {
     std::fprintf(stderr, "memdet isolate: %s\n", printable(report.input_error).c_str());
   }

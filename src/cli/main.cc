@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   std::vector<cli::Registered> commands = {
       cli::add_run_command(app),    cli::add_check_command(app),   cli::add_demo_command(app),
       cli::add_canary_command(app), cli::add_restore_command(app), cli::add_doctor_command(app),
-      cli::add_diff_command(app),   cli::add_isolate_command(app),
+      cli::add_diff_command(app),   cli::add_isolate_command(app), cli::add_report_command(app),
   };
 
   // A reader that goes away (`memdet check ... | head`) must not kill memdet

@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "core/sys.h"
+#include "report/check_terminal.h"
 
 namespace memdet::report {
 namespace {
@@ -469,6 +470,7 @@ json check_json(const protocol::CheckReport& report) {
   if (!report.input_error.empty()) {
     verdict["input_error"] = report.input_error;
   }
+  verdict["text"] = printed([&](std::FILE* out) { print_check_verdict(report, out); });
 
   return {
       {"schema", kCheckSchema},

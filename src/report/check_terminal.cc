@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -637,6 +638,10 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
   }
 
   std::fprintf(out, "\n");
+  print_check_verdict(report, out);
+}
+
+void print_check_verdict(const protocol::CheckReport& report, std::FILE* out) {
   if (!report.input_error.empty()) {
     std::fprintf(out, "verdict: cannot judge: %s\n", printable(report.input_error).c_str());
     return;
@@ -681,6 +686,20 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
     std::fprintf(out, "interrupted by %s: records of the runs so far are kept\n",
                  strsignal(report.interrupted_by));
   }
+}
+
+std::string printed(const std::function<void(std::FILE*)>& print) {
+  char* data = nullptr;
+  size_t size = 0;
+  std::FILE* stream = open_memstream(&data, &size);
+  if (stream == nullptr) {
+    return {};
+  }
+  print(stream);
+  std::fclose(stream);
+  std::string text(data, size);
+  std::free(data);
+  return text;
 }
 
 }  // namespace memdet::report

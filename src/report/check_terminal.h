@@ -3,12 +3,22 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
+#include <string>
 
 #include "protocol/check.h"
 
 namespace memdet::report {
 
 void print_check_summary(const protocol::CheckReport& report, std::FILE* out);
+
+// The verdict paragraph the summary ends with: the verdict, the bound, and
+// what failed.
+void print_check_verdict(const protocol::CheckReport& report, std::FILE* out);
+
+// What `print` writes, as a string: the JSON writers store the verdict
+// paragraphs in the words the terminal shows.
+std::string printed(const std::function<void(std::FILE*)>& print);
 
 // Where the records go, before the first run starts.
 void print_campaign_start(const protocol::CheckReport& report, std::FILE* out);

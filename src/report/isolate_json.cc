@@ -1,6 +1,7 @@
 #include "report/isolate_json.h"
 
 #include "report/check_json.h"
+#include "report/check_terminal.h"
 #include "report/isolate_terminal.h"
 
 namespace memdet::report {
@@ -103,6 +104,7 @@ json isolate_json(const protocol::IsolateReport& report) {
   json document = {
       {"schema", kIsolateSchema},
       {"verdict", protocol::isolate_verdict_name(found.verdict)},
+      {"verdict_text", printed([&](std::FILE* out) { print_isolate_verdict(report, out); })},
       {"exit_status", report.exit_status()},
       {"runs", static_cast<int>(report.steps.size())},
       {"settings",

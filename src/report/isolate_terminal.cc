@@ -836,6 +836,10 @@ void print_isolate_summary(const protocol::IsolateReport& report, std::FILE* out
   print_first_difference(report, out);
 
   std::fprintf(out, "\n");
+  print_isolate_verdict(report, out);
+}
+
+void print_isolate_verdict(const protocol::IsolateReport& report, std::FILE* out) {
   if (!report.input_error.empty()) {
     std::fprintf(out, "verdict: cannot judge: %s\n", printable(report.input_error).c_str());
     return;

@@ -10,6 +10,9 @@ namespace memdet::report {
 
 void print_isolate_summary(const protocol::IsolateReport& report, std::FILE* out);
 
+// The verdict paragraph the summary ends with, and the --try-fix line.
+void print_isolate_verdict(const protocol::IsolateReport& report, std::FILE* out);
+
 // One line per finished run, for logs and terminals alike.
 void print_isolate_progress(const protocol::RunRecord& run, const protocol::IsolateStep& step,
                             const protocol::IsolateFindings& findings, std::FILE* out);
