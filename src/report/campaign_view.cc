@@ -530,18 +530,32 @@ std::string fallback_verdict_text(const CampaignView& view, const json& campaign
 
 // ---- loss curves -------------------------------------------------------
 
-// The file's text as memdet compared it (masks applied, the run's own
-// directory replaced), or nothing when it is gone or is no longer what the
-// run wrote: its digest must be the recorded one.
-constexpr uint64_t kLargestLog = 64ull << 20;
+// What the curves read at most, over every run's file: a campaign of long
+// logs is drawn in seconds, from the part it can read.
+constexpr uint64_t kMostBytesRead = 512ull << 20;
 
+struct ReadBudget {
+  uint64_t read = 0;
+  bool exceeded = false;
+};
+
+// The file's text as memdet compared it (masks applied, the run's own
+// directory replaced), or nothing when it is gone, is no longer what the
+// run wrote (its digest must be the recorded one), or would exceed the
+// budget.
 std::optional<std::string> recorded_text(const std::string& path, const std::string& digest,
-                                         const compare::Masks& masks, const std::string& run_dir) {
+                                         const compare::Masks& masks, const std::string& run_dir,
+                                         ReadBudget& budget) {
   struct stat info {};
-  if (path.empty() || ::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode) ||
-      static_cast<uint64_t>(info.st_size) > kLargestLog) {
+  if (path.empty() || ::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
     return std::nullopt;
   }
+  const auto size = static_cast<uint64_t>(info.st_size);
+  if (budget.read + size > kMostBytesRead) {
+    budget.exceeded = true;
+    return std::nullopt;
+  }
+  budget.read += size;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return std::nullopt;
@@ -684,6 +698,8 @@ LossChart chart_of(const json& campaign, const std::string& key, const compare::
   // Runs with equal digests wrote the same text, so one surviving file
   // serves them all: usually the copy kept for each distinct outcome.
   std::map<std::string, std::optional<std::string>> by_digest;
+  ReadBudget budget;
+  int unread = 0;
   std::vector<std::string> gone;
   std::vector<std::string> gone_paths;
   for (const json& run : list(campaign, "runs")) {
@@ -706,11 +722,16 @@ LossChart chart_of(const json& campaign, const std::string& key, const compare::
         written = text(run, "cwd") + "/" + written;
       }
       for (const std::string& path : {text(*artifact, "kept"), written}) {
-        content = recorded_text(path, digest, masks, run_dir);
+        content = recorded_text(path, digest, masks, run_dir, budget);
         if (content) {
           break;
         }
       }
+    }
+    if (!content && budget.exceeded) {
+      ++unread;
+      by_digest.erase(digest);
+      continue;
     }
     if (!content) {
       gone.push_back(text(run, "label"));
@@ -729,10 +750,20 @@ LossChart chart_of(const json& campaign, const std::string& key, const compare::
     }
   }
   if (!gone.empty()) {
-    chart.notes.push_back("the " + key + " of run" + (gone.size() == 1 ? " " : "s ") + join(gone) +
-                          " is gone or no longer what the run wrote (" + join(gone_paths) +
-                          (gone.size() > gone_paths.size() ? ", ..." : "") +
-                          "); those runs are not drawn");
+    std::vector<std::string> named(gone.begin(), gone.begin() + std::min<size_t>(gone.size(), 12));
+    if (gone.size() > named.size()) {
+      named.push_back("and " + std::to_string(gone.size() - named.size()) + " more");
+    }
+    chart.notes.push_back("the " + key + " of run" + (gone.size() == 1 ? " " : "s ") + join(named) +
+                          (gone.size() == 1 ? " is" : " are") +
+                          " gone or no longer what the run wrote (" + join(gone_paths) +
+                          (gone.size() > gone_paths.size() ? ", ..." : "") + "); not drawn");
+  }
+  if (unread > 0) {
+    chart.notes.push_back("the runs' " + key + " files exceed " +
+                          std::to_string(kMostBytesRead >> 20) + " MiB together; " +
+                          std::to_string(unread) + " run" + (unread == 1 ? " is" : "s are") +
+                          " not drawn");
   }
 
   // The earliest step (or line) at which any outcome's numbers part from

@@ -38,7 +38,7 @@ checked "report DIR: the verdict, the runs and the differences"
 
 run_memdet stored report campaign --json
 expect_status stored 0
-"$PYTHON" - campaign/check.json stored.out <<'EOF' || fail "report --json is not the stored check.json"
+"$PYTHON" - campaign/check.json stored.out <<'EOF' || fail "report --json is not check.json"
 import json, sys
 stored, printed = (json.load(open(path)) for path in sys.argv[1:3])
 sys.exit(0 if stored == printed else 1)
@@ -86,7 +86,8 @@ checked "report on isolate: the factor table names env, in 80 columns"
 rm -rf logs campaign/run-*/artifacts
 run_memdet gone report campaign --html gone.html
 expect_status gone 0
-grep -q "is gone or no longer what the run wrote" gone.html || fail "report: gone logs not said"
+grep -q "runs 01, 02, 03, 04 are gone or no longer what the run wrote" gone.html ||
+    fail "report: gone logs not said"
 grep -q '<polyline' gone.html && fail "report: curves drawn from logs that are gone"
 checked "report --html says when the runs' logs are gone"
 
@@ -114,7 +115,8 @@ checked "bad input: one line, exit 2"
 
 # A real browser renders the pages: the verdict is in the DOM and nothing
 # complains on the console.
-command -v chromium >/dev/null || skip "chromium is not installed (scripts/install-deps.sh installs it)"
+command -v chromium >/dev/null ||
+    skip "chromium is not installed (scripts/install-deps.sh installs it)"
 for page in page isolate-page; do
     timeout 120 chromium --headless --no-sandbox --user-data-dir="$SCRATCH/chromium" \
         --enable-logging=stderr --window-size=1200,2400 --screenshot="$SCRATCH/$page.png" \
@@ -124,7 +126,8 @@ for page in page isolate-page; do
         fail "chromium logged console messages for $page.html"
     fi
     [ -s "$page.png" ] || fail "chromium took no screenshot of $page.html"
-    cp "$page.png" "$START_DIR/report-$page.png" && cp "$page.html" "$START_DIR/report-$page.html" ||
+    cp "$page.png" "$START_DIR/report-$page.png" &&
+        cp "$page.html" "$START_DIR/report-$page.html" ||
         fail "cannot keep the screenshot in $START_DIR"
 done
 grep -q "verdict: results DIFFER" page.dom || fail "the rendered check page has no verdict"

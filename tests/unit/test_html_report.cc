@@ -153,7 +153,7 @@ TEST(HtmlReport, SaysSoWhenTheLogsAreGone) {
   EXPECT_TRUE(view.loss.curves.empty());
   const std::string html = render_html(view);
   EXPECT_EQ(html.find("<polyline"), std::string::npos);
-  EXPECT_NE(html.find("runs 01, 02 is gone or no longer what the run wrote"), std::string::npos);
+  EXPECT_NE(html.find("runs 01, 02 are gone or no longer what the run wrote"), std::string::npos);
 }
 
 TEST(HtmlReport, OneSurvivingCopyServesEveryRunWithItsDigest) {
