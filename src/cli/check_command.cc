@@ -7,6 +7,8 @@
 // interrupted.
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include "cli/campaign_options.h"
@@ -21,6 +23,7 @@
 #include "protocol/check.h"
 #include "report/check_json.h"
 #include "report/check_terminal.h"
+#include "report/progress.h"
 
 namespace memdet::cli {
 namespace {
@@ -36,11 +39,26 @@ struct CheckCliOptions {
   std::string counter_rule = "none";
 };
 
+// The status line at the foot of the terminal while a campaign runs, and
+// when the campaign started.
+report::StatusLine* status_line = nullptr;
+std::chrono::steady_clock::time_point campaign_start;
+
 void progress(const protocol::RunRecord& run, int total) {
+  if (status_line != nullptr) {
+    status_line->clear();
+  }
   report::print_run_progress(run, total, stderr);
+  if (status_line != nullptr) {
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - campaign_start).count();
+    status_line->show(report::progress_text("check", "", run.index, std::max(0, total - run.index),
+                                            false, elapsed));
+  }
 }
 
 void started(const protocol::CheckReport& report) {
+  campaign_start = std::chrono::steady_clock::now();
   warn_about_weakened_entropy(report.options.profile);
   report::print_campaign_start(report, stderr);
 }
@@ -56,7 +74,15 @@ protocol::CheckReport run_check_campaign(protocol::CheckOptions options, std::FI
   options.interrupt = guard.flag();
   options.on_run_done = progress;
   options.on_start = started;
-  auto report = protocol::run_check(options);
+  auto report = [&] {
+    // The runs' own output goes to the terminal with --show-output: no
+    // status line to tangle with it.
+    report::StatusLine line(stderr);
+    status_line = options.show_output ? nullptr : &line;
+    auto made = protocol::run_check(options);
+    status_line = nullptr;
+    return made;
+  }();
   if (!report) {
     throw usage_error(report.error().message);
   }

@@ -22,6 +22,7 @@
 #include "report/check_json.h"
 #include "report/isolate_json.h"
 #include "report/isolate_terminal.h"
+#include "report/progress.h"
 
 namespace memdet::cli {
 namespace {
@@ -38,9 +39,19 @@ struct IsolateCliOptions {
   CampaignOptions campaign;
 };
 
-void progress(const protocol::RunRecord& run, const protocol::IsolateStep& step,
-              const protocol::IsolateFindings& findings) {
-  report::print_isolate_progress(run, step, findings, stderr);
+// The status line at the foot of the terminal while a campaign runs.
+report::StatusLine* status_line = nullptr;
+
+void progress(const protocol::IsolateProgress& progress) {
+  if (status_line != nullptr) {
+    status_line->clear();
+  }
+  report::print_isolate_progress(progress, stderr);
+  if (status_line != nullptr) {
+    status_line->show(report::progress_text("isolate", report::isolate_progress_what(progress),
+                                            progress.made, progress.ahead, true,
+                                            progress.elapsed_seconds));
+  }
 }
 
 }  // namespace
@@ -56,7 +67,13 @@ protocol::IsolateReport run_isolate_campaign(protocol::IsolateOptions options, s
   options.on_begin = [](const protocol::IsolateReport& begun) {
     warn_about_weakened_entropy(begun.pinned);
   };
-  auto report = protocol::run_isolate(options);
+  auto report = [&] {
+    report::StatusLine line(stderr);
+    status_line = &line;
+    auto made = protocol::run_isolate(options);
+    status_line = nullptr;
+    return made;
+  }();
   if (!report) {
     throw usage_error(report.error().message);
   }

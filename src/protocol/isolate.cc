@@ -1,6 +1,7 @@
 #include "protocol/isolate.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -709,6 +710,7 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
 
   std::vector<IsolateOutcome> history;
   OutcomeClasses classes(campaign, options.check);
+  const auto started = std::chrono::steady_clock::now();
   // Makes one run and commits it to the store as it ends, so a campaign cut
   // short keeps every run it finished; the write-ahead log is folded in at
   // each change of phase.
@@ -738,7 +740,12 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
       (void)store->checkpoint();
     }
     if (options.on_run_done != nullptr) {
-      options.on_run_done(run, step, plan_isolate(report.settings, history).findings);
+      const IsolateFindings findings = plan_isolate(report.settings, history).findings;
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      options.on_run_done({run, step, findings, outcome.signature,
+                           static_cast<int>(report.steps.size()),
+                           runs_ahead(report.settings, findings), elapsed});
     }
     return &run;
   };

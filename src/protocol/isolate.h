@@ -27,8 +27,21 @@ struct IsolateOptions {
   bool try_fix = false;
   // Called once every profile's first run is planned, before any runs.
   void (*on_begin)(const struct IsolateReport&) = nullptr;
-  // Called after each run with the step it was made for.
-  void (*on_run_done)(const RunRecord&, const IsolateStep&, const IsolateFindings&) = nullptr;
+  // Called after each run.
+  void (*on_run_done)(const struct IsolateProgress&) = nullptr;
+};
+
+// Where a campaign stands after a run, for a progress display.
+struct IsolateProgress {
+  const RunRecord& run;
+  const IsolateStep& step;
+  const IsolateFindings& findings;  // with this run counted
+  // The run's outcome as the plan counts it (within the tolerance of an
+  // earlier outcome, that outcome's); empty when it failed.
+  const std::string& outcome;
+  int made = 0;   // runs so far, this one included
+  int ahead = 0;  // runs_ahead(): the runs still to come if nothing differs
+  double elapsed_seconds = 0;
 };
 
 // A factor left out of the campaign, and why.

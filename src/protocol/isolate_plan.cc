@@ -414,4 +414,20 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
   return finish();
 }
 
+int runs_ahead(const IsolateSettings& settings, const IsolateFindings& findings) {
+  int ahead = std::max(0, settings.free_runs - findings.free_runs) +
+              std::max(0, settings.pool_runs - findings.pool_runs);
+  for (size_t f = 0; f < settings.factors.size() && f < findings.factors.size(); ++f) {
+    const FactorFinding& finding = findings.factors[f];
+    if (finding.status == FactorFinding::Status::kUntried ||
+        finding.status == FactorFinding::Status::kUndecided) {
+      ahead += std::max(0, values_to_try(settings, settings.factors[f]) - finding.runs);
+    }
+  }
+  if (settings.budget > 0) {
+    ahead = std::min(ahead, std::max(0, settings.budget - findings.runs));
+  }
+  return ahead;
+}
+
 }  // namespace memdet::protocol

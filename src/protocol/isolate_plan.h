@@ -165,6 +165,12 @@ struct IsolatePlan {
 IsolatePlan plan_isolate(const IsolateSettings& settings,
                          const std::vector<IsolateOutcome>& history);
 
+// The runs still ahead if nothing differs from here on: the free runs and
+// the pool's not yet made, and each undecided factor's untried values,
+// within the budget. A run that differs adds its confirmations; the
+// campaign stops early when the pool differs.
+int runs_ahead(const IsolateSettings& settings, const IsolateFindings& findings);
+
 // The one-sided lower 95 % confidence bound (Clopper-Pearson) of a rate
 // seen `hits` times in `trials`; 0 when hits is 0.
 double lower_rate_bound(int hits, int trials);

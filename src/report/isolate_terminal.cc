@@ -763,11 +763,11 @@ std::string factor_spread(const protocol::IsolateReport& report, const std::stri
   return text;
 }
 
-void print_isolate_progress(const protocol::RunRecord& run, const protocol::IsolateStep& step,
-                            const protocol::IsolateFindings& findings, std::FILE* out) {
+std::string isolate_progress_what(const protocol::IsolateProgress& progress) {
+  const protocol::IsolateStep& step = progress.step;
   std::string what = protocol::isolate_phase_name(step.phase);
   if (step.phase == protocol::IsolatePhase::kFactor) {
-    for (const factors::FactorRecord& record : run.factors.records) {
+    for (const factors::FactorRecord& record : progress.run.factors.records) {
       if (record.name == step.factor) {
         what = step.factor + "=" + record.value;
       }
@@ -778,13 +778,19 @@ void print_isolate_progress(const protocol::RunRecord& run, const protocol::Isol
   } else if (step.phase == protocol::IsolatePhase::kEnough) {
     what = "pinned " + (step.pinned.empty() ? std::string("all") : join(step.pinned, "+"));
   }
+  return what;
+}
+
+void print_isolate_progress(const protocol::IsolateProgress& progress, std::FILE* out) {
+  const protocol::RunRecord& run = progress.run;
+  const protocol::IsolateStep& step = progress.step;
+  const std::string what = isolate_progress_what(progress);
   const std::string status = run_status(run);
   std::string against;
-  if (run.completed() && !findings.reference.empty() &&
+  if (run.completed() && !progress.findings.reference.empty() &&
       (step.phase == protocol::IsolatePhase::kFactor ||
        step.phase == protocol::IsolatePhase::kPinned)) {
-    against = protocol::Campaign::signature(run) == findings.reference ? "  as pool"
-                                                                       : "  DIFFERS from pool";
+    against = progress.outcome == progress.findings.reference ? "  as pool" : "  DIFFERS from pool";
   }
   std::fprintf(out, "  run %s %-24s %8.2f s  %s%s\n", run.label.c_str(), what.c_str(),
                run.launch.wall_seconds, status.c_str(), against.c_str());

@@ -91,6 +91,27 @@ TEST(IsolatePlan, ADeterministicWorkloadIsReproducible) {
   EXPECT_NEAR(found.find("aslr")->bound, matching_bound(4), 1e-12);
 }
 
+TEST(IsolatePlan, RunsAheadCountDownToTheEndOfACampaignInWhichNothingDiffers) {
+  IsolateSettings settings = twelve_factors();
+  const int total = 5 + 8 + 4 + 4 + 3 + 4 + 2 + 1 + 4 + 4 + 2 + 2 + 3 + 1;
+  std::vector<IsolateOutcome> history;
+  IsolatePlan plan = plan_isolate(settings, history);
+  EXPECT_EQ(runs_ahead(settings, plan.findings), total);
+  while (plan.next) {
+    IsolateOutcome outcome = same();
+    outcome.step = *plan.next;
+    history.push_back(outcome);
+    plan = plan_isolate(settings, history);
+    ASSERT_EQ(static_cast<int>(history.size()) + runs_ahead(settings, plan.findings), total)
+        << "after " << history.size() << " runs";
+  }
+  EXPECT_EQ(runs_ahead(settings, plan.findings), 0);
+
+  // A budget caps the forecast.
+  settings.budget = 20;
+  EXPECT_EQ(runs_ahead(settings, plan_isolate(settings, {}).findings), 20);
+}
+
 TEST(IsolatePlan, ADifferingPoolStopsAtOnce) {
   IsolateSettings settings = twelve_factors();
   int pooled = 0;
