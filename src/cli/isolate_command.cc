@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 
 #include "cli/campaign_options.h"
 #include "cli/commands.h"
@@ -23,6 +25,7 @@
 #include "report/isolate_json.h"
 #include "report/isolate_terminal.h"
 #include "report/progress.h"
+#include "store/campaign_store.h"
 
 namespace memdet::cli {
 namespace {
@@ -37,7 +40,144 @@ struct IsolateCliOptions {
   bool system = false;
   bool try_fix = false;
   CampaignOptions campaign;
+  std::string resume_dir;
 };
+
+// The options a campaign began with, as its store keeps them, with the
+// seed it drew when none was given.
+nlohmann::json options_json(const IsolateCliOptions& cli, uint64_t seed) {
+  const CampaignOptions& campaign = cli.campaign;
+  return {{"runs", cli.free_runs},
+          {"pool", cli.pool_runs},
+          {"factor_runs", cli.factor_runs},
+          {"budget", cli.budget},
+          {"factors", cli.factors},
+          {"seed", std::to_string(seed)},
+          {"system", cli.system},
+          {"try_fix", cli.try_fix},
+          {"artifacts", campaign.artifacts},
+          {"no_stdout", campaign.no_stdout},
+          {"masks", campaign.masks},
+          {"step_regex", campaign.step_regex},
+          {"dtype", campaign.dtype},
+          {"atol", campaign.tolerance.atol},
+          {"rtol", campaign.tolerance.rtol},
+          {"max_ulp", campaign.tolerance.max_ulp},
+          {"equal_nan", campaign.tolerance.equal_nan},
+          {"keep", campaign.keep},
+          {"timeout", campaign.timeout},
+          {"no_counters", campaign.no_counters},
+          {"fingerprint", campaign.fingerprint},
+          {"fingerprint_threshold", campaign.fingerprint_threshold},
+          {"command", campaign.command}};
+}
+
+void read_options_json(const nlohmann::json& stored, IsolateCliOptions& cli) {
+  CampaignOptions& campaign = cli.campaign;
+  cli.free_runs = stored.at("runs").get<int>();
+  cli.pool_runs = stored.at("pool").get<int>();
+  cli.factor_runs = stored.at("factor_runs").get<int>();
+  cli.budget = stored.at("budget").get<int>();
+  cli.factors = stored.at("factors").get<std::vector<std::string>>();
+  cli.seed = stored.at("seed").get<std::string>();
+  cli.system = stored.at("system").get<bool>();
+  cli.try_fix = stored.at("try_fix").get<bool>();
+  campaign.artifacts = stored.at("artifacts").get<std::vector<std::string>>();
+  campaign.no_stdout = stored.at("no_stdout").get<bool>();
+  campaign.masks = stored.at("masks").get<std::vector<std::string>>();
+  campaign.step_regex = stored.at("step_regex").get<std::string>();
+  campaign.dtype = stored.at("dtype").get<std::string>();
+  campaign.tolerance.atol = stored.at("atol").get<double>();
+  campaign.tolerance.rtol = stored.at("rtol").get<double>();
+  campaign.tolerance.max_ulp = stored.at("max_ulp").get<uint64_t>();
+  campaign.tolerance.equal_nan = stored.at("equal_nan").get<bool>();
+  campaign.keep = stored.at("keep").get<std::string>();
+  campaign.timeout = stored.at("timeout").get<double>();
+  campaign.no_counters = stored.at("no_counters").get<bool>();
+  campaign.fingerprint = stored.at("fingerprint").get<bool>();
+  campaign.fingerprint_threshold = stored.at("fingerprint_threshold").get<uint64_t>();
+  campaign.command = stored.at("command").get<std::vector<std::string>>();
+}
+
+// How a command given with --resume differs from the campaign's, or empty.
+std::string command_difference(const std::vector<std::string>& given,
+                               const std::vector<std::string>& stored) {
+  for (size_t i = 0; i < given.size() && i < stored.size(); ++i) {
+    if (given[i] != stored[i]) {
+      return "argument " + std::to_string(i + 1) + " is '" + given[i] + "', the campaign's is '" +
+             stored[i] + "'";
+    }
+  }
+  if (given.size() != stored.size()) {
+    std::string campaign;
+    for (const std::string& arg : stored) {
+      campaign += (campaign.empty() ? "'" : " '") + arg + "'";
+    }
+    return "it has " + std::to_string(given.size()) + " arguments, the campaign's " +
+           std::to_string(stored.size()) + ": " + campaign;
+  }
+  return {};
+}
+
+// Replaces `cli` with the options the campaign in --resume DIR began with.
+// Only where the report goes may be given again, and a command only when
+// it is the campaign's.
+void load_campaign_options(const CLI::App& app, IsolateCliOptions& cli) {
+  namespace fs = std::filesystem;
+  const std::string dir = cli.resume_dir;
+  for (const CLI::Option* option : app.get_options()) {
+    const std::string name = option->get_name();
+    if (option->count() > 0 && name != "--resume" && name != "--json" && name != "--html" &&
+        name != "command") {
+      throw usage_error("--resume takes the options the campaign began with; " + name +
+                        " cannot be given again");
+    }
+  }
+  std::error_code code;
+  if (!fs::exists(fs::path(dir) / "campaign.db", code)) {
+    throw usage_error("--resume " + dir + ": no campaign.db there: not an isolate campaign");
+  }
+  const fs::path report = fs::path(dir) / "isolate.json";
+  if (fs::exists(report, code)) {
+    // An interrupted campaign writes its report too, and can go on.
+    std::ifstream in(report);
+    const nlohmann::json written = nlohmann::json::parse(in, nullptr, false);
+    if (!written.is_object() || written.value("exit_status", 0) != 130) {
+      throw usage_error("--resume " + dir + ": the campaign is already finished (" +
+                        report.string() + "); memdet report " + dir + " shows it");
+    }
+  }
+  auto store = store::CampaignStore::open(dir);
+  if (!store) {
+    throw usage_error(store.error().message);
+  }
+  std::optional<std::string> kept = store->meta("options");
+  const nlohmann::json stored =
+      kept ? nlohmann::json::parse(*kept, nullptr, false) : nlohmann::json();
+  if (!stored.is_object()) {
+    throw usage_error("--resume " + dir + ": " + store->path() +
+                      " holds no isolate campaign to resume");
+  }
+  IsolateCliOptions resumed;
+  try {
+    read_options_json(stored, resumed);
+  } catch (const nlohmann::json::exception& error) {
+    throw usage_error("--resume " + dir + ": the stored options cannot be read: " + error.what());
+  }
+  if (!cli.campaign.command.empty()) {
+    const std::string difference =
+        command_difference(cli.campaign.command, resumed.campaign.command);
+    if (!difference.empty()) {
+      throw usage_error("--resume " + dir +
+                        ": the command differs from the campaign's: " + difference);
+    }
+  }
+  resumed.campaign.out_dir = dir;
+  resumed.campaign.json_path = cli.campaign.json_path;
+  resumed.campaign.html_path = cli.campaign.html_path;
+  resumed.resume_dir = dir;
+  cli = resumed;
+}
 
 // The status line at the foot of the terminal while a campaign runs.
 report::StatusLine* status_line = nullptr;
@@ -66,6 +206,10 @@ protocol::IsolateReport run_isolate_campaign(protocol::IsolateOptions options, s
   options.on_run_done = progress;
   options.on_begin = [](const protocol::IsolateReport& begun) {
     warn_about_weakened_entropy(begun.pinned);
+    if (begun.resumed_after > 0) {
+      std::fprintf(stderr, "memdet isolate: going on after the %d stored runs\n",
+                   begun.resumed_after);
+    }
   };
   auto report = [&] {
     report::StatusLine line(stderr);
@@ -90,7 +234,13 @@ protocol::IsolateReport run_isolate_campaign(protocol::IsolateOptions options, s
 
 namespace {
 
-int isolate(const IsolateCliOptions& cli) {
+int isolate(const IsolateCliOptions& given, const CLI::App& app) {
+  IsolateCliOptions cli = given;
+  if (!cli.resume_dir.empty()) {
+    load_campaign_options(app, cli);
+  } else if (cli.campaign.command.empty()) {
+    throw usage_error("no command given after --");
+  }
   protocol::IsolateOptions options;
   protocol::CheckOptions& check = options.check;
   apply_campaign_options(cli.campaign, check);
@@ -127,6 +277,8 @@ int isolate(const IsolateCliOptions& cli) {
   options.seed = setup.profile.seed;
   options.system = cli.system;
   options.try_fix = cli.try_fix;
+  options.resume = !cli.resume_dir.empty();
+  options.stored_options = options_json(cli, options.seed).dump();
   check.controls = setup.controls;
   check.host = setup.host;
 
@@ -210,8 +362,17 @@ Registered add_isolate_command(CLI::App& parent) {
                 "on: for a PyTorch program, torch.use_deterministic_algorithms(True) set by a "
                 "start-up hook on PYTHONPATH (no change to your files); reports whether the runs "
                 "then agree and the price in wall time");
+  app->add_option("--resume", options->resume_dir,
+                  "go on with the campaign in DIR that an interrupt or a kill cut short, with "
+                  "the options it began with: its stored runs count as made, the run that was "
+                  "in progress is made again under its number, and the report covers every "
+                  "run; only --json and --html may be given with it, and a command after -- "
+                  "must be the campaign's")
+      ->type_name("DIR");
   add_command_option(*app, options->campaign);
-  return {app, [options] { return isolate(*options); }, 2};
+  // With --resume the command is the campaign's own.
+  app->get_option("command")->required(false);
+  return {app, [options, app] { return isolate(*options, *app); }, 2};
 }
 
 }  // namespace memdet::cli

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -801,8 +802,7 @@ int CheckReport::exit_status() const {
   return 0;
 }
 
-Result<Campaign> Campaign::open(const CheckOptions& options, int max_runs,
-                                const std::string& report_name) {
+Result<Campaign> Campaign::prepare(const CheckOptions& options, int max_runs) {
   Campaign campaign;
   CheckReport& report = campaign.report_;
   campaign.max_runs_ = max_runs;
@@ -840,6 +840,24 @@ Result<Campaign> Campaign::open(const CheckOptions& options, int max_runs,
   if (options.record_libraries) {
     report.audit_library = host::audit_library_path();
   }
+  return campaign;
+}
+
+void Campaign::protect_command_files() {
+  protected_files_ = {absolute_path(report_.executable)};
+  for (const std::string& arg : report_.options.command) {
+    protected_files_.insert(absolute_path(arg));
+  }
+}
+
+Result<Campaign> Campaign::open(const CheckOptions& options, int max_runs,
+                                const std::string& report_name) {
+  auto prepared = prepare(options, max_runs);
+  if (!prepared) {
+    return prepared.error();
+  }
+  Campaign& campaign = *prepared;
+  CheckReport& report = campaign.report_;
 
   std::string error;
   std::error_code existed_code;
@@ -849,10 +867,7 @@ Result<Campaign> Campaign::open(const CheckOptions& options, int max_runs,
     return make_error(error);
   }
 
-  campaign.protected_files_ = {absolute_path(report.executable)};
-  for (const std::string& arg : options.command) {
-    campaign.protected_files_.insert(absolute_path(arg));
-  }
+  campaign.protect_command_files();
   // Files the command names that do not exist yet: the runs create them.
   for (const std::string& file : campaign.protected_files_) {
     std::error_code code;
@@ -860,7 +875,85 @@ Result<Campaign> Campaign::open(const CheckOptions& options, int max_runs,
       campaign.created_.insert(file);
     }
   }
-  return campaign;
+  return prepared;
+}
+
+Result<Campaign> Campaign::resume(const CheckOptions& options, int max_runs,
+                                  std::vector<RunRecord> stored, std::set<std::string> created) {
+  auto prepared = prepare(options, max_runs);
+  if (!prepared) {
+    return prepared.error();
+  }
+  Campaign& campaign = *prepared;
+  CheckReport& report = campaign.report_;
+  campaign.dir_existed_ = true;
+  report.campaign_dir = absolute_path(options.out_dir);
+  campaign.protect_command_files();
+  campaign.created_ = std::move(created);
+
+  std::error_code code;
+  const std::string cwd = fs::current_path(code).string();
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const RunRecord& run = stored[i];
+    const int index = static_cast<int>(i) + 1;
+    if (run.index != index || run.label != run_label(index, max_runs)) {
+      return make_error("stored run " + std::to_string(i + 1) + " is numbered " + run.label +
+                        ": the stored runs are out of order");
+    }
+    // Relative artifact patterns and the command's files resolve against
+    // the working directory.
+    if (run.cwd != cwd) {
+      return make_error("the campaign ran in " + run.cwd + ", not in " + cwd +
+                        ": resume it from there");
+    }
+  }
+  // The stored outcomes hold only for the program that made them.
+  if (!stored.empty()) {
+    const host::ProgramRecord& then = stored.back().program;
+    const host::ProgramRecord now = host::identify_program(report.executable, stored.back().argv);
+    if (now.executable != then.executable || now.digest != then.digest) {
+      return make_error("the program changed since the stored runs: " + now.executable +
+                        " has digest " + now.digest + ", the stored runs ran " + then.executable +
+                        " with digest " + then.digest);
+    }
+    if (now.script != then.script || now.script_digest != then.script_digest) {
+      return make_error("the script changed since the stored runs: " + now.script + " has digest " +
+                        now.script_digest + ", the stored runs ran " + then.script +
+                        " with digest " + then.script_digest);
+    }
+  }
+
+  // The run in progress when the campaign stopped left a directory and no
+  // stored record; it is made again under its number.
+  for (const auto& entry : fs::directory_iterator(report.campaign_dir, code)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("run-", 0) != 0 || name.size() == 4 ||
+        name.find_first_not_of("0123456789", 4) != std::string::npos ||
+        std::strtoll(name.c_str() + 4, nullptr, 10) <= static_cast<long long>(stored.size())) {
+      continue;
+    }
+    // What it wrote outside its directory is removed before the run is
+    // made again, as an earlier run's output is, not kept as the user's.
+    auto text = sys::read_small_file((entry.path() / "record.json").string());
+    auto record = text ? report::read_run_json(nlohmann::json::parse(*text, nullptr, false))
+                       : Result<RunRecord>(make_error("no record"));
+    if (record) {
+      for (const ArtifactRecord& artifact : record->artifacts) {
+        campaign.written_.insert(absolute_path(artifact.written));
+      }
+    }
+    std::error_code removed;
+    fs::remove_all(entry.path(), removed);
+    if (removed) {
+      return make_error(entry.path().string() +
+                        ": cannot remove the unfinished run: " + removed.message());
+    }
+  }
+  if (code) {
+    return make_error(report.campaign_dir + ": cannot list: " + code.message());
+  }
+  campaign.stored_ = std::move(stored);
+  return prepared;
 }
 
 void Campaign::discard() {
@@ -924,10 +1017,60 @@ bool Campaign::stopped() const {
   return !report_.input_error.empty() || report_.interrupted_by != 0;
 }
 
+Result<const RunRecord*> Campaign::replay(const RunRequest& request, int index) {
+  RunRecord run = std::move(stored_[static_cast<size_t>(index - 1)]);
+  auto made_for = [](const std::string& phase, const std::string& factor, int perturbed) {
+    return phase + (factor.empty() ? "" : " " + factor) +
+           (perturbed > 0 ? " value " + std::to_string(perturbed) : "");
+  };
+  if (run.phase != request.phase || run.factor != request.factor ||
+      run.perturbed != request.perturbed) {
+    return make_error("stored run " + run.label + " was made for " +
+                      made_for(run.phase, run.factor, run.perturbed) +
+                      ", and the campaign now asks for " +
+                      made_for(request.phase, request.factor, request.perturbed) +
+                      ": the stored runs are not this campaign's");
+  }
+
+  // A run made now must start where the stored ones did: a variable added
+  // to the environment would move every stack.
+  factors::RunFactors planned;
+  auto spec = plan(request, index, run.label, run.dir, planned);
+  if (!spec) {
+    return spec.error();
+  }
+  const size_t footprint =
+      launch::exec_footprint(spec->executable, spec->argv, spec->env) - planned.plan.stack_extra;
+  if (footprint != run.footprint) {
+    return make_error("run " + run.label + " started with " + std::to_string(run.footprint) +
+                      " bytes of argv and environment, and would now start with " +
+                      std::to_string(footprint) +
+                      ": the environment differs from the one the campaign began in");
+  }
+  footprints_.emplace(request.footprint_group, std::make_pair(footprint, run.label));
+
+  if (run.completed()) {
+    signatures_.insert(outcome_signature(run));
+  }
+  for (ArtifactRecord& artifact : run.artifacts) {
+    written_.insert(absolute_path(artifact.written));
+    std::error_code code;
+    if (!artifact.kept.empty() && !fs::exists(artifact.kept, code)) {
+      artifact.kept.clear();
+    }
+  }
+  ++replayed_;
+  report_.runs.push_back(std::move(run));
+  return &report_.runs.back();
+}
+
 Result<const RunRecord*> Campaign::run(const RunRequest& request) {
   const CheckOptions& options = report_.options;
   CheckReport& report = report_;
   const int index = static_cast<int>(report.runs.size()) + 1;
+  if (static_cast<size_t>(index) <= stored_.size()) {
+    return replay(request, index);
+  }
   RunRecord run;
   run.index = index;
   run.label = run_label(index, max_runs_);
@@ -960,6 +1103,7 @@ Result<const RunRecord*> Campaign::run(const RunRequest& request) {
   // different stack addresses. Only a perturbed stack may move it.
   const size_t footprint =
       launch::exec_footprint(spec.executable, spec.argv, spec.env) - run.factors.plan.stack_extra;
+  run.footprint = footprint;
   auto [known, fresh] =
       footprints_.emplace(request.footprint_group, std::make_pair(footprint, run.label));
   if (!fresh && known->second.first != footprint) {
@@ -1057,9 +1201,11 @@ CheckReport Campaign::finish(int reference_run) {
   CheckReport& report = report_;
   group_outcomes(report, reference_run);
   compare_outcomes(report);
-  if (report.options.keep == CheckOptions::Keep::kDiverged) {
+  // A campaign cut short keeps its copies: a resumed one compares with them.
+  const bool cut_short = report.interrupted_by != 0;
+  if (!cut_short && report.options.keep == CheckOptions::Keep::kDiverged) {
     drop_duplicate_copies(report);
-  } else if (report.options.keep == CheckOptions::Keep::kNone) {
+  } else if (!cut_short && report.options.keep == CheckOptions::Keep::kNone) {
     drop_all_copies(report);
   }
   decide(report);

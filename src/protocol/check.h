@@ -112,6 +112,9 @@ struct RunRecord {
   // relative to the reference run.
   std::vector<std::string> factor_problems;
   int outcome = -1;  // index into CheckReport::outcomes; -1 when the run failed
+  // The bytes of argv and environment the run started with, its stack
+  // padding aside: equal within a footprint group.
+  size_t footprint = 0;
 
   bool completed() const { return launch.succeeded() && missing.empty(); }
 };
@@ -240,6 +243,25 @@ class Campaign {
   static Result<Campaign> open(const CheckOptions& options, int max_runs,
                                const std::string& report_name = "check.json");
 
+  // Opens the unfinished campaign in options.out_dir again, to go on from
+  // `stored`: the runs it made, in order, each with its footprint. The
+  // protocol asks for those runs again as it did the first time, and run()
+  // gives back each stored record in place of running it, so every
+  // decision is taken again from the same outcomes. Fails with one line
+  // when the stored runs cannot be this campaign's: a run numbered out of
+  // order, another working directory, or a program or script whose digest
+  // differs from the one the runs recorded. A run directory beyond the
+  // stored runs (the run that was in progress) is removed, to be made
+  // again under its number. `created`: the files the command names that
+  // did not exist when the campaign began.
+  static Result<Campaign> resume(const CheckOptions& options, int max_runs,
+                                 std::vector<RunRecord> stored, std::set<std::string> created);
+  // The files the command names that did not exist when the campaign
+  // began; a resumed campaign needs them.
+  const std::set<std::string>& created_files() const { return created_; }
+  // Runs given back from the stored ones so far.
+  int replayed() const { return replayed_; }
+
   // Carries out a run's factor plan on paper, so a value the launch cannot
   // take (a stack past ARG_MAX) is found before anything runs.
   // `index`: the number the run will have.
@@ -269,6 +291,11 @@ class Campaign {
 
  private:
   Campaign() = default;
+  // What open and resume share: the options checked, the executable
+  // resolved, the host read.
+  static Result<Campaign> prepare(const CheckOptions& options, int max_runs);
+  void protect_command_files();
+  Result<const RunRecord*> replay(const RunRequest& request, int index);
   Result<launch::LaunchSpec> plan(const RunRequest& request, int index, const std::string& label,
                                   const std::string& dir, factors::RunFactors& planned) const;
 
@@ -282,6 +309,9 @@ class Campaign {
   std::set<std::string> written_;
   std::set<std::string> protected_files_;
   std::set<std::string> created_;
+  // A resumed campaign's stored runs, given back by run() in order.
+  std::vector<RunRecord> stored_;
+  int replayed_ = 0;
 };
 
 }  // namespace memdet::protocol

@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
+#include "host/host_info.h"
 #include "measure/rank_test.h"
 #include "protocol/cure.h"
 #include "report/check_json.h"
@@ -169,8 +171,89 @@ std::string stored_record(const RunRecord& run, const IsolateOutcome& outcome) {
   nlohmann::json entry = {{"step", step},
                           {"failed", outcome.failed},
                           {"signature", outcome.signature},
+                          {"footprint", run.footprint},
                           {"record", report::run_json(run)}};
   return entry.dump();
+}
+
+// The step a stored run was made for, as stored_record writes it.
+Result<IsolateStep> stored_step(const nlohmann::json& step) {
+  IsolateStep read;
+  const std::string phase = step.value("phase", "");
+  bool known = false;
+  for (IsolatePhase candidate : {IsolatePhase::kFree, IsolatePhase::kPinned, IsolatePhase::kFactor,
+                                 IsolatePhase::kEnough, IsolatePhase::kCure, IsolatePhase::kRead}) {
+    if (phase == isolate_phase_name(candidate)) {
+      read.phase = candidate;
+      known = true;
+    }
+  }
+  if (!known) {
+    return make_error("unknown phase \"" + phase + "\"");
+  }
+  read.factor = step.value("factor", "");
+  read.value = step.value("value", 0);
+  read.confirmation = step.value("confirmation", false);
+  read.pinned = step.value("pinned", std::vector<std::string>());
+  return read;
+}
+
+bool same_step(const IsolateStep& a, const IsolateStep& b) {
+  return a.phase == b.phase && a.factor == b.factor && a.value == b.value &&
+         a.confirmation == b.confirmation && a.pinned == b.pinned;
+}
+
+// A stored run: its record, and the step and outcome the campaign saw.
+struct StoredStep {
+  IsolateStep step;
+  bool failed = false;
+  std::string signature;
+};
+
+// The stored runs of a campaign, read back for Campaign::resume.
+Status read_stored_runs(const store::CampaignStore& store, std::vector<RunRecord>& records,
+                        std::vector<StoredStep>& steps) {
+  auto runs = store.runs();
+  if (!runs) {
+    return runs.error();
+  }
+  for (const store::StoredRun& stored : *runs) {
+    const std::string name = store.path() + ": run " + std::to_string(stored.ordinal);
+    const nlohmann::json entry = nlohmann::json::parse(stored.record, nullptr, false);
+    if (!entry.is_object() || !entry.contains("step") || !entry.contains("record")) {
+      return make_error(name + " is not an isolate run");
+    }
+    auto step = stored_step(entry["step"]);
+    if (!step) {
+      return make_error(name + ": " + step.error().message);
+    }
+    auto record = report::read_run_json(entry["record"]);
+    if (!record) {
+      return make_error(name + ": " + record.error().message);
+    }
+    record->footprint = entry.value("footprint", size_t{0});
+    records.push_back(std::move(*record));
+    steps.push_back({*step, entry.value("failed", false), entry.value("signature", "")});
+  }
+  return {};
+}
+
+// The host fields the campaign's values were derived from: a campaign
+// resumed elsewhere would perturb and pin other values.
+Status same_host(const std::string& stored, const host::HostInfo& now) {
+  const nlohmann::json then = nlohmann::json::parse(stored, nullptr, false);
+  const nlohmann::json here = report::host_json(now);
+  if (!then.is_object()) {
+    return make_error("the stored host record is not JSON");
+  }
+  for (const char* key : {"kernel", "machine", "cpu_model", "online_cpus"}) {
+    if (then.value(key, nlohmann::json()) != here[key]) {
+      return make_error("the host differs from the campaign's: " + std::string(key) + " is " +
+                        here[key].dump() + " here, " + then.value(key, nlohmann::json()).dump() +
+                        " where the campaign began");
+    }
+  }
+  return {};
 }
 
 // Which outcome a run had. Bitwise by default; with a tolerance, a run
@@ -614,26 +697,69 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
   report.pinned = profiles.pinned;
 
   const int max_runs = report.settings.budget > 0 ? report.settings.budget : 999;
-  auto opened = Campaign::open(options.check, max_runs, "isolate.json");
+  std::optional<store::CampaignStore> store;
+  std::vector<StoredStep> stored_steps;
+  auto opened = [&]() -> Result<Campaign> {
+    if (!options.resume) {
+      auto fresh = Campaign::open(options.check, max_runs, "isolate.json");
+      if (!fresh) {
+        return fresh.error();
+      }
+      auto made = store::CampaignStore::open(fresh->report().campaign_dir);
+      if (!made) {
+        fresh->discard();
+        return made.error();
+      }
+      store.emplace(std::move(*made));
+      return fresh;
+    }
+    // The lock is taken before anything is read, so no other memdet adds
+    // runs meanwhile.
+    auto held = store::CampaignStore::open(options.check.out_dir);
+    if (!held) {
+      return held.error();
+    }
+    store.emplace(std::move(*held));
+    std::optional<std::string> host = store->meta("host");
+    std::optional<std::string> created = store->meta("created");
+    if (!host || !created) {
+      return make_error(store->path() + " holds no isolate campaign to resume");
+    }
+    Status here = same_host(*host, host::read_host_info());
+    if (!here) {
+      return here.error();
+    }
+    std::vector<RunRecord> records;
+    Status read = read_stored_runs(*store, records, stored_steps);
+    if (!read) {
+      return read.error();
+    }
+    const nlohmann::json files = nlohmann::json::parse(*created, nullptr, false);
+    if (!files.is_array()) {
+      return make_error(store->path() + ": the stored list of created files is not JSON");
+    }
+    return Campaign::resume(options.check, max_runs, std::move(records),
+                            files.get<std::set<std::string>>());
+  }();
   if (!opened) {
     return opened.error();
   }
   Campaign& campaign = *opened;
-  auto store = store::CampaignStore::open(campaign.report().campaign_dir);
-  if (!store) {
-    campaign.discard();
-    return store.error();
-  }
-  {
+  report.resumed_after = static_cast<int>(stored_steps.size());
+  if (!options.resume) {
     nlohmann::json settings = {{"free_runs", report.settings.free_runs},
                                {"pool_runs", report.settings.pool_runs},
                                {"factor_runs", report.settings.factor_runs},
                                {"blame_level", report.settings.blame_level},
                                {"budget", report.settings.budget}};
-    for (const auto& [key, value] : {std::pair<std::string, std::string>{
-                                         "command", nlohmann::json(options.check.command).dump()},
-                                     {"seed", std::to_string(options.seed)},
-                                     {"settings", settings.dump()}}) {
+    for (const auto& [key, value] :
+         {std::pair<std::string, std::string>{"command",
+                                              nlohmann::json(options.check.command).dump()},
+          {"seed", std::to_string(options.seed)},
+          {"settings", settings.dump()},
+          {"options", options.stored_options},
+          {"host", report::host_json(campaign.report().host).dump()},
+          {"created", nlohmann::json(campaign.created_files()).dump()}}) {
       Status kept = store->set_meta(key, value);
       if (!kept) {
         return kept.error();
@@ -711,12 +837,20 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
   std::vector<IsolateOutcome> history;
   OutcomeClasses classes(campaign, options.check);
   const auto started = std::chrono::steady_clock::now();
+  // Why a stored run could not be taken again: the campaign then stops
+  // with that line and leaves its directory as it was, resumable.
+  std::string replay_failure;
   // Makes one run and commits it to the store as it ends, so a campaign cut
   // short keeps every run it finished; the write-ahead log is folded in at
-  // each change of phase.
+  // each change of phase. A resumed campaign's stored runs come back from
+  // the store instead, in the order they were made.
   auto make = [&](const IsolateStep& step, const RunRequest& request) -> Result<const RunRecord*> {
+    const bool replaying = static_cast<size_t>(campaign.replayed()) < stored_steps.size();
     auto made = campaign.run(request);
     if (!made) {
+      if (replaying) {
+        replay_failure = made.error().message;
+      }
       return made.error();
     }
     const RunRecord& run = **made;
@@ -725,14 +859,30 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
     }
     report.steps.push_back(step);
     IsolateOutcome outcome = outcome_of(run, step, classes);
-    // A run cut short by an interrupt says nothing about the workload.
+    const bool replayed = run.index <= campaign.replayed();
+    if (replayed) {
+      // The campaign takes each step again from the same outcomes, so it
+      // asks for the stored runs in the order they were made.
+      const StoredStep& stored = stored_steps[static_cast<size_t>(run.index - 1)];
+      if (!same_step(stored.step, step) || stored.failed != outcome.failed ||
+          stored.signature != outcome.signature) {
+        replay_failure = "stored run " + run.label +
+                         " does not follow from the runs before it: the stored runs are not "
+                         "this campaign's";
+        return make_error(replay_failure);
+      }
+      history.push_back(outcome);
+      return &run;
+    }
+    // A run cut short by an interrupt says nothing about the workload, and
+    // is not stored: a resumed campaign makes it again.
     if (run.launch.interrupted_by == 0) {
       history.push_back(outcome);
-    }
-    Status stored = store->add_run(
-        {run.index, isolate_phase_name(step.phase), step.factor, stored_record(run, outcome)});
-    if (!stored) {
-      report.input_error = stored.error().message;
+      Status stored = store->add_run(
+          {run.index, isolate_phase_name(step.phase), step.factor, stored_record(run, outcome)});
+      if (!stored) {
+        report.input_error = stored.error().message;
+      }
     }
     const size_t made_steps = report.steps.size();
     if (made_steps >= 2 && (report.steps[made_steps - 2].phase != step.phase ||
@@ -884,6 +1034,9 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
     double free_wall = median_wall(runs_of(report, campaign, IsolatePhase::kFree));
     double pinned_wall = median_wall(runs_of(report, campaign, IsolatePhase::kEnough));
     report.enough_price = free_wall > 0 && pinned_wall > 0 ? pinned_wall / free_wall : 0;
+  }
+  if (!replay_failure.empty()) {
+    return make_error(replay_failure);
   }
   report.campaign = campaign.finish(report.pool_run);
   Status folded = store->checkpoint();

@@ -25,6 +25,12 @@ struct IsolateOptions {
   bool system = false;
   // When the verdict names a cure, run the command with it applied.
   bool try_fix = false;
+  // Go on with the unfinished campaign in check.out_dir: its stored runs
+  // are taken as made, and the campaign carries on after the last.
+  bool resume = false;
+  // Kept in the campaign's store (meta "options") as it begins: what the
+  // caller needs to resume it with the same options.
+  std::string stored_options;
   // Called once every profile's first run is planned, before any runs.
   void (*on_begin)(const struct IsolateReport&) = nullptr;
   // Called after each run.
@@ -125,6 +131,7 @@ struct IsolateReport {
   int pool_run = 0;         // the pool's first run: the reference
   std::string input_error;
   int interrupted_by = 0;
+  int resumed_after = 0;  // the stored runs a resumed campaign went on from
   std::optional<CureFinding> cure;
   // Median wall time of the runs with the explaining factors pinned, the
   // rest free, over that of the free runs; 0 when there were none.

@@ -7,8 +7,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "core/sys.h"
 #include "report/check_terminal.h"
@@ -59,6 +61,8 @@ json snapshot_json(const launch::ProcSnapshot& snapshot) {
   return {{"read", true}, {"personality", hex}, {"cpus_allowed_list", snapshot.cpus_allowed_list}};
 }
 
+}  // namespace
+
 json host_json(const host::HostInfo& info) {
   return {{"hostname", info.hostname},
           {"kernel", info.kernel},
@@ -68,6 +72,8 @@ json host_json(const host::HostInfo& info) {
           {"online_cpus", info.online_cpus},
           {"libc", info.libc}};
 }
+
+namespace {
 
 json loaded_json(const host::LoadedLibraries& loaded) {
   json blas = json::array();
@@ -408,6 +414,246 @@ json run_json(const protocol::RunRecord& run) {
           {"factor_problems", run.factor_problems},
           {"preload_report", run.preload.present ? json(run.preload.path) : json(nullptr)},
           {"seed_sources", seed_sources_json(run.preload)}};
+}
+
+namespace {
+
+// The enum whose name() is `name`, searched over `values`; none when no
+// value has that name.
+template <typename Enum, size_t N>
+std::optional<Enum> enum_named(const std::string& name, const Enum (&values)[N],
+                               const char* (*name_of)(Enum)) {
+  for (Enum value : values) {
+    if (name == name_of(value)) {
+      return value;
+    }
+  }
+  return std::nullopt;
+}
+
+// Reads a run record's fields; a field of the wrong type throws
+// json::type_error, which read_run_json turns into one line.
+class RecordReader {
+ public:
+  explicit RecordReader(std::string& problem) : problem_(problem) {}
+
+  template <typename T>
+  T get(const json& object, const char* key, T fallback = T()) {
+    auto found = object.find(key);
+    if (found == object.end() || found->is_null()) {
+      return fallback;
+    }
+    return found->get<T>();
+  }
+
+  template <typename Enum, size_t N>
+  Enum named(const json& object, const char* key, const Enum (&values)[N],
+             const char* (*name_of)(Enum)) {
+    const std::string name = get<std::string>(object, key);
+    std::optional<Enum> value = enum_named(name, values, name_of);
+    if (!value) {
+      problem_ = std::string("\"") + key + "\": unknown value \"" + name + "\"";
+      return values[0];
+    }
+    return *value;
+  }
+
+ private:
+  std::string& problem_;
+};
+
+launch::ProcSnapshot read_snapshot(RecordReader& read, const json& object) {
+  launch::ProcSnapshot snapshot;
+  snapshot.valid = read.get<bool>(object, "read");
+  if (!snapshot.valid) {
+    snapshot.error = read.get<std::string>(object, "error");
+    return snapshot;
+  }
+  snapshot.personality =
+      std::strtoul(read.get<std::string>(object, "personality").c_str(), nullptr, 16);
+  snapshot.cpus_allowed_list = read.get<std::string>(object, "cpus_allowed_list");
+  return snapshot;
+}
+
+constexpr launch::Outcome kOutcomes[] = {
+    launch::Outcome::kExited,  launch::Outcome::kSignaled,      launch::Outcome::kTimedOut,
+    launch::Outcome::kStopped, launch::Outcome::kControlFailed, launch::Outcome::kExecFailed};
+constexpr launch::CheckState kCheckStates[] = {
+    launch::CheckState::kVerified, launch::CheckState::kDiffers, launch::CheckState::kNotObservable,
+    launch::CheckState::kUnread};
+constexpr factors::Mode kModes[] = {factors::Mode::kFree, factors::Mode::kPin,
+                                    factors::Mode::kPerturb};
+constexpr factors::Applied kApplied[] = {factors::Applied::kFree, factors::Applied::kApplied,
+                                         factors::Applied::kNotApplicable,
+                                         factors::Applied::kRefused};
+
+launch::LaunchResult read_launch(RecordReader& read, const json& launched, const json& counted) {
+  launch::LaunchResult result;
+  result.outcome = read.named(launched, "outcome", kOutcomes, launch::outcome_name);
+  result.exit_code = read.get<int>(launched, "exit_code");
+  result.signal = read.get<int>(launched, "signal");
+  result.pid = read.get<int>(launched, "pid");
+  result.wall_seconds = read.get<double>(launched, "wall_seconds");
+  result.user_seconds = read.get<double>(launched, "user_seconds");
+  result.system_seconds = read.get<double>(launched, "system_seconds");
+  result.max_rss_kib = read.get<long>(launched, "max_rss_kib");
+  result.at_start = read_snapshot(read, launched.value("at_start", json::object()));
+  result.at_exit = read_snapshot(read, launched.value("at_exit", json::object()));
+  for (const json& check : launched.value("controls", json::array())) {
+    result.checks.push_back({read.get<std::string>(check, "control"),
+                             read.get<std::string>(check, "requested"),
+                             read.named(check, "at_start", kCheckStates, launch::check_state_name),
+                             read.get<std::string>(check, "observed_start"),
+                             read.named(check, "at_exit", kCheckStates, launch::check_state_name),
+                             read.get<std::string>(check, "observed_exit")});
+  }
+  for (const json& process : launched.value("left_behind", json::array())) {
+    result.left_behind.push_back(
+        {read.get<int>(process, "pid"), read.get<std::string>(process, "command")});
+  }
+  result.message = read.get<std::string>(launched, "message");
+  result.interrupted_by = read.get<int>(launched, "interrupted_by");
+
+  const json rusage = counted.value("rusage", json::object());
+  result.minor_faults = read.get<long>(rusage, "minor_faults");
+  result.major_faults = read.get<long>(rusage, "major_faults");
+  result.voluntary_switches = read.get<long>(rusage, "voluntary_switches");
+  result.involuntary_switches = read.get<long>(rusage, "involuntary_switches");
+  measure::CounterReadings& readings = result.counters;
+  readings.measured = read.get<bool>(counted, "measured");
+  if (!readings.measured) {
+    return result;
+  }
+  readings.user_space_only = read.get<std::string>(counted, "scope") == "user space only";
+  const json events = counted.value("events", json::object());
+  for (const auto& [name, entry] : events.items()) {
+    measure::CounterValue counter;
+    counter.name = name;
+    counter.supported = read.get<bool>(entry, "supported");
+    counter.reason = read.get<std::string>(entry, "reason");
+    counter.unit = read.get<std::string>(entry, "unit");
+    if (read.get<bool>(entry, "multiplexed")) {
+      counter.raw = read.get<uint64_t>(entry, "raw");
+      counter.enabled_ns = read.get<uint64_t>(entry, "enabled_ns");
+      counter.running_ns = read.get<uint64_t>(entry, "running_ns");
+    } else {
+      counter.raw = read.get<uint64_t>(entry, "value");
+    }
+    readings.counters.push_back(counter);
+  }
+  const json vmstat = counted.value("vmstat", json::object());
+  readings.vmstat_error = read.get<std::string>(vmstat, "error");
+  const json deltas = vmstat.value("delta", json::object());
+  for (const auto& [name, delta] : deltas.items()) {
+    readings.vmstat.push_back({name, 0, delta.get<uint64_t>()});
+  }
+  return result;
+}
+
+host::LoadedLibraries read_loaded(RecordReader& read, const json& object) {
+  host::LoadedLibraries loaded;
+  loaded.recorded = read.get<bool>(object, "recorded");
+  loaded.note = read.get<std::string>(object, "note");
+  loaded.processes = read.get<int>(object, "processes");
+  loaded.programs = read.get<std::vector<std::string>>(object, "programs");
+  // The record keeps each object's resolved path only.
+  for (const json& path : object.value("objects", json::array())) {
+    loaded.objects.push_back({path.get<std::string>(), path.get<std::string>()});
+  }
+  for (const json& library : object.value("blas_objects", json::array())) {
+    loaded.blas.push_back(
+        {read.get<std::string>(library, "loaded_as"), read.get<std::string>(library, "resolved")});
+  }
+  loaded.blas_name = read.get<std::string>(object, "blas");
+  loaded.allocator = read.get<std::string>(object, "allocator");
+  loaded.allocator_path = read.get<std::string>(object, "allocator_path");
+  return loaded;
+}
+
+std::vector<factors::FactorRecord> read_factors(RecordReader& read, const json& list) {
+  std::vector<factors::FactorRecord> records;
+  for (const json& entry : list) {
+    factors::FactorRecord record;
+    record.name = read.get<std::string>(entry, "name");
+    record.mode = read.named(entry, "mode", kModes, factors::mode_name);
+    record.applied = read.named(entry, "applied", kApplied, factors::applied_name);
+    if (record.applied == factors::Applied::kApplied) {
+      record.value = read.get<std::string>(entry, "value");
+      record.reference = read.get<std::string>(entry, "reference");
+      record.perturbed = read.get<bool>(entry, "perturbed");
+      record.seed = read.get<uint64_t>(entry, "seed");
+      record.verified = read.named(entry, "verified", kCheckStates, launch::check_state_name);
+      record.observed = read.get<std::string>(entry, "observed");
+      record.measured = read.get<std::string>(entry, "measured");
+      record.replayable = read.get<bool>(entry, "replayable", true);
+    } else {
+      record.reason = read.get<std::string>(entry, "reason");
+    }
+    record.note = read.get<std::string>(entry, "note");
+    records.push_back(std::move(record));
+  }
+  return records;
+}
+
+}  // namespace
+
+Result<protocol::RunRecord> read_run_json(const nlohmann::json& document) {
+  if (!document.is_object() || document.value("schema", json()) != kRunSchema) {
+    return make_error(std::string("not a run record of schema ") + kRunSchema);
+  }
+  std::string problem;
+  RecordReader read(problem);
+  protocol::RunRecord run;
+  try {
+    run.index = read.get<int>(document, "index");
+    run.label = read.get<std::string>(document, "label");
+    run.dir = read.get<std::string>(document, "dir");
+    run.argv = read.get<std::vector<std::string>>(document, "argv");
+    run.cwd = read.get<std::string>(document, "cwd");
+    run.outcome = read.get<int>(document, "outcome", -1);
+    run.launch = read_launch(read, document.value("launch", json::object()),
+                             document.value("counters", json::object()));
+    for (const json& entry : document.value("artifacts", json::array())) {
+      protocol::ArtifactRecord artifact;
+      artifact.key = read.get<std::string>(entry, "key");
+      artifact.written = read.get<std::string>(entry, "written");
+      artifact.kept = read.get<std::string>(entry, "kept");
+      artifact.digest = read.get<std::string>(entry, "digest");
+      artifact.text = read.get<bool>(entry, "text");
+      artifact.bytes = read.get<uint64_t>(entry, "bytes");
+      run.artifacts.push_back(std::move(artifact));
+    }
+    run.missing = read.get<std::vector<std::string>>(document, "missing_artifacts");
+    run.moved_before = read.get<std::vector<std::string>>(document, "moved_before_run");
+    const json program = document.value("program", json::object());
+    run.program.executable = read.get<std::string>(program, "executable");
+    run.program.digest = read.get<std::string>(program, "digest");
+    run.program.interpreter = read.get<std::string>(program, "interpreter");
+    run.program.script = read.get<std::string>(program, "script");
+    run.program.script_digest = read.get<std::string>(program, "script_digest");
+    run.program.note = read.get<std::string>(program, "note");
+    run.numeric_env = read.get<std::vector<std::string>>(document, "numeric_environment");
+    run.loaded = read_loaded(read, document.value("loaded", json::object()));
+    run.perturbed = read.get<int>(document, "perturbed_run");
+    run.phase = read.get<std::string>(document, "phase");
+    run.factor = read.get<std::string>(document, "factor");
+    run.factors.records = read_factors(read, document.value("factors", json::array()));
+    run.factor_problems = read.get<std::vector<std::string>>(document, "factor_problems");
+    // The preload library's reports stay in the run directory; the record
+    // names only the launched process's.
+    const std::string preload = read.get<std::string>(document, "preload_report");
+    if (!preload.empty()) {
+      const std::string prefix = preload.substr(0, preload.rfind('.'));
+      run.preload = factors::read_preload_report(prefix, run.launch.pid);
+      run.descendant_preloads = factors::read_descendant_reports(prefix, run.launch.pid);
+    }
+  } catch (const json::exception& error) {
+    problem = error.what();
+  }
+  if (!problem.empty()) {
+    return make_error("run record " + std::to_string(run.index) + ": " + problem);
+  }
+  return run;
 }
 
 json check_json(const protocol::CheckReport& report) {

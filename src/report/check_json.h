@@ -24,6 +24,16 @@ nlohmann::json program_json(const host::ProgramRecord& program);
 nlohmann::json factors_json(const std::vector<factors::FactorRecord>& records);
 nlohmann::json profile_json(const factors::Profile& profile);
 nlohmann::json run_json(const protocol::RunRecord& run);
+// The run record run_json wrote, read back for a campaign that goes on
+// from its stored runs: every field run_json writes except the derived
+// ones ("completed", "status", "seed_sources"), which follow from the rest.
+// Counters come back in name order, and each loaded object under its
+// resolved path, as the record keeps them. The preload library's reports
+// are read again from the run directory the record names. Fails with one
+// line for another schema or a field of the wrong type.
+Result<protocol::RunRecord> read_run_json(const nlohmann::json& document);
+// The host a campaign ran on, as check.json holds it.
+nlohmann::json host_json(const host::HostInfo& info);
 nlohmann::json check_json(const protocol::CheckReport& report);
 // How two text files differ, as check and diff write it.
 nlohmann::json text_json(const compare::TextDiff& diff);
