@@ -55,8 +55,6 @@ want=$(seq -s ' ' 1 $((STOP_AT - 1)))
 [ "$(stored)" = "$want" ] ||
     fail "cut: campaign.db holds runs '$(stored)', expected '$want' (run $STOP_AT was cut short)"
 [ -d "campaign/run-0$STOP_AT" ] || fail "cut: run-0$STOP_AT, the run cut short, left no directory"
-# Whatever is in that directory goes: the run is made again from nothing.
-touch "campaign/run-0$STOP_AT/left-over"
 checked "cut short at run $STOP_AT: exit 130, runs 1-$((STOP_AT - 1)) stored"
 
 # What cannot be resumed is refused before anything runs.
@@ -83,10 +81,26 @@ kill "$holder"
 wait "$holder" 2>/dev/null
 expect_status held 2
 expect_one_memdet_line held "campaign.lock is held"
+# Another working directory, or another environment, would start the runs
+# elsewhere: the stored outcomes would not be this campaign's.
+mkdir elsewhere
+(cd elsewhere && run_memdet ../elsewhere isolate --resume ../campaign)
+expect_status elsewhere 2
+expect_one_memdet_line elsewhere "resume it from there"
+MEMDET_TEST_EXTRA=1 run_memdet environment isolate --resume campaign
+expect_status environment 2
+grep -q "^memdet.*the environment differs from the one the campaign began in" environment.err ||
+    fail "environment: $(cat environment.err)"
 [ "$(stored)" = "$want" ] || fail "a refused resume changed the stored runs: '$(stored)'"
-checked "refused with exit 2: no campaign, another command, another option, held lock"
+[ ! -e campaign/isolate.json ] || expect_json campaign/isolate.json 'd["exit_status"] == 130' \
+    "a refused resume wrote a report"
+checked "refused with exit 2: no campaign, another command, another option, held lock, another directory, another environment"
 
 # Resumed with the command given again: the campaign the reference was.
+# Whatever is in the directory of the run cut short goes: the run is made
+# again from nothing.
+mkdir -p "campaign/run-0$STOP_AT"
+touch "campaign/run-0$STOP_AT/left-over"
 run_memdet resumed isolate --resume campaign --json resumed.json -- "${workload[@]}"
 expect_status resumed 1
 grep -q "going on after the $((STOP_AT - 1)) stored runs" resumed.err ||
