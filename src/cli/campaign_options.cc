@@ -53,12 +53,14 @@ void add_campaign_options(CLI::App& app, CampaignOptions& options, const std::st
                "do not open perf counters on the runs nor read /proc/vmstat around them "
                "(rusage is recorded either way)");
   app.add_option("--json", options.json_path,
-                 "also write the " + kind + " report as JSON to FILE (- for stdout)");
+                 "also write the " + kind + " report as JSON to FILE (- for stdout)")
+      ->check(non_empty_file_name());
   app.add_option("--html", options.html_path,
                  "also write the " + kind +
                      " report as one self-contained HTML page to FILE, with the runs' loss "
                      "curves, as memdet report --html writes it")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->check(non_empty_file_name());
 }
 
 void write_campaign_html(const nlohmann::json& document, const std::string& source,
@@ -99,10 +101,10 @@ void apply_campaign_options(const CampaignOptions& cli, protocol::CheckOptions& 
     throw usage_error("nothing to compare: --no-stdout and no --artifact");
   }
   if (!cli.json_path.empty() && cli.json_path != "-") {
-    require_writable("--json", cli.json_path);
+    require_report_output("--json", cli.json_path, cli.out_dir);
   }
   if (!cli.html_path.empty()) {
-    require_writable("--html", cli.html_path);
+    require_report_output("--html", cli.html_path, cli.out_dir);
   }
 }
 

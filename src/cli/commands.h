@@ -77,6 +77,17 @@ CLI::Validator timeout_validator();
 // than after them.
 void require_writable(const std::string& option, const std::string& path);
 
+// A CLI11 check that an option's file name is not empty.
+CLI::Validator non_empty_file_name();
+
+// require_writable for a report written beside a campaign: refuses an empty
+// name and the campaign's own record files in `campaign_dir` (check.json,
+// isolate.json, campaign.db), and accepts a path inside a campaign
+// directory memdet has yet to make. `campaign_dir` may be empty: no
+// campaign directory is known yet.
+void require_report_output(const std::string& option, const std::string& path,
+                           const std::string& campaign_dir);
+
 // The path of the running memdet binary, for workloads it starts itself.
 std::string self_executable();
 

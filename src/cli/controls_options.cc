@@ -6,6 +6,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -216,6 +217,38 @@ void require_writable(const std::string& option, const std::string& path) {
   if (!existed) {
     ::unlink(path.c_str());
   }
+}
+
+CLI::Validator non_empty_file_name() {
+  return CLI::Validator(
+      [](std::string& text) { return text.empty() ? std::string("needs a file name") : ""; },
+      "FILE");
+}
+
+void require_report_output(const std::string& option, const std::string& path,
+                           const std::string& campaign_dir) {
+  namespace fs = std::filesystem;
+  if (path.empty()) {
+    throw usage_error(option + " needs a file name");
+  }
+  std::error_code code;
+  const fs::path target = fs::weakly_canonical(fs::absolute(path, code), code);
+  if (!campaign_dir.empty()) {
+    const fs::path dir = fs::weakly_canonical(fs::absolute(campaign_dir, code), code);
+    const std::string name = target.filename().string();
+    if (target.parent_path() == dir && (name == "check.json" || name == "isolate.json" ||
+                                        name == "campaign.db" || name == "campaign.lock")) {
+      throw usage_error(option + " " + path + ": would overwrite the campaign's own " + name);
+    }
+    // A folder of the campaign directory that does not exist yet: memdet
+    // makes the campaign directory before it writes the report.
+    const fs::path parent = target.parent_path();
+    auto [inside, rest] = std::mismatch(dir.begin(), dir.end(), parent.begin(), parent.end());
+    if (inside == dir.end() && !fs::exists(parent, code)) {
+      return;
+    }
+  }
+  require_writable(option, path);
 }
 
 std::string self_executable() {

@@ -27,6 +27,9 @@ int report_campaign(const ReportOptions& options) {
   if (!file) {
     throw usage_error(file.error().message);
   }
+  if (!options.html_path.empty()) {
+    require_report_output("--html", options.html_path, options.dir);
+  }
   if (options.json) {
     // As stored, re-indented: a reader gets the campaign's own document.
     std::string text = file->document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -70,7 +73,8 @@ Registered add_report_command(CLI::App& parent) {
   app->add_option("--html", options->html_path,
                   "also write the report as one HTML page to FILE: no scripts and nothing "
                   "fetched, so it opens offline")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->check(non_empty_file_name());
   return {app, [options] { return report_campaign(*options); }, 2};
 }
 

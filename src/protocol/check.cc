@@ -546,6 +546,7 @@ ArtifactComparison compare_artifact(const ArtifactRecord* reference, const Artif
     if (!tensors) {
       input_error = tensors.error().message;
     } else {
+      comparison.tolerance_checked = true;
       comparison.within_tolerance = tensors->verdict != compare::Verdict::kDiffer;
     }
   }

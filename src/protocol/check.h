@@ -128,7 +128,9 @@ struct ArtifactComparison {
   std::string reference_path;
   std::string other_path;
   std::string note;
-  // The bits differ, but every element is within the campaign's tolerance.
+  // The artifact is a tensor file compared under the campaign's tolerance,
+  // and whether every element was within it.
+  bool tolerance_checked = false;
   bool within_tolerance = false;
 };
 

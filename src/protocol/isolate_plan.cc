@@ -424,6 +424,9 @@ int runs_ahead(const IsolateSettings& settings, const IsolateFindings& findings)
       ahead += std::max(0, values_to_try(settings, settings.factors[f]) - finding.runs);
     }
   }
+  if (findings.enough && !findings.enough->shown && !findings.enough->refuted) {
+    ahead += std::max(0, findings.enough->needed - findings.enough->runs);
+  }
   if (settings.budget > 0) {
     ahead = std::min(ahead, std::max(0, settings.budget - findings.runs));
   }

@@ -166,9 +166,9 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
                          const std::vector<IsolateOutcome>& history);
 
 // The runs still ahead if nothing differs from here on: the free runs and
-// the pool's not yet made, and each undecided factor's untried values,
-// within the budget. A run that differs adds its confirmations; the
-// campaign stops early when the pool differs.
+// the pool's not yet made, each undecided factor's untried values, and the
+// batch that shows pinning enough, within the budget. A run that differs adds its confirmations;
+// the campaign stops early when the pool differs.
 int runs_ahead(const IsolateSettings& settings, const IsolateFindings& findings);
 
 // The one-sided lower 95 % confidence bound (Clopper-Pearson) of a rate

@@ -1,13 +1,16 @@
 #include "report/campaign_view.h"
 
+#include <fcntl.h>
 #include <re2/re2.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -42,6 +45,13 @@ std::string text(const json& object, const char* key) {
 
 std::optional<double> maybe_number(const json& object, const char* key) {
   const json& value = field(object, key);
+  // JSON has no infinity: memdet writes it as a string.
+  if (value.is_string()) {
+    const std::string& word = value.get_ref<const std::string&>();
+    if (word == "inf" || word == "-inf") {
+      return word == "inf" ? INFINITY : -INFINITY;
+    }
+  }
   if (!value.is_number()) {
     return std::nullopt;
   }
@@ -467,7 +477,19 @@ void isolate_part(const json& document, const json& campaign, CampaignView& view
     row.differing = integer(factor, "differing");
     row.changed = changed_text(factor);
     row.changes = text(factor, "status") == "changes-result";
-    if (auto rate = maybe_number(factor, "rate_below")) {
+    // As the terminal shows it: a bound only for a factor whose every
+    // perturbed run tested it and matched, with values left untried.
+    const std::vector<std::string> untested = strings(factor, "untested_runs");
+    const bool matched =
+        text(factor, "status") == "no-effect-seen" || text(factor, "status") == "all-values-tried";
+    if (matched && !untested.empty()) {
+      row.changed = static_cast<int>(untested.size()) >= row.runs ? "NOT TESTED" : "no, partly";
+      view.factor_notes.push_back(row.name + ": " + std::to_string(untested.size()) + " of " +
+                                  std::to_string(row.runs) + " perturbed run" +
+                                  (row.runs == 1 ? "" : "s") + " did not test it (" +
+                                  untested.front() + ")");
+    } else if (auto rate = maybe_number(factor, "rate_below");
+               rate && text(factor, "status") == "no-effect-seen") {
       row.bound = "<" + format("%.0f", 100.0 * *rate) + " %";
     }
     if (row.differing > 0) {
@@ -867,21 +889,36 @@ Result<CampaignFile> read_campaign(const std::string& dir) {
        {std::pair<std::string, std::string>{"isolate.json", kIsolateSchema},
         std::pair<std::string, std::string>{"check.json", kCheckSchema}}) {
     const std::string path = dir + (dir.ends_with('/') ? "" : "/") + name;
-    if (::stat(path.c_str(), &info) == 0) {
+    if (::lstat(path.c_str(), &info) == 0) {
       file.path = path;
       expected = schema;
       break;
     }
   }
   if (file.path.empty()) {
-    return make_error(dir + ": holds neither isolate.json nor check.json, so it is no campaign " +
-                      "directory of memdet check or isolate");
+    std::error_code code;
+    const bool running = std::filesystem::exists(dir + "/campaign.lock", code);
+    return make_error(
+        dir + ": holds neither isolate.json nor check.json, so it is no finished " +
+        "campaign of memdet check or isolate" +
+        (running ? " (it has a campaign.lock: still running, or stopped before its end)" : ""));
   }
-
+  // Opened without blocking, so a FIFO in its place cannot hang the read,
+  // and refused unless it is a regular file, so a device cannot fill memory.
+  sys::ScopedFd fd(::open(file.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid() || ::fstat(fd.get(), &info) != 0) {
+    return make_error(file.path + ": cannot open: " + sys::errno_text(errno));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    return make_error(file.path + ": not a regular file");
+  }
+  if (info.st_size == 0) {
+    return make_error(file.path + ": empty");
+  }
   std::ifstream in(file.path, std::ios::binary);
   std::ostringstream content;
   if (!in || !(content << in.rdbuf())) {
-    return make_error(file.path + ": cannot read: " + sys::errno_text(errno));
+    return make_error(file.path + ": cannot read");
   }
   try {
     file.document = json::parse(content.str());
@@ -968,7 +1005,9 @@ CampaignView campaign_view(const json& document, const std::string& source) {
   } else {
     check_part(campaign, view);
   }
-  view.verdict_headline = headline(view.verdict);
+  view.verdict_headline = flag(document, "scheduling")
+                              ? std::string("Not memory: scheduling inside the program")
+                              : headline(view.verdict);
   if (view.verdict_text.empty()) {
     view.verdict_text = fallback_verdict_text(view, campaign);
   }

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <optional>
 
+#include "compare/finding_report.h"
 #include "core/sys.h"
 #include "report/check_terminal.h"
 
@@ -105,8 +106,8 @@ json numeric_json(const compare::NumericDiff& diff) {
           {"has_ulp", diff.has_ulp},
           {"elements", diff.elements},
           {"differing", diff.differing},
-          {"max_abs", diff.max_abs},
-          {"max_rel", diff.max_rel},
+          {"max_abs", compare::json_number(diff.max_abs)},
+          {"max_rel", compare::json_number(diff.max_rel)},
           {"max_ulp", diff.max_ulp},
           {"first_index", diff.first_index},
           {"first_reference", diff.first_a},
@@ -133,8 +134,8 @@ json text_json(const compare::TextDiff& diff) {
       {"first_token_count_line", diff.first_token_count_line},
       {"numbers_compared", diff.numbers_compared},
       {"numbers_differing", diff.numbers_differing},
-      {"max_abs", diff.max_abs},
-      {"max_rel", diff.max_rel},
+      {"max_abs", compare::json_number(diff.max_abs)},
+      {"max_rel", compare::json_number(diff.max_rel)},
       {"dtype", diff.dtype},
       {"dtype_inferred", diff.dtype_inferred},
       {"ulp_numbers", diff.ulp_numbers},
@@ -152,7 +153,7 @@ json text_json(const compare::TextDiff& diff) {
     growth.push_back({{"step", row.step},
                       {"ordinal", row.ordinal},
                       {"numbers_differing", row.numbers_differing},
-                      {"max_abs", row.max_abs}});
+                      {"max_abs", compare::json_number(row.max_abs)}});
   }
   document["growth"] = growth;
   document["step_matched"] = diff.step_matched;
@@ -680,6 +681,7 @@ json check_json(const protocol::CheckReport& report) {
         entry["note"] = comparison.note;
       }
       if (protocol::has_tolerance(report.options.tolerance)) {
+        entry["tolerance_checked"] = comparison.tolerance_checked;
         entry["within_tolerance"] = comparison.within_tolerance;
       }
       comparisons.push_back(entry);

@@ -271,6 +271,55 @@ void print_loaded(const protocol::CheckReport& report, std::FILE* out) {
 
 // A figure as the counters table shows it: task-clock in milliseconds,
 // wall time in seconds, counts whole unless they are means.
+// What a tolerance made of one differing artifact.
+std::string tolerance_note(const protocol::ArtifactComparison& comparison,
+                           const protocol::CheckOptions& options) {
+  using Kind = protocol::ArtifactComparison::Kind;
+  if (comparison.within_tolerance) {
+    return "within tolerance (" + compare::tolerance_text(options.tolerance) + ")";
+  }
+  if (comparison.kind == Kind::kText || comparison.kind == Kind::kTrace) {
+    return "compared as written: the tolerance applies to tensor files only";
+  }
+  if (comparison.kind == Kind::kMissing) {
+    return "missing on one side";
+  }
+  if (comparison.tolerance_checked) {
+    return "OUTSIDE the tolerance (" + compare::tolerance_text(options.tolerance) + ")";
+  }
+  return "compared by its bytes: the tolerance applies to .npy, .npz and .safetensors";
+}
+
+// The artifacts of every outcome that are not within the tolerance of the
+// reference's, each once: "loss.txt (text, compared as written), w.npy".
+std::string beyond_tolerance(const protocol::CheckReport& report) {
+  using Kind = protocol::ArtifactComparison::Kind;
+  std::vector<std::string> names;
+  for (const protocol::OutcomeGroup& group : report.outcomes) {
+    for (const protocol::ArtifactComparison& comparison : group.vs_reference) {
+      if (comparison.kind == Kind::kSame || comparison.within_tolerance) {
+        continue;
+      }
+      std::string name = comparison.key;
+      if (comparison.kind == Kind::kText || comparison.kind == Kind::kTrace) {
+        name += " (compared as written)";
+      } else if (comparison.kind == Kind::kMissing) {
+        name += " (missing on one side)";
+      } else if (!comparison.tolerance_checked) {
+        name += " (compared by its bytes)";
+      }
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
+        names.push_back(name);
+      }
+    }
+  }
+  std::string joined;
+  for (const std::string& name : names) {
+    joined += (joined.empty() ? "" : ", ") + name;
+  }
+  return joined;
+}
+
 std::string figure_name(const measure::CounterSummary& summary) {
   if (summary.unit == "ns") {
     return summary.name + " (ms)";
@@ -620,9 +669,8 @@ void print_check_summary(const protocol::CheckReport& report, std::FILE* out) {
       }
       print_comparison(comparison, out, outcome_letter(report.reference),
                        outcome_letter(static_cast<int>(i)));
-      if (comparison.within_tolerance) {
-        std::fprintf(out, "      within tolerance (%s)\n",
-                     compare::tolerance_text(report.options.tolerance).c_str());
+      if (protocol::has_tolerance(report.options.tolerance)) {
+        std::fprintf(out, "      %s\n", tolerance_note(comparison, report.options).c_str());
       }
     }
     if (!identical.empty()) {
@@ -651,6 +699,9 @@ void print_check_verdict(const protocol::CheckReport& report, std::FILE* out) {
       std::fprintf(out, "verdict: results DIFFER: %zu distinct outcomes in %d completed runs%s\n",
                    report.outcomes.size(), report.completed_runs,
                    report.stopped_early ? " (stopped at the first difference)" : "");
+      if (protocol::has_tolerance(report.options.tolerance)) {
+        std::fprintf(out, "  beyond the tolerance: %s\n", beyond_tolerance(report).c_str());
+      }
       break;
     case protocol::Verdict::kWithinTolerance:
       std::fprintf(out,

@@ -142,8 +142,11 @@ struct Series {
 std::vector<double> ticks(double low, double high, int wanted) {
   std::vector<double> positions;
   const double span = high - low;
-  if (!(span > 0) || !std::isfinite(span)) {
-    positions.push_back(low);
+  // A span too narrow for ticks to print apart, or one a double cannot
+  // hold, gets one tick.
+  if (!(span > 0) || !std::isfinite(span) ||
+      span < 1e-9 * std::max(std::fabs(low), std::fabs(high))) {
+    positions.push_back(low + span / 2);
     return positions;
   }
   const double rough = span / wanted;
@@ -155,7 +158,12 @@ std::vector<double> ticks(double low, double high, int wanted) {
       break;
     }
   }
-  for (double tick = std::ceil(low / step) * step; tick <= high + step * 1e-9; tick += step) {
+  // Counted in steps, not summed: a step below the spacing of doubles near
+  // `low` would never move a running sum.
+  const double first = std::ceil(low / step);
+  const double last = std::floor(high / step + 1e-9);
+  for (double k = first; k <= last && positions.size() <= static_cast<size_t>(4 * wanted); ++k) {
+    const double tick = k * step;
     positions.push_back(std::fabs(tick) < step * 1e-9 ? 0 : tick);
   }
   return positions;
@@ -220,6 +228,9 @@ std::string line_chart(const std::vector<Series>& series, const std::string& x_l
         continue;
       }
       const double y = log_y ? std::log10(line.y[i]) : line.y[i];
+      if (!std::isfinite(y)) {
+        continue;
+      }
       y_low = std::min(y_low, y);
       y_high = std::max(y_high, y);
     }
@@ -228,7 +239,10 @@ std::string line_chart(const std::vector<Series>& series, const std::string& x_l
     x_low = std::min(x_low, *marker);
     x_high = std::max(x_high, *marker);
   }
-  if (!std::isfinite(x_low) || !std::isfinite(y_low)) {
+  // Values so far apart that their distance overflows cannot be placed on
+  // one linear axis.
+  if (!std::isfinite(x_low) || !std::isfinite(y_low) || !std::isfinite(y_high - y_low) ||
+      !std::isfinite(x_high - x_low)) {
     return {};
   }
   if (x_high == x_low) {
@@ -265,8 +279,8 @@ std::string line_chart(const std::vector<Series>& series, const std::string& x_l
     // Powers of ten only: a tick between two would read as one of them.
     y_ticks.clear();
     const double step = std::max(1.0, std::ceil((y_high - y_low) / 5));
-    for (double tick = y_low; tick <= y_high; tick += step) {
-      y_ticks.push_back(tick);
+    for (int k = 0; y_low + k * step <= y_high && k <= 10; ++k) {
+      y_ticks.push_back(y_low + k * step);
     }
   }
   for (double tick : y_ticks) {
@@ -292,15 +306,18 @@ std::string line_chart(const std::vector<Series>& series, const std::string& x_l
   svg += "<text transform=\"translate(14 " + fixed("%.0f", (Frame::kTop + bottom) / 2) +
          ") rotate(-90)\" text-anchor=\"middle\">" + html_escape(y_label) + "</text>\n";
 
+  // NaN and infinity have no place on the axis, nor zero on a log scale:
+  // they break the line.
+  auto drawable = [log_y](double y) { return std::isfinite(y) && (!log_y || y > 0); };
   for (const Series& line : series) {
     size_t begin = 0;
     while (begin < line.x.size()) {
-      if (log_y && !(line.y[begin] > 0)) {
+      if (!drawable(line.y[begin])) {
         ++begin;
         continue;
       }
       size_t end = begin;
-      while (end < line.x.size() && (!log_y || line.y[end] > 0)) {
+      while (end < line.x.size() && drawable(line.y[end])) {
         ++end;
       }
       svg += polyline(frame, line, begin, end) + "\n";

@@ -82,6 +82,9 @@ json isolate_json(const protocol::IsolateReport& report) {
         finding.status == FactorFinding::Status::kAllValues) {
       entry["rate_below"] = finding.bound;
     }
+    // Perturbed runs that did not test the factor (the program overrode
+    // its value, or it measured as the pool's), each with the reason.
+    entry["untested_runs"] = report.unproven(finding.name);
     if (finding.status == FactorFinding::Status::kUndecided ||
         finding.status == FactorFinding::Status::kUntried) {
       entry["needs_runs"] = finding.needs;
@@ -104,6 +107,10 @@ json isolate_json(const protocol::IsolateReport& report) {
   json document = {
       {"schema", kIsolateSchema},
       {"verdict", protocol::isolate_verdict_name(found.verdict)},
+      // A pool that differs with OS entropy and the clock held: the
+      // divergence is scheduling inside the program.
+      {"scheduling",
+       found.verdict == protocol::IsolateVerdict::kNotExplained && report.seed_sources_held()},
       {"verdict_text", printed([&](std::FILE* out) { print_isolate_verdict(report, out); })},
       {"exit_status", report.exit_status()},
       {"runs", static_cast<int>(report.steps.size())},

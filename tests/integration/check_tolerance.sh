@@ -48,7 +48,10 @@ expect_status beyond 1
 expect_json beyond/check.json \
     'd["result"]["verdict"] == "differs" and [o["within_tolerance"] for o in d["outcomes"] if not o["reference"]] == [True, False]' \
     "the run 4 steps away is outside --max-ulp 2, the one 2 steps away inside"
-checked "a difference beyond the tolerance still differs"
+grep -q "^  beyond the tolerance: w.npy$" beyond.out || fail "the file beyond the tolerance is not named"
+grep -q "OUTSIDE the tolerance (atol 0, rtol 0, max-ulp 2)" beyond.out ||
+    fail "the outcome beyond the tolerance is not marked so"
+checked "a difference beyond the tolerance still differs, and the file is named"
 
 # An absolute tolerance, and a safetensors artifact beside the npy.
 run_memdet atol check -n 2 --no-stdout --out atol --atol 1e-6 --artifact w.npy \
@@ -64,7 +67,9 @@ run_memdet text check -n 2 --out text --max-ulp 1000 -- "$PYTHON" -c '
 import os
 print("loss", 0.5 if os.environ["MEMDET_RUN"] == "01" else 0.50000006)'
 expect_status text 1
-checked "stdout is compared as written whatever the tolerance"
+grep -q "^  beyond the tolerance: stdout (compared as written)$" text.out ||
+    fail "text beyond the tolerance is not named as compared as written"
+checked "stdout is compared as written whatever the tolerance, and the verdict says so"
 
 run_memdet negative check -n 2 --atol -1 -- /bin/true
 expect_status negative 2

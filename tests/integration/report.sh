@@ -56,6 +56,21 @@ fi
 [ "$(grep -c '<polyline' page.html)" -ge 4 ] || fail "report --html: fewer than four curves"
 checked "report --html: verdict, curves, the step marked, nothing fetched"
 
+# The page may go inside a campaign directory memdet has yet to make, but
+# never over the campaign's own record.
+run_memdet inside check -n 2 --out fresh --artifact 'logs/{run}.txt' --html fresh/page.html -- \
+    /bin/sh log.sh
+expect_status inside 1
+[ -s fresh/page.html ] || fail "check --html inside a new --out wrote no page"
+run_memdet overwrite report campaign --html campaign/check.json
+expect_status overwrite 2
+grep -q "would overwrite the campaign's own check.json" overwrite.err ||
+    fail "report --html over check.json: $(cat overwrite.err)"
+expect_json campaign/check.json 'd["schema"] == "memdet.check/2"' "check.json is intact"
+run_memdet emptyname report campaign --html ''
+expect_status emptyname 2
+checked "--html inside a new campaign directory, never over its record, never empty"
+
 # A campaign whose result follows one factor's value: isolate's table names it.
 cat >seeded.py <<'EOF'
 import os

@@ -1,6 +1,7 @@
 #include "report/html.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <sstream>
@@ -142,6 +143,42 @@ TEST(HtmlReport, DrawsEachRunAndMarksTheFirstDivergentStep) {
   EXPECT_NE(html.find("first divergent step 3"), std::string::npos);
 }
 
+// Runs one double apart, and runs whose distance overflows: neither may
+// keep the chart from finishing.
+TEST(HtmlReport, DrawsCurvesOneDoubleApartAndOnesTooFarApartToPlace) {
+  for (const auto& [reference, other] :
+       {std::pair<const char*, const char*>{"step 0 loss 1\nstep 1 loss 1\n",
+                                            "step 0 loss 1\nstep 1 loss 1.0000000000000002\n"},
+        {"step 0 loss 0.1\nstep 1 loss 0.1\n",
+         "step 0 loss 0.1\nstep 1 loss 0.10000000000000002\n"},
+        {"step 0 loss 1e308\nstep 1 loss 1\n", "step 0 loss -1e308\nstep 1 loss 1\n"}}) {
+    Scratch scratch;
+    json document = check_document(scratch);
+    scratch.write("logs/01.txt", reference);
+    scratch.write("logs/02.txt", other);
+    for (int i = 0; i < 2; ++i) {
+      document["runs"][i]["artifacts"][0]["digest"] =
+          *compare::digest_file(scratch.path() + (i == 0 ? "/logs/01.txt" : "/logs/02.txt"));
+    }
+
+    const std::string html = render_html(campaign_view(document, "check.json"));
+    EXPECT_NE(html.find("Results differ"), std::string::npos) << other;
+    EXPECT_EQ(html.find("nan"), std::string::npos) << other;
+    EXPECT_LT(html.size(), 200000u) << other;
+  }
+}
+
+TEST(HtmlReport, AnInfiniteDistanceStaysInfinite) {
+  Scratch scratch;
+  json document = check_document(scratch);
+  json& text = document["outcomes"][1]["vs_reference"][0]["text"];
+  text["max_abs"] = "inf";
+  text["max_rel"] = "inf";
+  const std::string terminal = render_campaign_terminal(campaign_view(document, "check.json"));
+  EXPECT_EQ(terminal.find("max abs 0"), std::string::npos) << terminal;
+  EXPECT_NE(terminal.find("inf"), std::string::npos) << terminal;
+}
+
 TEST(HtmlReport, SaysSoWhenTheLogsAreGone) {
   Scratch scratch;
   json document = check_document(scratch);
@@ -200,7 +237,15 @@ TEST(CampaignFile, BadInputIsOneLineNamingTheFile) {
   EXPECT_NE(wrong.error().message.find("isolate.json: schema \"memdet.check/2\""),
             std::string::npos);
 
-  for (const auto* result : {&missing, &empty, &garbage, &wrong}) {
+  // A FIFO in its place would block a plain read: refused at once.
+  std::filesystem::remove(scratch.path() + "/isolate.json");
+  std::filesystem::remove(scratch.path() + "/check.json");
+  ASSERT_EQ(::mkfifo((scratch.path() + "/check.json").c_str(), 0644), 0);
+  auto fifo = read_campaign(scratch.path());
+  ASSERT_FALSE(fifo);
+  EXPECT_NE(fifo.error().message.find("check.json: not a regular file"), std::string::npos);
+
+  for (const auto* result : {&missing, &empty, &garbage, &wrong, &fifo}) {
     EXPECT_EQ(result->error().message.find('\n'), std::string::npos);
   }
 }

@@ -293,6 +293,32 @@ TEST(IsolatePlan, ALayoutFactorIsShownEnoughToPin) {
   EXPECT_TRUE(found.enough->shown);
 }
 
+TEST(IsolatePlan, RunsAheadCountTheBatchThatShowsPinningEnough) {
+  IsolateSettings settings = twelve_factors();
+  int fresh = 0;
+  std::vector<IsolateOutcome> history;
+  std::vector<int> forecasts;  // made + ahead, before each run of the batch
+  IsolatePlan plan = plan_isolate(settings, history);
+  while (plan.next) {
+    const IsolateStep step = *plan.next;
+    if (step.phase == IsolatePhase::kEnough) {
+      forecasts.push_back(static_cast<int>(history.size()) + runs_ahead(settings, plan.findings));
+    }
+    const bool aslr_free = step.phase == IsolatePhase::kFree ||
+                           (step.phase == IsolatePhase::kFactor && step.factor == "aslr");
+    IsolateOutcome outcome =
+        aslr_free ? IsolateOutcome{{}, false, "layout-" + std::to_string(++fresh)} : same();
+    outcome.step = step;
+    history.push_back(outcome);
+    plan = plan_isolate(settings, history);
+  }
+  ASSERT_TRUE(plan.findings.enough.has_value());
+  ASSERT_FALSE(forecasts.empty());
+  for (int forecast : forecasts) {
+    EXPECT_EQ(forecast, static_cast<int>(history.size()));
+  }
+}
+
 TEST(IsolatePlan, TheBudgetEndsTheCampaignInconclusive) {
   IsolateSettings settings = twelve_factors();
   settings.budget = 20;
