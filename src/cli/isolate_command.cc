@@ -156,7 +156,9 @@ void load_campaign_options(const CLI::App& app, IsolateCliOptions& cli) {
       kept ? nlohmann::json::parse(*kept, nullptr, false) : nlohmann::json();
   if (!stored.is_object()) {
     throw usage_error("--resume " + dir + ": " + store->path() +
-                      " holds no isolate campaign to resume");
+                      " holds no isolate campaign to resume: a campaign stopped before it "
+                      "stored its options had made no run; start it again with --out " +
+                      dir);
   }
   IsolateCliOptions resumed;
   try {

@@ -1,6 +1,8 @@
 #include "protocol/check.h"
 
+#include <fcntl.h>
 #include <glob.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -242,6 +244,33 @@ std::vector<std::string> base_environment(const std::string& label, const std::s
   return env;
 }
 
+// A campaign killed while it set up its store leaves campaign.db and its
+// lock and nothing else: no run was made, so nothing is lost by starting
+// again there. Removes those files unless another memdet holds the lock;
+// true when the directory held only them.
+bool clear_campaign_without_runs(const std::string& dir, std::string& error) {
+  static const std::set<std::string> kStoreFiles = {
+      "campaign.db", "campaign.db-wal", "campaign.db-shm", "campaign.db-journal", "campaign.lock"};
+  std::error_code code;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, code)) {
+    if (kStoreFiles.count(entry.path().filename().string()) == 0) {
+      return false;
+    }
+  }
+  if (code) {
+    return false;
+  }
+  sys::ScopedFd lock(::open((dir + "/campaign.lock").c_str(), O_RDWR | O_CLOEXEC));
+  if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    error = dir + ": another memdet is setting up a campaign there; choose another --out";
+    return false;
+  }
+  for (const std::string& name : kStoreFiles) {
+    fs::remove(fs::path(dir) / name, code);
+  }
+  return true;
+}
+
 std::string make_campaign_dir(const std::string& requested, const std::string& report_name,
                               std::string& error) {
   std::error_code code;
@@ -262,6 +291,10 @@ std::string make_campaign_dir(const std::string& requested, const std::string& r
   } else {
     // Another campaign's records, finished or cut short, are never mixed
     // with this one's.
+    if (fs::exists(fs::path(dir) / "campaign.db", code) &&
+        !clear_campaign_without_runs(dir, error) && !error.empty()) {
+      return {};
+    }
     for (const char* marker : {"check.json", "isolate.json", "campaign.db"}) {
       if (fs::exists(fs::path(dir) / marker, code)) {
         error = dir + ": already holds a campaign (" + marker + "); choose another --out";

@@ -161,3 +161,24 @@ run_memdet finished isolate --resume campaign
 expect_status finished 2
 expect_one_memdet_line finished "already finished"
 checked "a finished campaign is refused"
+
+# Killed while it set up its store: no run was made, nothing to resume, and
+# the directory takes a new campaign. One whose lock is held is left alone.
+mkdir setup && : >setup/campaign.db && : >setup/campaign.lock
+run_memdet empty isolate --resume setup
+expect_status empty 2
+expect_one_memdet_line empty "start it again with --out setup"
+run_memdet again check -n 2 --out setup -- /bin/true
+expect_status again 0
+[ -f setup/check.json ] || fail "the new campaign left no check.json in setup"
+mkdir held && : >held/campaign.db && : >held/campaign.lock
+flock held/campaign.lock sleep 30 &
+holder=$!
+sleep 0.3
+run_memdet busy check -n 2 --out held -- /bin/true
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+expect_status busy 2
+grep -q "another memdet is setting up a campaign there" busy.err || fail "busy: $(cat busy.err)"
+[ -f held/campaign.db ] || fail "a held campaign's store was removed"
+checked "a store left before any run: refused for --resume, reused by --out unless held"
