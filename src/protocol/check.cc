@@ -523,6 +523,17 @@ ArtifactComparison compare_artifact(const ArtifactRecord* reference, const Artif
     return comparison;
   }
   comparison.kind = ArtifactComparison::Kind::kDigestDiffers;
+  // A copy dropped (--keep none) or gone since (a campaign directory moved
+  // or pruned) leaves the digests alone to compare.
+  std::error_code gone;
+  for (const auto& [artifact, run] :
+       {std::pair{reference, &reference_run}, std::pair{other, &other_run}}) {
+    if (artifact->kept.empty() || !fs::is_regular_file(artifact->kept, gone)) {
+      comparison.note = "compared by digest: run " + run->label + " keeps no copy" +
+                        (artifact->kept.empty() ? "" : " at " + artifact->kept);
+      return comparison;
+    }
+  }
   if (compare::looks_like_trace(reference->kept) && compare::looks_like_trace(other->kept)) {
     auto trace_a = compare::read_trace(reference->kept);
     auto trace_b = trace_a ? compare::read_trace(other->kept) : trace_a;
