@@ -12,22 +12,10 @@
 #include "core/text.h"
 #include "measure/counters.h"
 #include "protocol/placeholders.h"
+#include "report/campaign_view.h"
 
 namespace memdet::report {
 namespace {
-
-std::string outcome_letter(int outcome) {
-  if (outcome < 0) {
-    return "-";
-  }
-  std::string name;
-  int value = outcome;
-  do {
-    name.insert(name.begin(), static_cast<char>('A' + value % 26));
-    value = value / 26 - 1;
-  } while (value >= 0);
-  return name;
-}
 
 std::string join_runs(const std::vector<int>& runs, const protocol::CheckReport& report) {
   std::string text;
