@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -22,7 +23,8 @@ struct Profiles {
   factors::Profile free;
   factors::Profile pinned;
   std::vector<std::pair<std::string, factors::Profile>> perturbed;  // one per factor tried
-  std::vector<std::pair<std::vector<std::string>, factors::Profile>> enough;
+  // A deque: a profile handed out stays where it is as other sets are added.
+  std::deque<std::pair<std::vector<std::string>, factors::Profile>> enough;
 
   const factors::Profile* for_factor(const std::string& name) const {
     for (const auto& [factor, profile] : perturbed) {
@@ -338,6 +340,19 @@ std::vector<const RunRecord*> runs_of(const IsolateReport& report, const Campaig
   const std::vector<RunRecord>& made = campaign.report().runs;
   for (size_t i = 0; i < report.steps.size() && i < made.size(); ++i) {
     if (report.steps[i].phase == phase) {
+      runs.push_back(&made[i]);
+    }
+  }
+  return runs;
+}
+
+// The runs of the batch that pinned exactly `pinned`, the rest free.
+std::vector<const RunRecord*> batch_runs(const IsolateReport& report, const Campaign& campaign,
+                                         const std::vector<std::string>& pinned) {
+  std::vector<const RunRecord*> runs;
+  const std::vector<RunRecord>& made = campaign.report().runs;
+  for (size_t i = 0; i < report.steps.size() && i < made.size(); ++i) {
+    if (report.steps[i].phase == IsolatePhase::kEnough && report.steps[i].pinned == pinned) {
       runs.push_back(&made[i]);
     }
   }
@@ -806,7 +821,11 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
           return profile.error();
         }
         request.profile = *profile;
+        // Each set pins its own factors, whose variables the others lack.
         request.footprint_group = step.pinned.empty() ? "pinned" : "enough";
+        for (const std::string& name : step.pinned) {
+          request.footprint_group += " " + name;
+        }
         break;
       }
     }
@@ -1030,10 +1049,16 @@ Result<IsolateReport> run_isolate(const IsolateOptions& options) {
     }
     report.cure = cure;
   }
-  if (report.findings.enough && report.findings.enough->shown) {
+  auto price_of = [&](const std::vector<std::string>& set) {
     double free_wall = median_wall(runs_of(report, campaign, IsolatePhase::kFree));
-    double pinned_wall = median_wall(runs_of(report, campaign, IsolatePhase::kEnough));
-    report.enough_price = free_wall > 0 && pinned_wall > 0 ? pinned_wall / free_wall : 0;
+    double pinned_wall = median_wall(batch_runs(report, campaign, set));
+    return free_wall > 0 && pinned_wall > 0 ? pinned_wall / free_wall : 0;
+  };
+  if (report.findings.enough && report.findings.enough->shown) {
+    report.enough_price = price_of(report.findings.enough->pinned);
+  }
+  if (report.findings.search && !report.findings.search->found.empty()) {
+    report.search_price = price_of(report.findings.search->found);
   }
   if (!replay_failure.empty()) {
     return make_error(replay_failure);

@@ -136,6 +136,8 @@ struct IsolateReport {
   // Median wall time of the runs with the explaining factors pinned, the
   // rest free, over that of the free runs; 0 when there were none.
   double enough_price = 0;
+  // The same for the set a search over sets of factors found enough.
+  double search_price = 0;
   std::vector<CounterChange> counter_changes;  // one per factor tried
   // One per seed source found to change the result.
   std::vector<SeedRead> seed_reads;

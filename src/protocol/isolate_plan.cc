@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <set>
 
 namespace memdet::protocol {
@@ -136,6 +137,126 @@ std::optional<IsolateStep> judge_factor(const IsolateSettings& settings, const F
   return std::nullopt;
 }
 
+// A set's test as the batch made with exactly that set pinned stands.
+PinnedSetTest read_test(const std::vector<IsolateOutcome>& history,
+                        const std::vector<std::string>& pinned, int needed) {
+  PinnedSetTest test;
+  test.pinned = pinned;
+  const IsolateOutcome* first = nullptr;
+  for (const IsolateOutcome& outcome : history) {
+    if (outcome.step.phase != IsolatePhase::kEnough || outcome.step.pinned != pinned) {
+      continue;
+    }
+    ++test.runs;
+    first = first != nullptr ? first : &outcome;
+    test.refuted = test.refuted || outcome.failed || outcome.signature != first->signature;
+  }
+  test.shown = !test.refuted && test.runs >= needed;
+  return test;
+}
+
+// `set` cut into `parts` runs of neighbours, as even as they come.
+std::vector<std::vector<std::string>> split(const std::vector<std::string>& set, size_t parts) {
+  std::vector<std::vector<std::string>> pieces;
+  size_t start = 0;
+  for (size_t i = 0; i < parts; ++i) {
+    const size_t stop = start + (set.size() - start) / (parts - i);
+    pieces.emplace_back(set.begin() + static_cast<std::ptrdiff_t>(start),
+                        set.begin() + static_cast<std::ptrdiff_t>(stop));
+    start = stop;
+  }
+  return pieces;
+}
+
+std::vector<std::string> without(const std::vector<std::string>& set,
+                                 const std::vector<std::string>& part) {
+  std::vector<std::string> rest;
+  for (const std::string& name : set) {
+    if (std::find(part.begin(), part.end(), name) == part.end()) {
+      rest.push_back(name);
+    }
+  }
+  return rest;
+}
+
+// ddmin, taken again from the start over the tests the history holds, so
+// that the same outcomes always lead to the same next set; it stops at the
+// first set whose test is unfinished and asks for that set's next run.
+std::optional<IsolateStep> search_sets(const std::vector<IsolateOutcome>& history,
+                                       SetSearchFinding& search) {
+  enum class Answer { kEnough, kNotEnough, kPending };
+  auto test = [&](const std::vector<std::string>& set) {
+    auto known = std::find_if(search.tests.begin(), search.tests.end(),
+                              [&](const PinnedSetTest& t) { return t.pinned == set; });
+    if (known == search.tests.end()) {
+      search.tests.push_back(read_test(history, set, search.needed));
+      known = search.tests.end() - 1;
+    }
+    return known->shown ? Answer::kEnough : known->refuted ? Answer::kNotEnough : Answer::kPending;
+  };
+  std::vector<std::string> narrowed = search.candidates;
+  std::optional<std::vector<std::string>> waiting;
+  auto tried = [&](const std::vector<std::string>& set) {
+    const Answer answer = test(set);
+    if (answer == Answer::kPending) {
+      waiting = set;
+    }
+    return answer == Answer::kEnough;
+  };
+
+  size_t parts = 2;
+  while (narrowed.size() >= 2 && !waiting) {
+    parts = std::min(parts, narrowed.size());
+    const std::vector<std::vector<std::string>> pieces = split(narrowed, parts);
+    std::optional<std::vector<std::string>> smaller;
+    for (size_t i = 0; i < pieces.size() && !smaller && !waiting; ++i) {
+      if (tried(pieces[i])) {
+        smaller = pieces[i];
+        parts = 2;
+      }
+    }
+    // With two pieces each one's complement is the other, tried already.
+    for (size_t i = 0; parts > 2 && i < pieces.size() && !smaller && !waiting; ++i) {
+      const std::vector<std::string> rest = without(narrowed, pieces[i]);
+      if (tried(rest)) {
+        smaller = rest;
+        parts = std::max<size_t>(parts - 1, 2);
+      }
+    }
+    if (waiting) {
+      break;
+    }
+    if (smaller) {
+      narrowed = *smaller;
+    } else if (parts >= narrowed.size()) {
+      break;
+    } else {
+      parts = std::min(parts * 2, narrowed.size());
+    }
+  }
+  // The pool held every factor; the candidates alone, the rest free, are
+  // shown enough only by a test of their own.
+  bool enough = true;
+  if (!waiting && narrowed == search.candidates) {
+    enough = tried(narrowed);
+  }
+
+  search.narrowed = narrowed;
+  if (waiting) {
+    const PinnedSetTest& current =
+        *std::find_if(search.tests.begin(), search.tests.end(),
+                      [&](const PinnedSetTest& t) { return t.pinned == *waiting; });
+    search.testing = *waiting;
+    search.needs = std::max(0, search.needed - current.runs);
+    return IsolateStep{IsolatePhase::kEnough, {}, 0, false, *waiting};
+  }
+  search.complete = true;
+  if (enough) {
+    search.found = narrowed;
+  }
+  return std::nullopt;
+}
+
 bool any_cause(const IsolateSettings& settings, const IsolateFindings& findings,
                bool seed_sources_only = false) {
   for (size_t i = 0; i < settings.factors.size() && i < findings.factors.size(); ++i) {
@@ -161,7 +282,8 @@ void decide(const IsolateSettings& settings, IsolateFindings& findings) {
     findings.verdict = IsolateVerdict::kUninitialised;
   } else if (any_cause(settings, findings, true)) {
     findings.verdict = IsolateVerdict::kMissedSeed;
-  } else if (any_cause(settings, findings) || (findings.enough && findings.enough->shown)) {
+  } else if (any_cause(settings, findings) || (findings.enough && findings.enough->shown &&
+                                               (!findings.search || findings.search->complete))) {
     findings.verdict = IsolateVerdict::kLayoutDependent;
   } else if (findings.free_differing == 0 && (any_status(FactorFinding::Status::kUnconfirmed))) {
     findings.verdict = IsolateVerdict::kRareDivergence;
@@ -397,7 +519,9 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
     batch = pool;
   }
   for (const IsolateOutcome* run : of_phase(history, IsolatePhase::kEnough)) {
-    batch.push_back(run);
+    if (run->step.pinned == enough.pinned) {
+      batch.push_back(run);
+    }
   }
   enough.runs = static_cast<int>(batch.size());
   for (const IsolateOutcome* run : batch) {
@@ -410,6 +534,30 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
   findings.enough = enough;
   if (!enough.refuted && !enough.shown) {
     ask({IsolatePhase::kEnough, {}, 0, false, enough.pinned});
+    return finish();
+  }
+
+  // 5. Every factor pinned is enough and none explains it alone: search for
+  // the fewest whose pinning is. Only a factor with a value of its own when
+  // free can matter then, and not one the program never used.
+  if (!enough.shown || !enough.pinned.empty()) {
+    return finish();
+  }
+  SetSearchFinding search;
+  search.needed = enough.needed;
+  for (size_t f = 0; f < settings.factors.size(); ++f) {
+    if (settings.factors[f].varies_when_free &&
+        findings.factors[f].status != FactorFinding::Status::kUnused) {
+      search.candidates.push_back(settings.factors[f].name);
+    }
+  }
+  if (search.candidates.empty()) {
+    return finish();
+  }
+  std::optional<IsolateStep> next = search_sets(history, search);
+  findings.search = search;
+  if (next) {
+    ask(*next);
   }
   return finish();
 }
@@ -426,6 +574,9 @@ int runs_ahead(const IsolateSettings& settings, const IsolateFindings& findings)
   }
   if (findings.enough && !findings.enough->shown && !findings.enough->refuted) {
     ahead += std::max(0, findings.enough->needed - findings.enough->runs);
+  }
+  if (findings.search && !findings.search->complete) {
+    ahead += findings.search->needs;
   }
   if (settings.budget > 0) {
     ahead = std::min(ahead, std::max(0, settings.budget - findings.runs));

@@ -9,7 +9,10 @@
 // at a time perturbed, the others pinned. A factor is blamed only when the
 // perturbed run that first differed from the pool and its confirmations all
 // differ, and so many of them that "the factor does nothing, these runs are
-// just the odd ones out" has a chance of at most `blame_level`.
+// just the odd ones out" has a chance of at most `blame_level`. When the
+// free runs differ, a batch with the blamed factors pinned and the rest free
+// shows whether pinning them is enough; when none is blamed, a search over
+// sets of factors finds the fewest whose pinning is.
 #pragma once
 
 #include <optional>
@@ -114,13 +117,45 @@ struct EnoughFinding {
   bool refuted = false;             // two of them differed
 };
 
+// One set of factors pinned and the rest free, tested by a batch of runs:
+// enough when `needed` of them agree, not enough as soon as two differ.
+struct PinnedSetTest {
+  std::vector<std::string> pinned;
+  int runs = 0;
+  bool shown = false;
+  bool refuted = false;
+};
+
+// When the free runs differ, every factor pinned makes them agree, and no
+// factor's own perturbation explains it (two that matter only together,
+// one that matters only while free), the smallest set whose pinning is
+// enough is searched by delta debugging (Zeller's ddmin) over the factors
+// that take a value of their own when free, each candidate set tested by a
+// pinned batch.
+struct SetSearchFinding {
+  std::vector<std::string> candidates;
+  int needed = 0;                    // agreeing runs a set needs, as for EnoughFinding
+  std::vector<PinnedSetTest> tests;  // in the order the search first needed each
+  bool complete = false;
+  // Complete: the set shown enough of which no part tried was; empty when
+  // the candidates pinned without the other factors were not enough.
+  std::vector<std::string> found;
+  // Not complete: the smallest set shown enough so far (at first every
+  // candidate, known only through the pool), the set under test, and the
+  // agreeing runs it still needs.
+  std::vector<std::string> narrowed;
+  std::vector<std::string> testing;
+  int needs = 0;
+};
+
 enum class IsolateVerdict {
   kWorkloadFailed,
   kNotExplained,   // the pinned pool itself differs
   kUninitialised,  // the result moves with the uninit fill
   kMissedSeed,     // the result follows OS entropy or the wall clock
   // One or more factors change it through layout or timing, or by a value
-  // that varies between free runs. A factor whose value alone decides the
+  // that varies between free runs; or a set of them, found together by the
+  // search, whose pinning is enough. A factor whose value alone decides the
   // result, and that holds one value when left free (a heap offset, the
   // allocator), is a value finding attached to whichever verdict stands:
   // it cannot be why runs made as the user makes them differ.
@@ -150,6 +185,7 @@ struct IsolateFindings {
   int confirmations = 0;  // confirmations a factor's first differing run needs
   std::vector<FactorFinding> factors;
   std::optional<EnoughFinding> enough;
+  std::optional<SetSearchFinding> search;
   bool budget_exhausted = false;
   bool any_difference = false;  // some run differed from another of its kind
 
@@ -166,9 +202,11 @@ IsolatePlan plan_isolate(const IsolateSettings& settings,
                          const std::vector<IsolateOutcome>& history);
 
 // The runs still ahead if nothing differs from here on: the free runs and
-// the pool's not yet made, each undecided factor's untried values, and the
-// batch that shows pinning enough, within the budget. A run that differs adds its confirmations;
-// the campaign stops early when the pool differs.
+// the pool's not yet made, each undecided factor's untried values, the
+// batch that shows pinning enough, and the rest of the set under test in a
+// search, within the budget. A run that differs adds its confirmations (or,
+// in a search, other sets to test); the campaign stops early when the pool
+// differs.
 int runs_ahead(const IsolateSettings& settings, const IsolateFindings& findings);
 
 // The one-sided lower 95 % confidence bound (Clopper-Pearson) of a rate

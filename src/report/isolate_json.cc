@@ -198,6 +198,28 @@ json isolate_json(const protocol::IsolateReport& report) {
         {"runs", found.enough->runs},       {"shown", found.enough->shown},
         {"refuted", found.enough->refuted}, {"wall_time_ratio", report.enough_price}};
   }
+  if (found.search) {
+    const protocol::SetSearchFinding& search = *found.search;
+    json tests = json::array();
+    for (const protocol::PinnedSetTest& test : search.tests) {
+      tests.push_back({{"pinned", test.pinned},
+                       {"runs", test.runs},
+                       {"shown", test.shown},
+                       {"refuted", test.refuted}});
+    }
+    // found: the fewest factors whose pinning is enough; [] when the
+    // candidates alone were not. Unfinished: the set under test and the
+    // runs it still needs.
+    document["set_search"] = {{"candidates", search.candidates},
+                              {"needed", search.needed},
+                              {"tests", tests},
+                              {"complete", search.complete},
+                              {"found", search.found},
+                              {"narrowed", search.narrowed},
+                              {"testing", search.testing},
+                              {"needs_runs", search.needs},
+                              {"wall_time_ratio", report.search_price}};
+  }
   return document;
 }
 

@@ -34,6 +34,14 @@ std::string join(const std::vector<std::string>& items, const char* separator = 
 
 std::string wrapped(const std::string& text, const std::string& indent);
 
+// "aslr", "aslr and cpu", "entropy, aslr and cpu".
+std::string listed(const std::vector<std::string>& names) {
+  if (names.size() < 2) {
+    return join(names);
+  }
+  return join({names.begin(), names.end() - 1}) + " and " + names.back();
+}
+
 // The pinned values of every factor but `except`, as the pool held them;
 // one the pool's runs could not hold is named apart.
 std::string pinned_values(const protocol::IsolateReport& report, const std::string& except) {
@@ -436,6 +444,63 @@ void print_listings(const protocol::IsolateReport& report, std::FILE* out) {
   }
 }
 
+// The search over sets of factors: each set tested, what it found, or
+// what it still needed when the campaign stopped.
+void print_search(const protocol::IsolateReport& report, std::FILE* out) {
+  if (!report.findings.search) {
+    return;
+  }
+  const protocol::SetSearchFinding& search = *report.findings.search;
+  std::fprintf(out, "%s",
+               wrapped("sets of the factors that vary when free (" + listed(search.candidates) +
+                           "), each pinned with the rest free until " +
+                           std::to_string(search.needed) + " runs agree or two differ:",
+                       "  ")
+                   .c_str());
+  for (const protocol::PinnedSetTest& test : search.tests) {
+    const std::string runs = std::to_string(test.runs) + (test.runs == 1 ? " run" : " runs");
+    const std::string result = test.shown ? "enough (" + runs + " agreed)"
+                               : test.refuted
+                                   ? "NOT enough (runs differed within " + runs + ")"
+                                   : "not shown yet (" + std::to_string(test.runs) + " of " +
+                                         std::to_string(search.needed) + " runs made)";
+    std::fprintf(out, "%s", wrapped(join(test.pinned, "+") + ": " + result, "    ").c_str());
+  }
+  if (!search.complete) {
+    std::fprintf(out, "%s",
+                 wrapped("the search is unfinished: " + join(search.testing, "+") +
+                             " needs at least " + std::to_string(search.needs) +
+                             " more agreeing run" + (search.needs == 1 ? "" : "s") +
+                             ", and other sets may follow; the fewest factors shown enough so "
+                             "far: " +
+                             (search.narrowed == search.candidates ? std::string("every factor")
+                                                                   : listed(search.narrowed)),
+                         "  ")
+                     .c_str());
+  } else if (search.found.empty()) {
+    std::fprintf(out, "%s",
+                 wrapped("pinning " + listed(search.candidates) +
+                             " with the other factors free is NOT enough: only every factor "
+                             "pinned together is.",
+                         "  ")
+                     .c_str());
+  } else {
+    std::string price;
+    if (report.search_price > 0) {
+      char text[64];
+      std::snprintf(text, sizeof text, " (wall time %.2fx the free runs')", report.search_price);
+      price = text;
+    }
+    std::fprintf(
+        out, "%s",
+        wrapped("pinning " + listed(search.found) + (search.found.size() == 1 ? "" : " together") +
+                    ", the rest free, is enough" + price +
+                    (search.found.size() == 1 ? "." : "; leaving any one of them free was not."),
+                "  ")
+            .c_str());
+  }
+}
+
 void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
   const protocol::IsolateFindings& found = report.findings;
   // The causes, and the factors whose value the result merely depends on.
@@ -567,7 +632,22 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                        .c_str());
       break;
     case IsolateVerdict::kLayoutDependent:
-      if (blamed.empty()) {
+      if (blamed.empty() && found.search && !found.search->found.empty()) {
+        // No factor is blamed alone: the set is the finding.
+        const std::vector<std::string>& set = found.search->found;
+        const std::string alone =
+            set.size() == 1   ? "; its own perturbation was not shown to change the result: it "
+                                "matters while left free."
+            : set.size() == 2 ? "; neither alone was shown to change the result."
+                              : "; none alone was shown to change the result.";
+        std::fprintf(out, "%s",
+                     wrapped("verdict: LAYOUT/TIMING-DEPENDENT: " + listed(set) +
+                                 (set.size() == 1 ? "" : ", found together") +
+                                 ": the free runs differ, and pinning " +
+                                 (set.size() == 1 ? "it" : "them together") + " is enough" + alone,
+                             "")
+                         .c_str());
+      } else if (blamed.empty()) {
         std::fprintf(out,
                      "verdict: LAYOUT/TIMING-DEPENDENT: the free runs differ, and with every\n"
                      "  factor pinned they agree, but no single factor's perturbation changed\n"
@@ -697,6 +777,7 @@ void print_verdict(const protocol::IsolateReport& report, std::FILE* out) {
                    what.c_str(), enough.needed, enough.runs);
     }
   }
+  print_search(report, out);
   const compare::Tolerance& tolerance = report.campaign.options.tolerance;
   if (protocol::has_tolerance(tolerance)) {
     std::fprintf(out, "%s",

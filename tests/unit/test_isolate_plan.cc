@@ -5,9 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -334,6 +337,200 @@ TEST(IsolatePlan, TheBudgetEndsTheCampaignInconclusive) {
   EXPECT_EQ(undecided, 1);
 }
 
+// The factors as isolate orders them, with the four that take a value of
+// their own when left free: entropy, clock, aslr and cpu.
+IsolateSettings varying_when_free() {
+  IsolateSettings settings = with_seed_sources();
+  for (FactorPlan& plan : settings.factors) {
+    plan.varies_when_free = plan.varies_when_free || plan.name == "aslr" || plan.name == "cpu";
+  }
+  return settings;
+}
+
+bool holds(const std::vector<std::string>& pinned, const std::string& name) {
+  return std::find(pinned.begin(), pinned.end(), name) != pinned.end();
+}
+
+// Factors that matter only while free: no perturbed value changes the
+// result, but each run with one of `needed` free gives a fresh one.
+Oracle free_only(std::vector<std::string> needed) {
+  auto fresh = std::make_shared<int>(0);
+  return [needed, fresh](const IsolateStep& step) {
+    bool settled = step.phase != IsolatePhase::kFree;
+    if (step.phase == IsolatePhase::kEnough && !step.pinned.empty()) {
+      for (const std::string& name : needed) {
+        settled = settled && holds(step.pinned, name);
+      }
+    }
+    return settled ? same() : IsolateOutcome{{}, false, "free-" + std::to_string(++*fresh)};
+  };
+}
+
+TEST(IsolateSetSearch, TwoFactorsThatMatterOnlyTogetherAreFoundAsOneSet) {
+  IsolateSettings settings = varying_when_free();
+  IsolateFindings found = drive(settings, free_only({"aslr", "cpu"}));
+
+  for (size_t i = 0; i < found.factors.size(); ++i) {
+    EXPECT_FALSE(explains_divergence(found.factors[i], settings.factors[i]))
+        << found.factors[i].name;
+  }
+  ASSERT_TRUE(found.enough.has_value());
+  EXPECT_TRUE(found.enough->pinned.empty());
+  EXPECT_TRUE(found.enough->shown);
+  ASSERT_TRUE(found.search.has_value());
+  const SetSearchFinding& search = *found.search;
+  EXPECT_EQ(search.candidates, (std::vector<std::string>{"entropy", "clock", "aslr", "cpu"}));
+  EXPECT_TRUE(search.complete);
+  EXPECT_EQ(search.found, (std::vector<std::string>{"aslr", "cpu"}));
+  EXPECT_EQ(found.verdict, IsolateVerdict::kLayoutDependent);
+  EXPECT_EQ(found.exit_status(), 1);
+
+  // ddmin's halves, then the half that was enough halved again; a test
+  // ends at the second run that differs, or at `needed` agreeing runs.
+  ASSERT_EQ(search.tests.size(), 4u);
+  std::vector<std::vector<std::string>> sets;
+  for (const PinnedSetTest& test : search.tests) {
+    sets.push_back(test.pinned);
+  }
+  EXPECT_EQ(sets, (std::vector<std::vector<std::string>>{
+                      {"entropy", "clock"}, {"aslr", "cpu"}, {"aslr"}, {"cpu"}}));
+  EXPECT_TRUE(search.tests[0].refuted);
+  EXPECT_EQ(search.tests[0].runs, 2);
+  EXPECT_TRUE(search.tests[1].shown);
+  EXPECT_EQ(search.tests[1].runs, search.needed);
+  EXPECT_TRUE(search.tests[2].refuted);
+  EXPECT_TRUE(search.tests[3].refuted);
+}
+
+TEST(IsolateSetSearch, OneFactorThatMattersOnlyWhileFreeIsFoundAlone) {
+  IsolateSettings settings = varying_when_free();
+  for (const char* guilty : {"entropy", "clock", "aslr", "cpu"}) {
+    IsolateFindings found = drive(settings, free_only({guilty}));
+    ASSERT_TRUE(found.search.has_value()) << guilty;
+    EXPECT_TRUE(found.search->complete) << guilty;
+    EXPECT_EQ(found.search->found, std::vector<std::string>{guilty});
+    EXPECT_EQ(found.verdict, IsolateVerdict::kLayoutDependent) << guilty;
+    EXPECT_EQ(found.find(guilty)->status, FactorFinding::Status::kNoEffect) << guilty;
+  }
+}
+
+TEST(IsolateSetSearch, ASingleCandidateIsTestedWithTheRestFree) {
+  // The pool held every factor; whether the one candidate alone is enough
+  // takes a batch of its own.
+  IsolateSettings settings = twelve_factors();
+  settings.factors[6].varies_when_free = true;  // cpu
+  IsolateFindings found = drive(settings, free_only({"cpu", "heap"}));
+  ASSERT_TRUE(found.search.has_value());
+  ASSERT_EQ(found.search->tests.size(), 1u);
+  EXPECT_EQ(found.search->tests[0].pinned, std::vector<std::string>{"cpu"});
+  EXPECT_TRUE(found.search->tests[0].refuted);
+  EXPECT_TRUE(found.search->complete);
+  EXPECT_TRUE(found.search->found.empty());
+  // Every factor pinned is still shown enough.
+  EXPECT_EQ(found.verdict, IsolateVerdict::kLayoutDependent);
+}
+
+TEST(IsolateSetSearch, NoSearchWhenNoFactorVariesWhenFree) {
+  IsolateFindings found = drive(twelve_factors(), free_only({"aslr"}));
+  ASSERT_TRUE(found.enough.has_value());
+  EXPECT_TRUE(found.enough->shown);
+  EXPECT_FALSE(found.search.has_value());
+}
+
+TEST(IsolateSetSearch, UnusedFactorsAreNotCandidates) {
+  IsolateSettings settings = varying_when_free();
+  Oracle workload = free_only({"cpu"});
+  IsolateFindings found = drive(settings, [&](const IsolateStep& step) {
+    IsolateOutcome outcome = workload(step);
+    outcome.used = !(step.phase == IsolatePhase::kFactor && step.factor == "clock");
+    return outcome;
+  });
+  ASSERT_TRUE(found.search.has_value());
+  EXPECT_EQ(found.search->candidates, (std::vector<std::string>{"entropy", "aslr", "cpu"}));
+  EXPECT_EQ(found.search->found, std::vector<std::string>{"cpu"});
+}
+
+TEST(IsolateSetSearch, TheBudgetEndsTheSearchInconclusiveWithWhatItNeeds) {
+  IsolateSettings settings = varying_when_free();
+  std::vector<IsolateOutcome> history;
+  Oracle workload = free_only({"aslr", "cpu"});
+  // Where the test of aslr and cpu together begins, in a campaign without a budget.
+  int begins = -1;
+  IsolatePlan plan = plan_isolate(settings, history);
+  while (plan.next) {
+    if (begins < 0 && plan.next->phase == IsolatePhase::kEnough &&
+        plan.next->pinned == std::vector<std::string>{"aslr", "cpu"}) {
+      begins = static_cast<int>(history.size());
+    }
+    IsolateOutcome outcome = workload(*plan.next);
+    outcome.step = *plan.next;
+    history.push_back(outcome);
+    plan = plan_isolate(settings, history);
+  }
+  ASSERT_GT(begins, 0);
+
+  settings.budget = begins + 2;
+  IsolateFindings found = drive(settings, free_only({"aslr", "cpu"}));
+  EXPECT_EQ(found.runs, begins + 2);
+  EXPECT_TRUE(found.budget_exhausted);
+  EXPECT_EQ(found.verdict, IsolateVerdict::kInconclusive);
+  ASSERT_TRUE(found.search.has_value());
+  const SetSearchFinding& search = *found.search;
+  EXPECT_FALSE(search.complete);
+  EXPECT_TRUE(search.found.empty());
+  EXPECT_EQ(search.testing, (std::vector<std::string>{"aslr", "cpu"}));
+  EXPECT_EQ(search.needs, search.needed - 2);
+  EXPECT_EQ(search.narrowed, search.candidates);
+  EXPECT_EQ(runs_ahead(settings, found), 0);
+}
+
+bool same_step(const IsolateStep& a, const IsolateStep& b) {
+  return a.phase == b.phase && a.factor == b.factor && a.value == b.value &&
+         a.confirmation == b.confirmation && a.pinned == b.pinned;
+}
+
+TEST(IsolateSetSearch, EveryPrefixOfTheHistoryLeadsToTheSameNextStep) {
+  IsolateSettings settings = varying_when_free();
+  Oracle workload = free_only({"clock", "cpu"});
+  std::vector<IsolateOutcome> history;
+  IsolatePlan plan = plan_isolate(settings, history);
+  while (plan.next) {
+    IsolateOutcome outcome = workload(*plan.next);
+    outcome.step = *plan.next;
+    history.push_back(outcome);
+    plan = plan_isolate(settings, history);
+  }
+  ASSERT_TRUE(plan.findings.search.has_value());
+  EXPECT_EQ(plan.findings.search->found, (std::vector<std::string>{"clock", "cpu"}));
+
+  // A campaign resumed after any run replays the same outcomes, so it
+  // must ask for the run that came next, and the search must count each
+  // set's runs as made; in the search, the runs ahead are the rest of the
+  // set under test.
+  for (size_t made = 0; made < history.size(); ++made) {
+    const std::vector<IsolateOutcome> prefix(history.begin(),
+                                             history.begin() + static_cast<std::ptrdiff_t>(made));
+    IsolatePlan again = plan_isolate(settings, prefix);
+    ASSERT_TRUE(again.next.has_value()) << "after " << made << " runs";
+    EXPECT_TRUE(same_step(*again.next, history[made].step)) << "after " << made << " runs";
+    if (again.findings.search) {
+      const SetSearchFinding& search = *again.findings.search;
+      int counted = 0;
+      for (const PinnedSetTest& test : search.tests) {
+        counted += test.runs;
+      }
+      int made_in_search = 0;
+      for (const IsolateOutcome& outcome : prefix) {
+        made_in_search += outcome.step.phase == IsolatePhase::kEnough ? 1 : 0;
+      }
+      EXPECT_EQ(counted, made_in_search) << "after " << made << " runs";
+      EXPECT_EQ(search.testing, history[made].step.pinned);
+      EXPECT_EQ(runs_ahead(settings, again.findings), search.needs);
+    }
+  }
+  EXPECT_FALSE(plan_isolate(settings, history).next.has_value());
+}
+
 // Simulated campaigns: a workload that differs in 10 % of runs for no
 // factor's sake, and one factor of four values of which one matters.
 struct Rates {
@@ -442,6 +639,32 @@ TEST(IsolateSimulation, AFactorThatMattersForOneValueInFourIsFound) {
   // Noise in a replay of the guilty value still differs from the pool, so
   // it cannot hide the factor; it can only make it look timing-dependent.
   EXPECT_LT(noisy.missed, 0.05);
+}
+
+TEST(IsolateSimulation, BackgroundDivergenceRarelyGivesASetOfFactors) {
+  // The free runs differ through background alone, so no set of factors
+  // is a true finding. The search begins only where the pool already
+  // showed every factor pinned enough: when the first free run is the odd
+  // one, every later one differs from it, and five agreeing runs then
+  // pass as enough, for the pool and for each set alike.
+  std::mt19937_64 random(6);
+  std::uniform_real_distribution<double> uniform(0, 1);
+  const IsolateSettings settings = varying_when_free();
+  const int campaigns = 2000;
+  int searched = 0;
+  int found_a_set = 0;
+  for (int c = 0; c < campaigns; ++c) {
+    int noise = 0;
+    IsolateFindings found = drive(settings, [&](const IsolateStep&) {
+      return uniform(random) < 0.10 ? IsolateOutcome{{}, false, "noise-" + std::to_string(++noise)}
+                                    : same();
+    });
+    searched += found.search ? 1 : 0;
+    found_a_set += found.search && !found.search->found.empty() ? 1 : 0;
+  }
+  std::printf("10 %% background: a search began in %.2f %% of campaigns, named a set in %.2f %%\n",
+              100.0 * searched / campaigns, 100.0 * found_a_set / campaigns);
+  EXPECT_LT(static_cast<double>(found_a_set) / campaigns, 0.04);
 }
 
 }  // namespace
