@@ -19,6 +19,31 @@ std::string printable(std::string_view text) {
   return shown;
 }
 
+std::string join(const std::vector<std::string>& items, const char* separator) {
+  std::string joined;
+  for (const std::string& item : items) {
+    joined += (joined.empty() ? "" : separator) + item;
+  }
+  return joined;
+}
+
+std::string wrapped(const std::string& text, const std::string& indent) {
+  std::string result;
+  std::string line = indent;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t space = text.find(' ', at);
+    std::string word = text.substr(at, space == std::string::npos ? std::string::npos : space - at);
+    at = space == std::string::npos ? text.size() : space + 1;
+    if (line.size() > indent.size() && line.size() + 1 + word.size() > 78) {
+      result += line + "\n";
+      line = indent;
+    }
+    line += (line.size() > indent.size() ? " " : "") + word;
+  }
+  return result + line + "\n";
+}
+
 std::string_view trim(std::string_view text) {
   constexpr std::string_view kSpace = " \t\r\n";
   size_t first = text.find_first_not_of(kSpace);

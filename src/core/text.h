@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace memdet {
 
@@ -15,6 +16,13 @@ std::string_view trim(std::string_view text);
 
 // The last component of a path: "libblas.so.3" for "/usr/lib/libblas.so.3".
 std::string_view base_name(std::string_view path);
+
+// The items with `separator` between them.
+std::string join(const std::vector<std::string>& items, const char* separator = ", ");
+
+// `text` broken at spaces into lines of at most 78 columns, each after
+// `indent` and ending in a line break.
+std::string wrapped(const std::string& text, const std::string& indent);
 
 // One argument as a POSIX shell would need it quoted to mean itself.
 std::string shell_quote(std::string_view arg);

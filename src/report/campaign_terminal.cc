@@ -25,32 +25,6 @@ std::string fit(const std::string& text, size_t width) {
   return text.size() <= width ? text : text.substr(0, width - 3) + "...";
 }
 
-std::string join(const std::vector<std::string>& items, const char* separator = ", ") {
-  std::string joined;
-  for (const std::string& item : items) {
-    joined += (joined.empty() ? "" : separator) + item;
-  }
-  return joined;
-}
-
-// `text` broken at spaces into lines of at most 78 columns after `indent`.
-std::string wrapped(const std::string& text, const std::string& indent) {
-  std::string result;
-  std::string current = indent;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t space = text.find(' ', at);
-    std::string word = text.substr(at, space == std::string::npos ? std::string::npos : space - at);
-    at = space == std::string::npos ? text.size() : space + 1;
-    if (current.size() > indent.size() && current.size() + 1 + word.size() > 78) {
-      result += current + "\n";
-      current = indent;
-    }
-    current += (current.size() > indent.size() ? " " : "") + word;
-  }
-  return result + current + "\n";
-}
-
 std::string figure(double value, const std::string& unit) {
   char text[48];
   if (unit == "ns") {

@@ -129,14 +129,6 @@ std::string format(const char* pattern, double value) {
 
 std::string count(uint64_t value) { return std::to_string(value); }
 
-std::string join(const std::vector<std::string>& items, const char* separator = ", ") {
-  std::string joined;
-  for (const std::string& item : items) {
-    joined += (joined.empty() ? "" : separator) + item;
-  }
-  return joined;
-}
-
 std::string headline(const std::string& verdict) {
   static const std::map<std::string, std::string> kHeadlines = {
       {"differs", "Results differ"},

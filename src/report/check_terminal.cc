@@ -301,11 +301,7 @@ std::string beyond_tolerance(const protocol::CheckReport& report) {
       }
     }
   }
-  std::string joined;
-  for (const std::string& name : names) {
-    joined += (joined.empty() ? "" : ", ") + name;
-  }
-  return joined;
+  return join(names);
 }
 
 std::string figure_name(const measure::CounterSummary& summary) {

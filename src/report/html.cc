@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/sys.h"
+#include "core/text.h"
 
 namespace memdet::report {
 namespace {
@@ -77,14 +78,6 @@ std::string color(const CampaignView& view, int outcome) {
                    : view.reference >= 0 && outcome < view.reference ? outcome + 1
                                                                      : outcome;
   return kPalette[static_cast<size_t>(rank) % (sizeof kPalette / sizeof kPalette[0])];
-}
-
-std::string join(const std::vector<std::string>& items, const char* separator = ", ") {
-  std::string joined;
-  for (const std::string& item : items) {
-    joined += (joined.empty() ? "" : separator) + item;
-  }
-  return joined;
 }
 
 // A list of run labels, cut after a few with how many more.
@@ -676,14 +669,11 @@ std::string html_escape(std::string_view text) {
         escaped += "&#39;";
         break;
       default: {
+        // Line breaks and tabs lay the page out; other control characters
+        // are shown as the terminal report shows them.
         const auto byte = static_cast<unsigned char>(c);
-        if ((byte < 0x20 && c != '\n' && c != '\t') || byte == 0x7f) {
-          char shown[8];
-          std::snprintf(shown, sizeof shown, "\\x%02x", byte);
-          escaped += shown;
-        } else {
-          escaped += c;
-        }
+        const bool control = (byte < 0x20 && c != '\n' && c != '\t') || byte == 0x7f;
+        escaped += control ? printable(std::string_view(&c, 1)) : std::string(1, c);
       }
     }
   }

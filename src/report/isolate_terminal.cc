@@ -24,16 +24,6 @@ std::string percent(double rate) {
   return text;
 }
 
-std::string join(const std::vector<std::string>& items, const char* separator = ", ") {
-  std::string text;
-  for (const std::string& item : items) {
-    text += (text.empty() ? "" : separator) + item;
-  }
-  return text;
-}
-
-std::string wrapped(const std::string& text, const std::string& indent);
-
 // "aslr", "aslr and cpu", "entropy, aslr and cpu".
 std::string listed(const std::vector<std::string>& names) {
   if (names.size() < 2) {
@@ -77,25 +67,6 @@ void print_not_held(const protocol::IsolateReport& report, std::FILE* out) {
                        .c_str());
     }
   }
-}
-
-// `text` broken at spaces into lines of at most 78 columns, each after
-// `indent`.
-std::string wrapped(const std::string& text, const std::string& indent) {
-  std::string result;
-  std::string line = indent;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t space = text.find(' ', at);
-    std::string word = text.substr(at, space == std::string::npos ? std::string::npos : space - at);
-    at = space == std::string::npos ? text.size() : space + 1;
-    if (line.size() > indent.size() && line.size() + 1 + word.size() > 78) {
-      result += line + "\n";
-      line = indent;
-    }
-    line += (line.size() > indent.size() ? " " : "") + word;
-  }
-  return result + line + "\n";
 }
 
 std::string status_text(const FactorFinding& finding) {
